@@ -1,0 +1,47 @@
+/** The compute backends the library knows, in one frozen table. */
+export const BACKEND_NAMES: readonly ["cpu", "wasm", "webgpu"] = Object.freeze(
+  ["cpu", "wasm", "webgpu"] as const,
+);
+
+/** Name of a compute backend: `"cpu"`, `"wasm"` or `"webgpu"`. */
+export type BackendName = (typeof BACKEND_NAMES)[number];
+
+/** What the backend will be used for: training needs gradient kernels. */
+export type Purpose = "train" | "infer";
+
+/** Description of the WebGPU adapter a backend runs on. */
+export interface AdapterDescription {
+  /** Adapter description string, e.g. `"llvmpipe (LLVM 15.0.6, 256 bits)"`. */
+  description: string;
+  /** Vendor id or name as the adapter reports it. */
+  vendor: string;
+  /** `true` for a software (fallback) adapter such as llvmpipe. */
+  isFallbackAdapter: boolean;
+}
+
+/** A compute backend that can be probed and activated. */
+export interface Backend {
+  /** The backend's name, as tfjs registers it. */
+  readonly name: BackendName;
+  /** Whether the backend can run here (e.g. a WebGPU adapter exists). */
+  isAvailable(): Promise<boolean>;
+  /**
+   * Why the backend cannot serve `purpose`, or `undefined` when it can.
+   * Checked after {@linkcode Backend.activate}, because kernels register then.
+   */
+  missingFor(purpose: Purpose): string | undefined;
+  /** Registers the tfjs backend (lazily importing it) and makes it current. */
+  activate(): Promise<void>;
+  /** The adapter the backend runs on, for GPU backends. */
+  adapter(): Promise<AdapterDescription | undefined>;
+}
+
+/** What {@linkcode selectBackend} chose, and why. */
+export interface BackendReport {
+  /** The backend that is now active. */
+  name: BackendName;
+  /** One sentence saying why this backend was chosen. */
+  reason: string;
+  /** The adapter, for WebGPU. */
+  adapter?: AdapterDescription;
+}

@@ -1,0 +1,42 @@
+/** Flag parsing shared by the CLI entry files: strict, with clear errors. */
+import { parseArgs, type ParseArgsConfig } from "node:util";
+
+/** Thrown for a bad command line; the entry file prints it as one line. */
+export class UsageError extends Error {
+  /** Creates the error. */
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+/** Parses `args` strictly: an unknown flag lists the valid ones. */
+export function parseFlags<T extends NonNullable<ParseArgsConfig["options"]>>(
+  command: string,
+  args: string[],
+  options: T,
+): ReturnType<
+  typeof parseArgs<{ options: T; strict: true; allowPositionals: false }>
+> {
+  try {
+    return parseArgs({ args, options, strict: true, allowPositionals: false });
+  } catch (e) {
+    const valid = Object.keys(options).map((k) => `--${k}`).join(", ");
+    const msg = e instanceof Error ? e.message.split("\n")[0] : String(e);
+    throw new UsageError(`${command}: ${msg}; valid flags: ${valid}`);
+  }
+}
+
+/** Runs `main`, turning any error into one line on stderr and exit code 1 (2 for usage). */
+export async function runCli(main: () => Promise<void>): Promise<void> {
+  try {
+    await main();
+  } catch (e) {
+    const msg = e instanceof Error ? e.message : String(e);
+    console.error(`error: ${msg}`);
+    if (Deno.env.get("AGCL_DEBUG") && e instanceof Error) {
+      console.error(e.stack);
+    }
+    Deno.exit(e instanceof UsageError ? 2 : 1);
+  }
+}

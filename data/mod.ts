@@ -1,0 +1,6 @@
+/**
+ * The `data` part of AGCL for Deno.
+ *
+ * @module
+ */
+export {};

@@ -1,0 +1,6 @@
+/**
+ * The `losses` part of AGCL for Deno.
+ *
+ * @module
+ */
+export {};

@@ -1,0 +1,6 @@
+/**
+ * The `metrics` part of AGCL for Deno.
+ *
+ * @module
+ */
+export {};

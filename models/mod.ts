@@ -1,0 +1,6 @@
+/**
+ * The `models` part of AGCL for Deno.
+ *
+ * @module
+ */
+export {};

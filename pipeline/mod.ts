@@ -1,0 +1,6 @@
+/**
+ * The `pipeline` part of AGCL for Deno.
+ *
+ * @module
+ */
+export {};

@@ -1,0 +1,8 @@
+/**
+ * Seeded randomness for the whole library. Every sampler, augmentation and
+ * initialiser takes a {@linkcode Prng} (or a `() => number`), so the same seed
+ * reproduces the same run.
+ *
+ * @module
+ */
+export * from "./prng.ts";
