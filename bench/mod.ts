@@ -1,5 +1,44 @@
-/** `deno task bench`: benchmarks, side by side with the reference. */
-import { selectBackend } from "../backends/mod.ts";
+/**
+ * `deno task bench [--only NAME,…] [--compare-pytorch]`: runs every
+ * `bench/*_bench.ts` module (sorted by name), each of which default-exports
+ * `(flags: BenchFlags) => Promise<void>` and prints its own table, side by
+ * side with the reference (PyTorch, nibabel, scipy) where present.
+ */
+import { parseFlags, runCli } from "../cli/_args.ts";
+import type { BenchFlags } from "./_common.ts";
 
-const report = await selectBackend("auto", { purpose: "infer" });
-console.log(`backend: ${report.name} (${report.reason})`);
+await runCli(async () => {
+  const { values } = parseFlags("bench", Deno.args, {
+    only: { type: "string" },
+    "compare-pytorch": { type: "boolean", default: true },
+    backend: { type: "string" },
+    quick: { type: "boolean", default: false },
+  });
+  const dir = new URL(".", import.meta.url);
+  const names = [...Deno.readDirSync(dir)]
+    .map((e) => e.name)
+    .filter((n) => n.endsWith("_bench.ts"))
+    .sort();
+  const only = values.only?.split(",").map((s) => s.trim());
+  const unknown = only?.filter((o) => !names.includes(`${o}_bench.ts`)) ?? [];
+  if (unknown.length > 0) {
+    throw new Error(
+      `bench: unknown --only ${unknown.join(", ")}; valid: ${
+        names.map((n) => n.replace(/_bench\.ts$/, "")).join(", ")
+      }`,
+    );
+  }
+  const flags: BenchFlags = {
+    comparePytorch: values["compare-pytorch"],
+    quick: values.quick,
+    ...(values.backend ? { backend: values.backend } : {}),
+  };
+  for (const name of names) {
+    if (only && !only.includes(name.replace(/_bench\.ts$/, ""))) continue;
+    console.log(`\n## ${name.replace(/_bench\.ts$/, "")}\n`);
+    const mod = await import(new URL(name, dir).href) as {
+      default: (f: BenchFlags) => Promise<void>;
+    };
+    await mod.default(flags);
+  }
+});
