@@ -148,8 +148,8 @@ async function selectAuto(purpose: Purpose): Promise<BackendReport> {
  * Activates a compute backend and reports which one and why.
  *
  * `"auto"` picks WebGPU when a hardware adapter exists, else the fastest CPU
- * backend that has every kernel `purpose` needs (`wasm` for inference; for
- * training `wasm` only once its gradient kernels are registered, else `cpu`).
+ * backend that has every kernel `purpose` needs (`wasm`, whose missing
+ * gradient kernels this library registers, else `cpu`).
  * A software WebGPU adapter is never picked by `"auto"`, but can be named.
  *
  * @param name `"auto"`, `"cpu"`, `"wasm"` or `"webgpu"`.

@@ -4,13 +4,22 @@ import type { AdapterDescription, Backend, Purpose } from "./types.ts";
 
 let loaded: Promise<unknown> | undefined;
 
-function load(): Promise<unknown> {
-  // Importing the package registers the "wasm" backend and its kernels.
-  loaded ??= import("@tensorflow/tfjs-backend-wasm");
+/**
+ * Imports the wasm backend package (which registers the backend and its
+ * kernels) and registers the training kernels it lacks upstream.
+ */
+export function load(): Promise<unknown> {
+  loaded ??= (async () => {
+    await import("@tensorflow/tfjs-backend-wasm");
+    const { registerWasmTrainingKernels } = await import(
+      "./_wasm_kernels.ts"
+    );
+    registerWasmTrainingKernels();
+  })();
   return loaded;
 }
 
-/** The WebAssembly backend (XNNPACK): fast CPU inference. */
+/** The WebAssembly backend (XNNPACK), with the training kernels it lacks upstream. */
 export const wasmBackend: Backend = {
   name: "wasm",
   isAvailable(): Promise<boolean> {
