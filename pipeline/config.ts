@@ -63,8 +63,6 @@ export interface CoarseConfig {
   widthMultiplier: number;
   /** ASPP channels of the coarse network. */
   asppChannels: number;
-  /** Slices are resized to this square size for stage 1 (0 = native size). */
-  sliceSize: number;
   /** Dilate the coarse mask by this many pixels to form the attention. */
   dilate: number;
 }
@@ -203,7 +201,6 @@ const TINY: PipelineConfig = {
     lr: 3e-3,
     widthMultiplier: 0.125,
     asppChannels: 16,
-    sliceSize: 0,
     dilate: 2,
   },
   pretrain: {
@@ -252,17 +249,16 @@ function paper(backbone: 50 | 101): PipelineConfig {
     },
     coarse: {
       masks: null,
-      epochs: 50,
+      epochs: 23,
       batchSize: 4,
       lr: 1e-4,
       widthMultiplier: 1,
       asppChannels: 256,
-      sliceSize: 0,
-      dilate: 4,
+        dilate: 4,
     },
     pretrain: {
       method: "agcl",
-      epochs: 100,
+      epochs: 5,
       stepsPerEpoch: 0,
       batchSize: 4,
       lr: 5e-4,
@@ -274,7 +270,7 @@ function paper(backbone: 50 | 101): PipelineConfig {
       balance: "none",
     },
     segment: {
-      epochs: 50,
+      epochs: 10,
       stepsPerEpoch: 0,
       batchSize: 4,
       lr: 1e-4,
@@ -516,7 +512,6 @@ export function validateConfig(
     max: 4,
   });
   num(c.coarse.asppChannels, "coarse.asppChannels", { int: true, min: 1 });
-  num(c.coarse.sliceSize, "coarse.sliceSize", { int: true, min: 0 });
   num(c.coarse.dilate, "coarse.dilate", { int: true, min: 0 });
   oneOf(c.pretrain.method, "pretrain.method", PRETRAIN_METHODS);
   num(c.pretrain.epochs, "pretrain.epochs", { int: true, min: 0 });
