@@ -286,3 +286,39 @@ Deno.test("extractPatch() cuts exact content with zero padding at the borders", 
       "Cannot extract patch as the record (slice 2, cy 0, cx 0) lies outside case 'a' of dims [4,3,2]",
   });
 });
+
+Deno.test("samplePatches() centres spread so the patches cover the organ", () => {
+  // A 40×30 organ in a 100×100 slice; 30 patches of 16×16 should cover
+  // nearly all of it (stratification spreads them over the organ's rows).
+  const [nx, ny] = [100, 100];
+  const att = new Uint8Array(nx * ny);
+  for (let y = 30; y < 60; y++) att.fill(1, y * nx + 20, y * nx + 60);
+  const cases: SamplingCase[] = [{
+    id: "a",
+    domain: 0,
+    dims: [nx, ny, 1],
+    channels: 1,
+    image: new Float32Array(nx * ny),
+    attention: att,
+  }];
+  for (const seed of [0, 1, 2]) {
+    const index = samplePatches(cases, { perTarget: 30, patchSize: 16, seed });
+    const covered = new Uint8Array(nx * ny);
+    for (const r of index.records) {
+      for (let y = r.cy - 8; y < r.cy + 8; y++) {
+        covered.fill(1, y * nx + r.cx - 8, y * nx + r.cx + 8);
+      }
+    }
+    let inOrgan = 0;
+    for (let i = 0; i < nx * ny; i++) if (att[i] && covered[i]) inOrgan++;
+    assert.ok(
+      inOrgan / 1200 > 0.9,
+      `seed ${seed}: ${inOrgan} of 1200 organ pixels covered`,
+    );
+    // Each band of 40 pixels (one row) holds exactly one centre.
+    assert.deepEqual(
+      index.records.map((r) => r.cy),
+      Array.from({ length: 30 }, (_, k) => 30 + k),
+    );
+  }
+});
