@@ -7,8 +7,17 @@
 import * as tf from "@tensorflow/tfjs";
 import type { Optimizer, OptimizerState } from "./optim.ts";
 import { Progress, type ProgressMode } from "./progress.ts";
-import { type LastPointer, type RunDir, type Stage, writeFileAtomic } from "./run_dir.ts";
-import { decodeSafetensors, encodeSafetensors, type StoredTensor } from "./_tensor_store.ts";
+import {
+  type LastPointer,
+  type RunDir,
+  type Stage,
+  writeFileAtomic,
+} from "./run_dir.ts";
+import {
+  decodeSafetensors,
+  encodeSafetensors,
+  type StoredTensor,
+} from "./_tensor_store.ts";
 
 /** What a checkpoint's `.json` holds. */
 export interface CheckpointMeta {
@@ -155,8 +164,13 @@ export function assignVariables(
 ): void {
   for (const [k, v] of Object.entries(variables)) {
     const t = stored[k];
-    if (!t) throw new Error(`Cannot load ${source}: variable '${k}' is missing`);
-    if (t.shape.length !== v.shape.length || t.shape.some((d, i) => d !== v.shape[i])) {
+    if (!t) {
+      throw new Error(`Cannot load ${source}: variable '${k}' is missing`);
+    }
+    if (
+      t.shape.length !== v.shape.length ||
+      t.shape.some((d, i) => d !== v.shape[i])
+    ) {
       throw new Error(
         `Cannot load ${source}: variable '${k}' has shape [${t.shape}], expected [${v.shape}]`,
       );
@@ -201,8 +215,17 @@ export async function runStage(
       spec.optimizer ? await spec.optimizer.getState() : null,
       { stage: spec.stage, epoch, step, extra: spec.getExtra() },
     );
-    const finished = done ? { ...ctx.finished, [spec.stage]: name } : { ...ctx.finished };
-    await run.setLast({ stage: spec.stage, epoch, step, name, stageDone: done, finished });
+    const finished = done
+      ? { ...ctx.finished, [spec.stage]: name }
+      : { ...ctx.finished };
+    await run.setLast({
+      stage: spec.stage,
+      epoch,
+      step,
+      name,
+      stageDone: done,
+      finished,
+    });
     return name;
   };
   if (total === 0) {
@@ -214,7 +237,11 @@ export async function runStage(
   let name = "";
   let lastLoss = NaN;
   for (; epoch < spec.epochs;) {
-    for (let i = step - epoch * spec.stepsPerEpoch; i < spec.stepsPerEpoch; i++) {
+    for (
+      let i = step - epoch * spec.stepsPerEpoch;
+      i < spec.stepsPerEpoch;
+      i++
+    ) {
       const t0 = performance.now();
       const { loss, lr } = await spec.step(epoch, step);
       const ms = Math.round(performance.now() - t0);

@@ -46,7 +46,9 @@ export function encodeSafetensors(
   let pos = 8 + json.length;
   for (const n of names) {
     const d = tensors[n]!.data;
-    for (let i = 0; i < d.length; i++) view.setFloat32(pos + i * 4, d[i]!, true);
+    for (let i = 0; i < d.length; i++) {
+      view.setFloat32(pos + i * 4, d[i]!, true);
+    }
     pos += d.length * 4;
   }
   return out;
@@ -64,7 +66,10 @@ export function decodeSafetensors(
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const hlen = Number(view.getBigUint64(0, true));
   if (8 + hlen > bytes.length) bad("header is truncated");
-  let header: Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
+  let header: Record<
+    string,
+    { dtype: string; shape: number[]; data_offsets: [number, number] }
+  >;
   try {
     header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + hlen)));
   } catch {
@@ -74,12 +79,16 @@ export function decodeSafetensors(
   const out: Record<string, StoredTensor> = {};
   for (const [name, info] of Object.entries(header)) {
     if (name === "__metadata__") continue;
-    if (info.dtype !== "F32") bad(`tensor '${name}' has dtype ${info.dtype}, expected F32`);
+    if (info.dtype !== "F32") {
+      bad(`tensor '${name}' has dtype ${info.dtype}, expected F32`);
+    }
     const [a, b] = info.data_offsets;
     if (base + b > bytes.length) bad(`tensor '${name}' data is truncated`);
     const n = (b - a) / 4;
     const data = new Float32Array(n);
-    for (let i = 0; i < n; i++) data[i] = view.getFloat32(base + a + i * 4, true);
+    for (let i = 0; i < n; i++) {
+      data[i] = view.getFloat32(base + a + i * 4, true);
+    }
     out[name] = { shape: info.shape, data };
   }
   return out;

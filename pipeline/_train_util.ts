@@ -24,7 +24,9 @@ export async function optimizeStep(
     optimizer.apply(named, lr);
     const v = (await value.data())[0]!;
     if (!Number.isFinite(v)) {
-      throw new Error(`Training diverged: the loss is ${v}; lower the learning rate`);
+      throw new Error(
+        `Training diverged: the loss is ${v}; lower the learning rate`,
+      );
     }
     return v;
   } finally {

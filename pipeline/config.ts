@@ -254,7 +254,7 @@ function paper(backbone: 50 | 101): PipelineConfig {
       lr: 1e-4,
       widthMultiplier: 1,
       asppChannels: 256,
-        dilate: 4,
+      dilate: 4,
     },
     pretrain: {
       method: "agcl",

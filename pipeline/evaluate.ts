@@ -83,9 +83,12 @@ export function aggregateMetrics(
   names: string[],
 ): MetricsFile {
   const targets: Record<string, TargetMetrics> = {};
-  const counts: Record<string, { cases: number; hd95: number; msd: number }> = {};
+  const counts: Record<string, { cases: number; hd95: number; msd: number }> =
+    {};
   for (const n of names) {
-    const per = cases.map((c) => c.targets[n]).filter((m): m is TargetMetrics => !!m);
+    const per = cases.map((c) => c.targets[n]).filter((m): m is TargetMetrics =>
+      !!m
+    );
     targets[n] = {
       dice: per.length ? per.reduce((a, m) => a + m.dice, 0) / per.length : 0,
       hd95: meanOrNull(per.map((m) => m.hd95)),
@@ -114,13 +117,16 @@ export function aggregateMetrics(
 export function formatMetricsTable(metrics: MetricsFile): string {
   const names = Object.keys(metrics.targets);
   const w = Math.max(6, ...names.map((n) => n.length));
-  const f = (v: number | null, d: number) => v === null ? "     -" : v.toFixed(d).padStart(6);
+  const f = (v: number | null, d: number) =>
+    v === null ? "     -" : v.toFixed(d).padStart(6);
   const lines = [`${"target".padEnd(w)}   dice   hd95    msd`];
   for (const n of names) {
     const m = metrics.targets[n]!;
     lines.push(`${n.padEnd(w)} ${f(m.dice, 3)} ${f(m.hd95, 2)} ${f(m.msd, 2)}`);
   }
   const m = metrics.mean;
-  lines.push(`${"mean".padEnd(w)} ${f(m.dice, 3)} ${f(m.hd95, 2)} ${f(m.msd, 2)}`);
+  lines.push(
+    `${"mean".padEnd(w)} ${f(m.dice, 3)} ${f(m.hd95, 2)} ${f(m.msd, 2)}`,
+  );
   return lines.join("\n");
 }

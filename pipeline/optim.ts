@@ -99,7 +99,9 @@ function checkGrads(
 ): void {
   for (const k of Object.keys(grads)) {
     if (!(k in variables)) {
-      throw new TypeError(`Cannot apply ${fn} as gradient '${k}' names no variable`);
+      throw new TypeError(
+        `Cannot apply ${fn} as gradient '${k}' names no variable`,
+      );
     }
   }
 }
