@@ -282,31 +282,49 @@ function unsortedSegmentSum(args: KernelArgs): tf.TensorInfo {
   return out;
 }
 
+function transposeLast2(
+  backend: WasmBackendLike,
+  t: tf.TensorInfo,
+): tf.TensorInfo {
+  const rank = t.shape.length;
+  const perm = [...Array(rank).keys()];
+  perm[rank - 2] = rank - 1;
+  perm[rank - 1] = rank - 2;
+  return callKernel("Transpose", backend, { x: t }, { perm });
+}
+
 /**
- * Matrix product that never asks XNNPACK for a transposed left operand (its
- * slow path): transposes `a` first with the Transpose kernel.
+ * Matrix product that never asks XNNPACK for a transposed operand where it
+ * misbehaves: a transposed left operand (a slow path, 25× slower) and, for
+ * the fused product, a transposed right one (wrong results for small
+ * matrices). Transposes those operands first with the Transpose kernel.
  */
-function batchMatMulNoSlowPath(
+function matMulExplicitTranspose(
   original: tf.KernelFunc,
+  fused: boolean,
 ): tf.KernelFunc {
   return (args) => {
     const a = attrs(args as KernelArgs);
-    if (!a.transposeA) return original(args);
+    const tA = Boolean(a.transposeA);
+    const tB = fused && Boolean(a.transposeB);
+    if (!tA && !tB) return original(args);
     const backend = args.backend as unknown as WasmBackendLike;
-    const inA = args.inputs.a as tf.TensorInfo;
-    const rank = inA.shape.length;
-    const perm = [...Array(rank).keys()];
-    perm[rank - 2] = rank - 1;
-    perm[rank - 1] = rank - 2;
-    const at = callKernel("Transpose", backend, { x: inA }, { perm });
+    const made: tf.TensorInfo[] = [];
+    const inputs = { ...args.inputs };
+    if (tA) made.push(inputs.a = transposeLast2(backend, inputs.a!));
+    if (tB) made.push(inputs.b = transposeLast2(backend, inputs.b!));
     try {
       return original({
         ...args,
-        inputs: { ...args.inputs, a: at },
-        attrs: { ...a, transposeA: false } as tf.NamedAttrMap,
+        inputs,
+        attrs: {
+          ...a,
+          transposeA: false,
+          transposeB: tB ? false : Boolean(a.transposeB),
+        } as tf.NamedAttrMap,
       });
     } finally {
-      backend.disposeData(at.dataId);
+      for (const t of made) backend.disposeData(t.dataId);
     }
   };
 }
@@ -416,7 +434,7 @@ let registered = false;
 /**
  * Registers, for the "wasm" backend, every training kernel it lacks
  * upstream ({@linkcode WASM_TRAINING_KERNELS}), routes its matrix
- * product's transposed-left case around XNNPACK's slow path, and its
+ * products' transposed cases around XNNPACK's slow or wrong paths, and its
  * convolutions with a stride larger than the filter (where XNNPACK returns
  * zeros) through a patch-matrix product. Idempotent;
  * kernels already present are left alone.
@@ -446,7 +464,8 @@ export function registerWasmTrainingKernels(): void {
     tf.unregisterKernel(name, "wasm");
     tf.registerKernel({ ...k, kernelFunc: f(k.kernelFunc) });
   };
-  wrap("BatchMatMul", batchMatMulNoSlowPath);
+  wrap("BatchMatMul", (k) => matMulExplicitTranspose(k, false));
+  wrap("_FusedMatMul", (k) => matMulExplicitTranspose(k, true));
   wrap("Conv2D", (k) => convFixed(k, false));
   wrap("FusedConv2D", (k) => convFixed(k, true));
 }
