@@ -35,8 +35,8 @@ export interface ModelConfig {
   widthMultiplier: number;
   /** `imagenet` (7×7/2 + max-pool, the supplement) or `cifar` (3×3/1, the authors' code). */
   stem: "imagenet" | "cifar";
-  /** Encoder output stride. */
-  outputStride: 8 | 16 | 32;
+  /** Encoder output stride: 8, 16 or 32 with the ImageNet stem; 2, 4 or 8 with the CIFAR stem. */
+  outputStride: 2 | 4 | 8 | 16 | 32;
   /** ASPP branch channels (paper: 512). */
   asppChannels: number;
   /** ASPP atrous rates (paper: 6, 12, 18). */
@@ -470,7 +470,7 @@ export function validateConfig(
     fail("phantom.size", "expected [nx, ny, nz]");
   }
   c.phantom.size.forEach((s, i) =>
-    num(s, `phantom.size[${i}]`, { int: true, min: 8 })
+    num(s, `phantom.size[${i}]`, { int: true, min: i === 2 ? 1 : 16 })
   );
   num(c.seed, "seed", { int: true, min: 0 });
   num(c.validationFraction, "validationFraction", { min: 0, max: 0.9 });
@@ -484,7 +484,17 @@ export function validateConfig(
     max: 4,
   });
   oneOf(c.model.stem, "model.stem", ["imagenet", "cifar"]);
-  oneOf(c.model.outputStride, "model.outputStride", [8, 16, 32]);
+  const strides = c.model.stem === "cifar" ? [2, 4, 8] : [8, 16, 32];
+  if (!strides.includes(c.model.outputStride)) {
+    fail(
+      "model.outputStride",
+      `expected one of ${
+        strides.join(", ")
+      } with the ${c.model.stem} stem: current value is ${
+        JSON.stringify(c.model.outputStride)
+      }`,
+    );
+  }
   num(c.model.asppChannels, "model.asppChannels", { int: true, min: 1 });
   if (!Array.isArray(c.model.asppRates) || c.model.asppRates.length === 0) {
     fail("model.asppRates", "expected a non-empty array of positive integers");
