@@ -3,4 +3,6 @@
  *
  * @module
  */
-export {};
+export * from "./patch_sampler.ts";
+export * from "./augment.ts";
+export * from "./batch_stream.ts";
