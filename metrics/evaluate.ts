@@ -187,7 +187,7 @@ export function evaluateLabelMaps(
 }
 
 /** Metrics of one target in `metrics.json` (per case or averaged). */
-export interface TargetSummary {
+export interface MetricsEntry {
   /** Dice. */
   dice: number;
   /** HD95 in mm, or `null` when no case had one. */
@@ -221,11 +221,11 @@ export interface TargetCounts {
 /** The content of `metrics.json` (shape shared by `train` and `eval`). */
 export interface MetricsSummary {
   /** Mean over cases, per target name. */
-  targets: Record<string, TargetSummary>;
+  targets: Record<string, MetricsEntry>;
   /** Mean over targets of the per-target means. */
-  mean: TargetSummary;
+  mean: MetricsEntry;
   /** Per case, in input order. */
-  cases: { image: string; targets: Record<string, TargetSummary> }[];
+  cases: { image: string; targets: Record<string, MetricsEntry> }[];
   /** Empty-mask bookkeeping per target. */
   counts: Record<string, TargetCounts>;
 }
@@ -260,7 +260,7 @@ export function summarizeMetrics(
     throw new TypeError("Cannot compute summarizeMetrics as 'cases' is empty");
   }
   const names = Object.keys(cases[0]!.metrics.targets);
-  const targets: Record<string, TargetSummary> = {};
+  const targets: Record<string, MetricsEntry> = {};
   const counts: Record<string, TargetCounts> = {};
   for (const n of names) {
     const per = cases.map((c) => {
@@ -296,7 +296,7 @@ export function summarizeMetrics(
     };
   }
   const all = Object.values(targets);
-  const pick = (f: (t: TargetSummary) => number | null | undefined) =>
+  const pick = (f: (t: MetricsEntry) => number | null | undefined) =>
     meanOf(all.flatMap((t) => {
       const v = f(t);
       return v === null || v === undefined ? [] : [v];
@@ -314,7 +314,7 @@ export function summarizeMetrics(
       image: c.image,
       targets: Object.fromEntries(
         Object.entries(c.metrics.targets).map(([n, m]) => {
-          const e: TargetSummary = {
+          const e: MetricsEntry = {
             dice: m.dice,
             hd95: m.hd95,
             msd: m.msd,
