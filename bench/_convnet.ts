@@ -52,7 +52,13 @@ export function createConvNet(
         pad === 0 ? "valid" : [[0, 0], [pad, pad], [pad, pad], [0, 0]],
       );
   };
-  const convBn = (k: number, ci: number, co: number, s: number, relu: boolean): Layer => {
+  const convBn = (
+    k: number,
+    ci: number,
+    co: number,
+    s: number,
+    relu: boolean,
+  ): Layer => {
     const c = conv(k, ci, co, s);
     const n = bn(co);
     return (x) => {
@@ -78,7 +84,9 @@ export function createConvNet(
           convBn(3, wd, wd, s, true),
           convBn(1, wd, cout, 1, false),
         ];
-      const short = s !== 1 || cin !== cout ? convBn(1, cin, cout, s, false) : undefined;
+      const short = s !== 1 || cin !== cout
+        ? convBn(1, cin, cout, s, false)
+        : undefined;
       blocks.push((x) => {
         let y = x;
         for (const f of body) y = f(y);
