@@ -2,8 +2,11 @@ import * as tf from "@tensorflow/tfjs";
 import type { Purpose } from "./types.ts";
 
 /**
- * Kernels a full training step of the library's models touches that some
- * backends lack upstream. Inference kernels are present on every backend.
+ * Gradient kernels a training step of the library's models touches, audited
+ * with tf.grads over conv (strided, fused bias+relu), max/avg pooling,
+ * bilinear resize, batch norm, depthwise conv, space-to-batch, gather and
+ * matrix products on the wasm backend. Inference kernels are present on
+ * every backend.
  */
 const TRAINING_KERNELS: readonly string[] = [
   "Conv2DBackpropFilter",
@@ -11,6 +14,9 @@ const TRAINING_KERNELS: readonly string[] = [
   "MaxPoolGrad",
   "ResizeBilinearGrad",
   "AvgPoolGrad",
+  "DepthwiseConv2dNativeBackpropInput",
+  "DepthwiseConv2dNativeBackpropFilter",
+  "UnsortedSegmentSum",
 ];
 
 /** Returns the first kernel `backend` lacks for `purpose`, if any. */

@@ -11,3 +11,6 @@ export * from "./dataset.ts";
 export * from "./preprocess.ts";
 export * from "./orient.ts";
 export * from "./phantom.ts";
+export * from "./patch_sampler.ts";
+export * from "./augment.ts";
+export * from "./batch_stream.ts";

@@ -54,9 +54,10 @@ export async function assertNoLeakAsync(
 /** Backends that can run on this machine (webgpu on the software adapter too). */
 export const AVAILABLE: readonly BackendName[] = await availableBackends();
 
-// Importing the backend packages registers their kernels (without activating
-// them), so what each backend lacks for training is known up front.
-await import("@tensorflow/tfjs-backend-wasm");
+// Loading the backends registers their kernels (without activating them),
+// including the training kernels backends/ adds to wasm, so what each
+// backend lacks for training is known up front.
+await (await import("../backends/wasm.ts")).load();
 await import("@tensorflow/tfjs-backend-webgpu");
 
 /** Available backends that have every kernel a training step needs. */

@@ -1,0 +1,63 @@
+/** Access to the wasm backend's heap from kernels written in TypeScript. */
+import type * as tf from "@tensorflow/tfjs";
+
+/** The parts of tfjs-backend-wasm's `BackendWasm` these kernels use. */
+export interface WasmBackendLike {
+  wasm: { HEAPU8: Uint8Array };
+  dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
+  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+  disposeData(dataId: object): boolean;
+}
+
+/** Arguments tfjs passes to a kernel function. */
+export interface KernelArgs {
+  inputs: tf.NamedTensorInfoMap;
+  backend: unknown;
+  attrs?: tf.NamedAttrMap;
+}
+
+/** A fresh float view of the whole heap (views die when memory grows). */
+export function heapF32(backend: WasmBackendLike): Float32Array {
+  return new Float32Array(backend.wasm.HEAPU8.buffer);
+}
+
+/** A fresh int32 view of the whole heap. */
+export function heapI32(backend: WasmBackendLike): Int32Array {
+  return new Int32Array(backend.wasm.HEAPU8.buffer);
+}
+
+/** Float offset of a tensor's data in the heap. */
+export function offsetOf(backend: WasmBackendLike, t: tf.TensorInfo): number {
+  const data = backend.dataIdMap.get(t.dataId);
+  if (!data) {
+    throw new Error(
+      `Cannot find tensor data on the wasm heap: shape [${t.shape}] was disposed or lives on another backend`,
+    );
+  }
+  return data.memoryOffset >> 2;
+}
+
+/** Number of elements of a shape. */
+export function sizeOf(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+/** Throws a TypeError unless `t` is float32. */
+export function assertFloat32(kernel: string, t: tf.TensorInfo): void {
+  if (t.dtype !== "float32") {
+    throw new TypeError(
+      `${kernel} on wasm expects float32 tensors: found ${t.dtype}`,
+    );
+  }
+}
+
+/** Throws a TypeError unless the data format is channels-last. */
+export function assertNHWC(kernel: string, dataFormat: unknown): void {
+  if (dataFormat !== undefined && dataFormat !== "NHWC") {
+    throw new TypeError(
+      `${kernel} on wasm expects dataFormat "NHWC": found "${dataFormat}"`,
+    );
+  }
+}

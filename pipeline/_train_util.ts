@@ -1,0 +1,40 @@
+/** Small helpers shared by the training stages. */
+import * as tf from "@tensorflow/tfjs";
+import type { Optimizer } from "./optim.ts";
+
+/**
+ * One optimisation step: computes `loss()` and its gradients with respect
+ * to `trainable` (by name), applies them with `lr`, and returns the loss.
+ */
+export async function optimizeStep(
+  loss: () => tf.Scalar,
+  trainable: Record<string, tf.Variable>,
+  optimizer: Optimizer,
+  lr: number,
+): Promise<number> {
+  const byTfName = new Map<string, string>();
+  for (const [k, v] of Object.entries(trainable)) byTfName.set(v.name, k);
+  const { value, grads } = tf.variableGrads(loss, Object.values(trainable));
+  try {
+    const named: Record<string, tf.Tensor> = {};
+    for (const [tfName, g] of Object.entries(grads)) {
+      const key = byTfName.get(tfName);
+      if (key) named[key] = g;
+    }
+    optimizer.apply(named, lr);
+    const v = (await value.data())[0]!;
+    if (!Number.isFinite(v)) {
+      throw new Error(
+        `Training diverged: the loss is ${v}; lower the learning rate`,
+      );
+    }
+    return v;
+  } finally {
+    tf.dispose([value, ...Object.values(grads)]);
+  }
+}
+
+/** Rounds `n` up to a multiple of `m`. */
+export function roundUp(n: number, m: number): number {
+  return Math.ceil(n / m) * m;
+}

@@ -1,0 +1,126 @@
+/**
+ * Attention maps: growing coarse labels into background, a target's region
+ * in a slice, and cutting [image, attention] windows for stage 3.
+ *
+ * @module
+ */
+import type { LabelMap } from "../data/patch_sampler.ts";
+import type { Region, Window } from "./sliding_window.ts";
+
+/**
+ * Grows every label of a multi-class map by `radius` pixels into
+ * background, within each axial slice (4-neighbour steps; where two labels
+ * reach the same pixel in one step, the lower label wins). Labelled pixels
+ * never change.
+ *
+ * @param map `[nz, ny, nx]` label map.
+ * @param dims `[nx, ny, nz]`.
+ * @param radius Steps of growth.
+ * @returns A new map.
+ *
+ * @example
+ * ```ts
+ * import { growLabels } from "@agcl/agcl/pipeline";
+ * const grown = growLabels(new Uint8Array([0, 0, 3, 0, 0]), [5, 1, 1], 1);
+ * console.log(Array.from(grown)); // [0, 3, 3, 3, 0]
+ * ```
+ */
+export function growLabels<T extends LabelMap>(
+  map: T,
+  dims: [number, number, number],
+  radius: number,
+): T {
+  const [nx, ny, nz] = dims;
+  let cur = map.slice() as T;
+  for (let step = 0; step < radius; step++) {
+    const next = cur.slice() as T;
+    for (let z = 0; z < nz; z++) {
+      for (let y = 0; y < ny; y++) {
+        for (let x = 0; x < nx; x++) {
+          const i = (z * ny + y) * nx + x;
+          if (cur[i] !== 0) continue;
+          let best = 0;
+          const consider = (j: number) => {
+            const v = cur[j]!;
+            if (v !== 0 && (best === 0 || v < best)) best = v;
+          };
+          if (x > 0) consider(i - 1);
+          if (x < nx - 1) consider(i + 1);
+          if (y > 0) consider(i - nx);
+          if (y < ny - 1) consider(i + nx);
+          if (best) next[i] = best;
+        }
+      }
+    }
+    cur = next;
+  }
+  return cur;
+}
+
+/** The image part of a case: canonical, channels last. */
+export interface CaseImage {
+  /** `[nx, ny, nz]`. */
+  dims: [number, number, number];
+  /** Image channels. */
+  channels: number;
+  /** `[nz, ny, nx, channels]`. */
+  image: Float32Array;
+}
+
+/**
+ * Cuts windows of one slice as the stage-3 input: image channels, then the
+ * binary attention of `target`; zero outside the slice.
+ *
+ * @returns `[windows.length, p, p, channels + 1]`.
+ */
+export function cutWindows(
+  c: CaseImage,
+  attention: LabelMap,
+  target: number,
+  z: number,
+  windows: Window[],
+  p: number,
+): Float32Array {
+  const [nx, ny] = c.dims;
+  const ch = c.channels;
+  const k = ch + 1;
+  const out = new Float32Array(windows.length * p * p * k);
+  windows.forEach((win, b) => {
+    for (let i = 0; i < p; i++) {
+      const y = win.y + i;
+      if (y < 0 || y >= ny) continue;
+      for (let j = 0; j < p; j++) {
+        const x = win.x + j;
+        if (x < 0 || x >= nx) continue;
+        const v = (z * ny + y) * nx + x;
+        const o = ((b * p + i) * p + j) * k;
+        for (let q = 0; q < ch; q++) out[o + q] = c.image[v * ch + q]!;
+        out[o + ch] = attention[v] === target ? 1 : 0;
+      }
+    }
+  });
+  return out;
+}
+
+/** Bounding box of `target` in slice `z`, or `null` when absent. */
+export function targetRegion(
+  attention: LabelMap,
+  dims: [number, number, number],
+  target: number,
+  z: number,
+): Region | null {
+  const [nx, ny] = dims;
+  let y0 = ny, y1 = -1, x0 = nx, x1 = -1;
+  for (let y = 0; y < ny; y++) {
+    const row = (z * ny + y) * nx;
+    for (let x = 0; x < nx; x++) {
+      if (attention[row + x] === target) {
+        if (y < y0) y0 = y;
+        if (y > y1) y1 = y;
+        if (x < x0) x0 = x;
+        if (x > x1) x1 = x;
+      }
+    }
+  }
+  return y1 < 0 ? null : { y0, y1: y1 + 1, x0, x1: x1 + 1 };
+}

@@ -1,0 +1,545 @@
+/**
+ * The pipeline's configuration: one JSON-able object, three presets, strict
+ * validation (an unknown field lists the valid ones) and merging of partial
+ * overrides over a preset.
+ *
+ * @module
+ */
+
+/** Pre-training methods of stage 2 (the paper's Table 1 rows). */
+export const PRETRAIN_METHODS: readonly [
+  "agcl",
+  "supcon",
+  "sscl",
+  "ce",
+  "none",
+] = Object.freeze(["agcl", "supcon", "sscl", "ce", "none"] as const);
+
+/** A stage-2 method: `agcl` (modal-target), `supcon`, `sscl` (NT-Xent), `ce`, `none`. */
+export type PretrainMethod = (typeof PRETRAIN_METHODS)[number];
+
+/** ResNet depths the encoder supports. */
+export type Backbone = 18 | 34 | 50 | 101;
+
+/** Learning-rate schedules: constant, or cosine decay to 0 over the stage. */
+export type LrSchedule = "constant" | "cosine";
+
+/** How image intensities are mapped to [0, 1]. */
+export type IntensityMode = "auto" | "window" | "percentile" | "none";
+
+/** The encoder and decoder shared by the three stages. */
+export interface ModelConfig {
+  /** ResNet depth. */
+  backbone: Backbone;
+  /** Channel width multiplier (1 = torchvision). */
+  widthMultiplier: number;
+  /** `imagenet` (7×7/2 + max-pool, the supplement) or `cifar` (3×3/1, the authors' code). */
+  stem: "imagenet" | "cifar";
+  /** Encoder output stride. */
+  outputStride: 8 | 16 | 32;
+  /** ASPP branch channels (paper: 512). */
+  asppChannels: number;
+  /** ASPP atrous rates (paper: 6, 12, 18). */
+  asppRates: number[];
+  /** DeepLabv3+ low-level skip. */
+  lowLevelSkip: boolean;
+  /** Projection head hidden width; 0 = the encoder's feature width. */
+  projectionHidden: number;
+  /** Projection head output width (paper: 256). */
+  projectionDim: number;
+}
+
+/** Stage 1: coarse multi-class segmentation on whole slices. */
+export interface CoarseConfig {
+  /** Folder of coarse masks (`<case id>.nii[.gz]`) used instead of training stage 1. */
+  masks: string | null;
+  /** Epochs over all training slices. */
+  epochs: number;
+  /** Slices per step. */
+  batchSize: number;
+  /** Adam learning rate. */
+  lr: number;
+  /** Channel width multiplier of the coarse network. */
+  widthMultiplier: number;
+  /** ASPP channels of the coarse network. */
+  asppChannels: number;
+  /** Dilate the coarse mask by this many pixels to form the attention. */
+  dilate: number;
+}
+
+/** Stage 2: contrastive (or other) pre-training of the encoder. */
+export interface PretrainConfig {
+  /** The method. */
+  method: PretrainMethod;
+  /** Epochs. */
+  epochs: number;
+  /** Steps per epoch (0 = one pass over the patch index). */
+  stepsPerEpoch: number;
+  /** Patches per step (each gives `views` views). */
+  batchSize: number;
+  /** SGD learning rate. */
+  lr: number;
+  /** SGD momentum. */
+  momentum: number;
+  /** L2 weight decay. */
+  weightDecay: number;
+  /** Learning-rate schedule. */
+  schedule: LrSchedule;
+  /** Contrastive temperature (0.1 for CT, 0.07 for natural images). */
+  temperature: number;
+  /** Patch centres per target per slice. */
+  perTarget: number;
+  /** Balance the stream by target or domain. */
+  balance: "none" | "target" | "domain";
+}
+
+/** Stage 3: frozen encoder, decoder trained with Dice. */
+export interface SegmentConfig {
+  /** Epochs. */
+  epochs: number;
+  /** Steps per epoch (0 = one pass over the patch index). */
+  stepsPerEpoch: number;
+  /** Patches per step. */
+  batchSize: number;
+  /** Adam learning rate. */
+  lr: number;
+  /** Patch centres per target per slice. */
+  perTarget: number;
+}
+
+/** Volume inference. */
+export interface InferenceConfig {
+  /** Sliding-window overlap in [0, 1). */
+  overlap: number;
+  /** Tiles per forward pass. */
+  batchSize: number;
+  /** Blending: MONAI's `gaussian` or `constant`. */
+  mode: "gaussian" | "constant";
+  /** Gaussian sigma as a fraction of the patch size (MONAI: 0.125). */
+  sigmaScale: number;
+}
+
+/** Everything a run needs; saved as `RUN/config.json`. */
+export interface PipelineConfig {
+  /** A `dataset.json` or a PASCAL VOC folder; `null` = the embedded phantom. */
+  data: string | null;
+  /** The embedded phantom's size, used when `data` is `null`. */
+  phantom: { cases: number; size: [number, number, number] };
+  /** Seed for everything random. */
+  seed: number;
+  /** Fraction of training held out for evaluation when the dataset has no validation list. */
+  validationFraction: number;
+  /** Intensity mapping: `auto` = HU window when the image has values below −100, else percentiles. */
+  intensity: IntensityMode;
+  /** Patch size (square) for stages 2, 3 and inference. */
+  patchSize: number;
+  /** Views per patch in stage 2. */
+  views: number;
+  /** Model shape. */
+  model: ModelConfig;
+  /** Stage 1. */
+  coarse: CoarseConfig;
+  /** Stage 2. */
+  pretrain: PretrainConfig;
+  /** Stage 3. */
+  segment: SegmentConfig;
+  /** Inference. */
+  inference: InferenceConfig;
+}
+
+/** A partial config: any subset of fields, nested objects partial too. */
+export interface PartialConfig {
+  /** See {@linkcode PipelineConfig.data}. */
+  data?: string | null;
+  /** See {@linkcode PipelineConfig.phantom}. */
+  phantom?: Partial<PipelineConfig["phantom"]>;
+  /** See {@linkcode PipelineConfig.seed}. */
+  seed?: number;
+  /** See {@linkcode PipelineConfig.validationFraction}. */
+  validationFraction?: number;
+  /** See {@linkcode PipelineConfig.intensity}. */
+  intensity?: IntensityMode;
+  /** See {@linkcode PipelineConfig.patchSize}. */
+  patchSize?: number;
+  /** See {@linkcode PipelineConfig.views}. */
+  views?: number;
+  /** See {@linkcode PipelineConfig.model}. */
+  model?: Partial<ModelConfig>;
+  /** See {@linkcode PipelineConfig.coarse}. */
+  coarse?: Partial<CoarseConfig>;
+  /** See {@linkcode PipelineConfig.pretrain}. */
+  pretrain?: Partial<PretrainConfig>;
+  /** See {@linkcode PipelineConfig.segment}. */
+  segment?: Partial<SegmentConfig>;
+  /** See {@linkcode PipelineConfig.inference}. */
+  inference?: Partial<InferenceConfig>;
+}
+
+const TINY: PipelineConfig = {
+  data: null,
+  phantom: { cases: 6, size: [64, 64, 12] },
+  seed: 0,
+  validationFraction: 0.34,
+  intensity: "auto",
+  patchSize: 32,
+  views: 2,
+  model: {
+    backbone: 18,
+    widthMultiplier: 0.125,
+    stem: "cifar",
+    outputStride: 8,
+    asppChannels: 16,
+    asppRates: [2, 4, 6],
+    lowLevelSkip: false,
+    projectionHidden: 0,
+    projectionDim: 32,
+  },
+  coarse: {
+    masks: null,
+    epochs: 4,
+    batchSize: 4,
+    lr: 3e-3,
+    widthMultiplier: 0.125,
+    asppChannels: 16,
+    dilate: 2,
+  },
+  pretrain: {
+    method: "agcl",
+    epochs: 2,
+    stepsPerEpoch: 15,
+    batchSize: 8,
+    lr: 0.05,
+    momentum: 0.9,
+    weightDecay: 1e-4,
+    schedule: "cosine",
+    temperature: 0.1,
+    perTarget: 4,
+    balance: "target",
+  },
+  segment: {
+    epochs: 3,
+    stepsPerEpoch: 20,
+    batchSize: 8,
+    lr: 3e-3,
+    perTarget: 4,
+  },
+  inference: {
+    overlap: 0.25,
+    batchSize: 16,
+    mode: "gaussian",
+    sigmaScale: 0.125,
+  },
+};
+
+function paper(backbone: 50 | 101): PipelineConfig {
+  return {
+    ...structuredClone(TINY),
+    phantom: { cases: 20, size: [256, 256, 48] },
+    patchSize: 128,
+    model: {
+      backbone,
+      widthMultiplier: 1,
+      stem: "imagenet",
+      outputStride: 8,
+      asppChannels: 512,
+      asppRates: [6, 12, 18],
+      lowLevelSkip: false,
+      projectionHidden: 0,
+      projectionDim: 256,
+    },
+    coarse: {
+      masks: null,
+      epochs: 23,
+      batchSize: 4,
+      lr: 1e-4,
+      widthMultiplier: 1,
+      asppChannels: 256,
+      dilate: 4,
+    },
+    pretrain: {
+      method: "agcl",
+      epochs: 5,
+      stepsPerEpoch: 0,
+      batchSize: 4,
+      lr: 5e-4,
+      momentum: 0.9,
+      weightDecay: 1e-4,
+      schedule: "cosine",
+      temperature: 0.1,
+      perTarget: 30,
+      balance: "none",
+    },
+    segment: {
+      epochs: 10,
+      stepsPerEpoch: 0,
+      batchSize: 4,
+      lr: 1e-4,
+      perTarget: 30,
+    },
+    inference: {
+      overlap: 0.25,
+      batchSize: 8,
+      mode: "gaussian",
+      sigmaScale: 0.125,
+    },
+  };
+}
+
+/**
+ * The presets: `tiny` (a CPU demo: narrow ResNet-18 with the CIFAR stem,
+ * 32×32 patches, a few epochs, minutes on 2 cores), `paper-r50` and
+ * `paper-r101` (the paper's settings: ImageNet stem, output stride 8, ASPP
+ * 512 at rates 6/12/18, 128×128 patches, 30 per target per slice, batch 4,
+ * SGD 5e-4 with momentum 0.9 and weight decay 1e-4, T = 0.1, Adam 1e-4).
+ */
+export const PRESETS: Readonly<Record<PresetName, PipelineConfig>> = Object
+  .freeze({
+    tiny: TINY,
+    "paper-r50": paper(50),
+    "paper-r101": paper(101),
+  });
+
+/** Names of {@linkcode PRESETS}. */
+export type PresetName = "tiny" | "paper-r50" | "paper-r101";
+
+/** Returns `true` when `name` is a preset name. */
+export function isPresetName(name: string): name is PresetName {
+  return name === "tiny" || name === "paper-r50" || name === "paper-r101";
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function fail(where: string, msg: string): never {
+  throw new RangeError(`Invalid config field '${where}': ${msg}`);
+}
+
+function checkKeys(
+  value: Record<string, unknown>,
+  template: Record<string, unknown>,
+  prefix: string,
+): void {
+  const valid = Object.keys(template);
+  for (const key of Object.keys(value)) {
+    if (!valid.includes(key)) {
+      const where = prefix ? `${prefix}.${key}` : key;
+      throw new RangeError(
+        `Unknown config field '${where}': valid fields${
+          prefix ? ` of '${prefix}'` : ""
+        } are ${valid.map((k) => `'${k}'`).join(", ")}`,
+      );
+    }
+  }
+}
+
+/**
+ * Merges a partial config over `base` (a preset), field by field, refusing
+ * unknown fields and values of the wrong type. The result is validated.
+ *
+ * @param base The config to start from (not modified).
+ * @param override Fields to replace; nested objects merge, arrays replace.
+ * @returns A new, validated config.
+ * @throws {RangeError} For an unknown field (the message lists the valid
+ * ones) or a value of the wrong type or range.
+ *
+ * @example Override one field of a preset
+ * ```ts
+ * import { mergeConfig, PRESETS } from "@agcl/agcl/pipeline";
+ * import assert from "node:assert/strict";
+ *
+ * const config = mergeConfig(PRESETS.tiny, { pretrain: { method: "supcon" } });
+ * assert.equal(config.pretrain.method, "supcon");
+ * assert.equal(config.patchSize, PRESETS.tiny.patchSize);
+ * ```
+ */
+export function mergeConfig(
+  base: PipelineConfig,
+  override: unknown,
+): PipelineConfig {
+  if (!isObject(override)) {
+    throw new RangeError(
+      `Cannot merge config as the override must be an object: current value is ${
+        JSON.stringify(override)
+      }`,
+    );
+  }
+  const merged = mergeInto(
+    structuredClone(base) as unknown as Record<string, unknown>,
+    override,
+    "",
+  );
+  validateConfig(merged);
+  return merged as unknown as PipelineConfig;
+}
+
+function mergeInto(
+  target: Record<string, unknown>,
+  override: Record<string, unknown>,
+  prefix: string,
+): Record<string, unknown> {
+  checkKeys(override, target, prefix);
+  for (const [key, value] of Object.entries(override)) {
+    const where = prefix ? `${prefix}.${key}` : key;
+    const current = target[key];
+    if (isObject(current) && key !== "phantom") {
+      if (!isObject(value)) fail(where, "expected an object");
+      target[key] = mergeInto(current, value, where);
+    } else if (isObject(current)) {
+      if (!isObject(value)) fail(where, "expected an object");
+      checkKeys(value, current, where);
+      target[key] = { ...current, ...value };
+    } else {
+      target[key] = value;
+    }
+  }
+  return target;
+}
+
+function num(
+  v: unknown,
+  where: string,
+  opts: { int?: boolean; min?: number; max?: number; minExclusive?: boolean },
+): void {
+  if (typeof v !== "number" || !Number.isFinite(v)) {
+    fail(
+      where,
+      `expected a finite number: current value is ${JSON.stringify(v)}`,
+    );
+  }
+  if (opts.int && !Number.isInteger(v)) {
+    fail(where, `expected an integer: current value is ${v}`);
+  }
+  if (opts.min !== undefined) {
+    if (opts.minExclusive ? !(v > opts.min) : !(v >= opts.min)) {
+      fail(
+        where,
+        `expected ${
+          opts.minExclusive ? ">" : ">="
+        } ${opts.min}: current value is ${v}`,
+      );
+    }
+  }
+  if (opts.max !== undefined && !(v <= opts.max)) {
+    fail(where, `expected <= ${opts.max}: current value is ${v}`);
+  }
+}
+
+function oneOf(v: unknown, where: string, choices: readonly unknown[]): void {
+  if (!choices.includes(v)) {
+    fail(
+      where,
+      `expected one of ${
+        choices.map((c) => JSON.stringify(c)).join(", ")
+      }: current value is ${JSON.stringify(v)}`,
+    );
+  }
+}
+
+/**
+ * Checks every field of a full config: no unknown or missing field, each of
+ * the right type and range.
+ *
+ * @param config The config to check.
+ * @throws {RangeError} Naming the first bad field, with the valid fields or values.
+ */
+export function validateConfig(
+  config: unknown,
+): asserts config is PipelineConfig {
+  if (!isObject(config)) fail("(root)", "expected an object");
+  const t = TINY as unknown as Record<string, unknown>;
+  checkKeys(config, t, "");
+  for (const key of Object.keys(t)) {
+    if (!(key in config)) fail(key, "missing");
+    const sub = t[key];
+    if (isObject(sub)) {
+      const value = config[key];
+      if (!isObject(value)) fail(key, "expected an object");
+      checkKeys(value, sub, key);
+      for (const k of Object.keys(sub)) {
+        if (!(k in value)) fail(`${key}.${k}`, "missing");
+      }
+    }
+  }
+  const c = config as unknown as PipelineConfig;
+  if (c.data !== null && typeof c.data !== "string") {
+    fail("data", "expected a path or null");
+  }
+  num(c.phantom.cases, "phantom.cases", { int: true, min: 2 });
+  if (!Array.isArray(c.phantom.size) || c.phantom.size.length !== 3) {
+    fail("phantom.size", "expected [nx, ny, nz]");
+  }
+  c.phantom.size.forEach((s, i) =>
+    num(s, `phantom.size[${i}]`, { int: true, min: 8 })
+  );
+  num(c.seed, "seed", { int: true, min: 0 });
+  num(c.validationFraction, "validationFraction", { min: 0, max: 0.9 });
+  oneOf(c.intensity, "intensity", ["auto", "window", "percentile", "none"]);
+  num(c.patchSize, "patchSize", { int: true, min: 8 });
+  num(c.views, "views", { int: true, min: 1, max: 8 });
+  oneOf(c.model.backbone, "model.backbone", [18, 34, 50, 101]);
+  num(c.model.widthMultiplier, "model.widthMultiplier", {
+    min: 0,
+    minExclusive: true,
+    max: 4,
+  });
+  oneOf(c.model.stem, "model.stem", ["imagenet", "cifar"]);
+  oneOf(c.model.outputStride, "model.outputStride", [8, 16, 32]);
+  num(c.model.asppChannels, "model.asppChannels", { int: true, min: 1 });
+  if (!Array.isArray(c.model.asppRates) || c.model.asppRates.length === 0) {
+    fail("model.asppRates", "expected a non-empty array of positive integers");
+  }
+  c.model.asppRates.forEach((r, i) =>
+    num(r, `model.asppRates[${i}]`, { int: true, min: 1 })
+  );
+  if (typeof c.model.lowLevelSkip !== "boolean") {
+    fail("model.lowLevelSkip", "expected a boolean");
+  }
+  num(c.model.projectionHidden, "model.projectionHidden", {
+    int: true,
+    min: 0,
+  });
+  num(c.model.projectionDim, "model.projectionDim", { int: true, min: 1 });
+  if (c.coarse.masks !== null && typeof c.coarse.masks !== "string") {
+    fail("coarse.masks", "expected a folder path or null");
+  }
+  num(c.coarse.epochs, "coarse.epochs", { int: true, min: 0 });
+  num(c.coarse.batchSize, "coarse.batchSize", { int: true, min: 1 });
+  num(c.coarse.lr, "coarse.lr", { min: 0, minExclusive: true });
+  num(c.coarse.widthMultiplier, "coarse.widthMultiplier", {
+    min: 0,
+    minExclusive: true,
+    max: 4,
+  });
+  num(c.coarse.asppChannels, "coarse.asppChannels", { int: true, min: 1 });
+  num(c.coarse.dilate, "coarse.dilate", { int: true, min: 0 });
+  oneOf(c.pretrain.method, "pretrain.method", PRETRAIN_METHODS);
+  num(c.pretrain.epochs, "pretrain.epochs", { int: true, min: 0 });
+  num(c.pretrain.stepsPerEpoch, "pretrain.stepsPerEpoch", {
+    int: true,
+    min: 0,
+  });
+  num(c.pretrain.batchSize, "pretrain.batchSize", { int: true, min: 2 });
+  num(c.pretrain.lr, "pretrain.lr", { min: 0, minExclusive: true });
+  num(c.pretrain.momentum, "pretrain.momentum", { min: 0, max: 0.999 });
+  num(c.pretrain.weightDecay, "pretrain.weightDecay", { min: 0 });
+  oneOf(c.pretrain.schedule, "pretrain.schedule", ["constant", "cosine"]);
+  num(c.pretrain.temperature, "pretrain.temperature", {
+    min: 0,
+    minExclusive: true,
+  });
+  num(c.pretrain.perTarget, "pretrain.perTarget", { int: true, min: 1 });
+  oneOf(c.pretrain.balance, "pretrain.balance", ["none", "target", "domain"]);
+  num(c.segment.epochs, "segment.epochs", { int: true, min: 0 });
+  num(c.segment.stepsPerEpoch, "segment.stepsPerEpoch", { int: true, min: 0 });
+  num(c.segment.batchSize, "segment.batchSize", { int: true, min: 1 });
+  num(c.segment.lr, "segment.lr", { min: 0, minExclusive: true });
+  num(c.segment.perTarget, "segment.perTarget", { int: true, min: 1 });
+  num(c.inference.overlap, "inference.overlap", { min: 0, max: 0.95 });
+  num(c.inference.batchSize, "inference.batchSize", { int: true, min: 1 });
+  oneOf(c.inference.mode, "inference.mode", ["gaussian", "constant"]);
+  num(c.inference.sigmaScale, "inference.sigmaScale", {
+    min: 0,
+    minExclusive: true,
+  });
+}

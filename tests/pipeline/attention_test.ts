@@ -1,0 +1,68 @@
+import assert from "node:assert/strict";
+import {
+  cutWindows,
+  growLabels,
+  targetRegion,
+} from "../../pipeline/attention.ts";
+
+Deno.test("growLabels() grows labels into background only, lower label first", () => {
+  // One 5×3 slice: label 2 at (0,1), label 1 at (4,1).
+  const map = new Uint8Array(15);
+  map[5] = 2;
+  map[9] = 1;
+  const g1 = growLabels(map, [5, 3, 1], 1);
+  assert.deepEqual(Array.from(g1), [
+    2,
+    0,
+    0,
+    0,
+    1,
+    2,
+    2,
+    0,
+    1,
+    1,
+    2,
+    0,
+    0,
+    0,
+    1,
+  ]);
+  // Step 2: (2,1) is reached by both 2 and 1: the lower label (1) wins.
+  const g2 = growLabels(map, [5, 3, 1], 2);
+  assert.equal(g2[7], 1);
+  assert.equal(g2[5], 2); // labelled pixels never change
+  assert.deepEqual(Array.from(growLabels(map, [5, 3, 1], 0)), Array.from(map));
+});
+
+Deno.test("targetRegion() returns the bounding box of a target in one slice", () => {
+  const att = new Uint8Array(2 * 4 * 4);
+  att[16 + 1 * 4 + 2] = 3;
+  att[16 + 3 * 4 + 1] = 3;
+  assert.deepEqual(targetRegion(att, [4, 4, 2], 3, 1), {
+    y0: 1,
+    y1: 4,
+    x0: 1,
+    x1: 3,
+  });
+  assert.equal(targetRegion(att, [4, 4, 2], 3, 0), null);
+});
+
+Deno.test("cutWindows() cuts image and binary attention, zero outside the slice", () => {
+  // 3×3 single-channel slice with values 1..9; attention label 5 at the centre.
+  const image = Float32Array.from({ length: 9 }, (_, i) => i + 1);
+  const att = new Uint8Array(9);
+  att[4] = 5;
+  att[0] = 2;
+  const x = cutWindows({ dims: [3, 3, 1], channels: 1, image }, att, 5, 0, [{
+    y: -1,
+    x: 0,
+  }], 2);
+  // Window rows -1..0, cols 0..1: row -1 is zero; row 0 = (1, 2).
+  assert.deepEqual(Array.from(x), [0, 0, 0, 0, 1, 0, 2, 0]);
+  const y = cutWindows({ dims: [3, 3, 1], channels: 1, image }, att, 5, 0, [{
+    y: 1,
+    x: 1,
+  }], 2);
+  assert.deepEqual(Array.from(y), [5, 1, 6, 0, 8, 0, 9, 0]);
+});

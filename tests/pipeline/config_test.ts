@@ -1,0 +1,66 @@
+import assert from "node:assert/strict";
+import { mergeConfig, PRESETS, validateConfig } from "../../pipeline/mod.ts";
+
+Deno.test("PRESETS are valid and differ where the paper says", () => {
+  for (const p of Object.values(PRESETS)) validateConfig(p);
+  assert.equal(PRESETS["paper-r50"].model.backbone, 50);
+  assert.equal(PRESETS["paper-r101"].model.backbone, 101);
+  assert.equal(PRESETS["paper-r50"].patchSize, 128);
+  assert.equal(PRESETS["paper-r50"].pretrain.lr, 5e-4);
+  assert.equal(PRESETS["paper-r50"].pretrain.perTarget, 30);
+  assert.equal(PRESETS["paper-r50"].segment.lr, 1e-4);
+  assert.deepEqual(PRESETS["paper-r50"].model.asppRates, [6, 12, 18]);
+  assert.equal(PRESETS.tiny.pretrain.temperature, 0.1);
+});
+
+Deno.test("mergeConfig() merges nested fields without touching the preset", () => {
+  const c = mergeConfig(PRESETS.tiny, {
+    pretrain: { method: "sscl" },
+    model: { asppRates: [1, 2] },
+    seed: 3,
+  });
+  assert.equal(c.pretrain.method, "sscl");
+  assert.equal(c.pretrain.lr, PRESETS.tiny.pretrain.lr);
+  assert.deepEqual(c.model.asppRates, [1, 2]);
+  assert.equal(c.seed, 3);
+  assert.equal(PRESETS.tiny.pretrain.method, "agcl");
+});
+
+Deno.test("mergeConfig() lists the valid fields for an unknown one", () => {
+  assert.throws(() => mergeConfig(PRESETS.tiny, { pretrian: {} }), {
+    name: "RangeError",
+    message:
+      /Unknown config field 'pretrian': valid fields are 'data', 'phantom', 'seed'/,
+  });
+  assert.throws(() => mergeConfig(PRESETS.tiny, { pretrain: { lrr: 1 } }), {
+    name: "RangeError",
+    message:
+      /Unknown config field 'pretrain.lrr': valid fields of 'pretrain' are 'method', 'epochs'/,
+  });
+});
+
+Deno.test("mergeConfig() rejects values of the wrong type or range", () => {
+  assert.throws(
+    () => mergeConfig(PRESETS.tiny, { pretrain: { method: "simclr" } }),
+    {
+      name: "RangeError",
+      message:
+        /'pretrain.method': expected one of "agcl", "supcon", "sscl", "ce", "none": current value is "simclr"/,
+    },
+  );
+  assert.throws(
+    () => mergeConfig(PRESETS.tiny, { pretrain: { temperature: 0 } }),
+    {
+      message: /'pretrain.temperature': expected > 0: current value is 0/,
+    },
+  );
+  assert.throws(() => mergeConfig(PRESETS.tiny, { patchSize: "32" }), {
+    message: /'patchSize': expected a finite number/,
+  });
+  assert.throws(() => mergeConfig(PRESETS.tiny, { model: 3 }), {
+    message: /'model': expected an object/,
+  });
+  assert.throws(() => mergeConfig(PRESETS.tiny, 5), {
+    message: /must be an object/,
+  });
+});

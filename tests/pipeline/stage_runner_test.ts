@@ -1,0 +1,114 @@
+import assert from "node:assert/strict";
+import * as tf from "@tensorflow/tfjs";
+import { selectBackend } from "../../backends/mod.ts";
+import { Prng, type PrngState } from "../../random/prng.ts";
+import { createSgd } from "../../pipeline/optim.ts";
+import { RunDir } from "../../pipeline/run_dir.ts";
+import {
+  loadStageCheckpoint,
+  runStage,
+  type StageSpec,
+} from "../../pipeline/_stage_runner.ts";
+import { optimizeStep } from "../../pipeline/_train_util.ts";
+
+await selectBackend("cpu", { purpose: "train" });
+
+// A toy stage: fit w·x ≈ 3x with random x drawn from a Prng saved in the
+// checkpoint; `crashAt` throws at that step, as a kill would interrupt it.
+function toyStage(crashAt = -1): { spec: StageSpec; w: tf.Variable } {
+  const w = tf.variable(tf.tensor1d([0.5, -0.5]));
+  const opt = createSgd({ w }, { momentum: 0.9, weightDecay: 0.01 });
+  const prng = new Prng(11);
+  const spec: StageSpec = {
+    stage: "pretrain",
+    epochs: 3,
+    stepsPerEpoch: 4,
+    variables: { w },
+    optimizer: opt,
+    getExtra: () => ({ prng: prng.getState() }),
+    setExtra: (e) => prng.setState((e as { prng: PrngState }).prng),
+    async step(_epoch, step) {
+      if (step === crashAt) throw new Error("killed");
+      const x = tf.tensor1d([prng.normal(), prng.normal()]);
+      const loss = await optimizeStep(
+        () => tf.tidy(() => w.mul(x).sub(x.mul(3)).square().sum() as tf.Scalar),
+        { w },
+        opt,
+        0.05,
+      );
+      x.dispose();
+      return { loss, lr: 0.05 };
+    },
+  };
+  return { spec, w };
+}
+
+Deno.test("runStage() resumed after a crash reaches the same weights and log as an uninterrupted run", async () => {
+  const dirA = await Deno.makeTempDir();
+  const dirB = await Deno.makeTempDir();
+  try {
+    const a = toyStage();
+    const runA = new RunDir(dirA);
+    await runA.init();
+    await runStage({ run: runA, progress: "quiet", finished: {} }, a.spec);
+
+    const runB = new RunDir(dirB);
+    await runB.init();
+    const b1 = toyStage(6); // dies in epoch 2 after 2 logged steps of it
+    await assert.rejects(
+      runStage({ run: runB, progress: "quiet", finished: {} }, b1.spec),
+      /killed/,
+    );
+    const last = await runB.readLast();
+    assert.equal(last?.name, "pretrain-epoch1");
+    assert.equal((await runB.readLog()).length, 6);
+    const b2 = toyStage();
+    const name = await runStage(
+      { run: runB, progress: "quiet", finished: {} },
+      b2.spec,
+      last,
+    );
+    assert.equal(name, "pretrain-epoch3");
+    assert.deepEqual(
+      Array.from(await b2.w.data()),
+      Array.from(await a.w.data()),
+    );
+    const strip = (l: { ms: number }[]) => l.map((e) => ({ ...e, ms: 0 }));
+    assert.deepEqual(strip(await runB.readLog()), strip(await runA.readLog()));
+    const final = await runB.readLast();
+    assert.equal(final?.stageDone, true);
+    assert.equal(final?.finished.pretrain, "pretrain-epoch3");
+    // The saved checkpoint holds the weights and the optimiser's slots.
+    const ck = await loadStageCheckpoint(runB, "pretrain-epoch3");
+    assert.deepEqual(
+      Array.from(ck.variables.w!.data),
+      Array.from(await a.w.data()),
+    );
+    assert.equal(ck.optimizer?.step, 12);
+    assert.ok(ck.optimizer?.slots["w/momentum"]);
+    tf.dispose([a.w, b1.w, b2.w]);
+  } finally {
+    await Deno.remove(dirA, { recursive: true });
+    await Deno.remove(dirB, { recursive: true });
+  }
+});
+
+Deno.test("loadStageCheckpoint() refuses a truncated file", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const run = new RunDir(dir);
+    await run.init();
+    const t = toyStage();
+    t.spec.epochs = 1;
+    await runStage({ run, progress: "quiet", finished: {} }, t.spec);
+    const path = run.checkpointBase("pretrain-epoch1") + ".safetensors";
+    const bytes = await Deno.readFile(path);
+    await Deno.writeFile(path, bytes.subarray(0, bytes.length - 3));
+    await assert.rejects(loadStageCheckpoint(run, "pretrain-epoch1"), {
+      message: /has \d+ bytes, expected \d+/,
+    });
+    t.w.dispose();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
