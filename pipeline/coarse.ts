@@ -14,7 +14,7 @@ import type { StageSpec } from "./_stage_runner.ts";
 import { type DeepLab, namedVariables, pickTrainable } from "./_models.ts";
 import { optimizeStep, roundUp } from "./_train_util.ts";
 
-import type { LabelMap } from "./attention.ts";
+import type { LabelMap } from "../data/mod.ts";
 
 /** What slices are cut from: a canonical image, with an optional label map. */
 export interface SliceSource {

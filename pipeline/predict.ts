@@ -6,6 +6,7 @@
  */
 import {
   fromCanonical,
+  type LabelMap,
   percentileNormalize,
   toCanonical,
   type Volume,
@@ -14,7 +15,7 @@ import {
 } from "../data/mod.ts";
 import type { PipelineConfig } from "./config.ts";
 import { paddingMultiple, predictCoarse } from "./coarse.ts";
-import { growLabels, type LabelMap } from "./attention.ts";
+import { growLabels } from "./attention.ts";
 import { segmentVolume } from "./infer.ts";
 import { RunDir } from "./run_dir.ts";
 import { readRunConfig } from "./run.ts";

@@ -9,6 +9,7 @@ import { selectBackend } from "../backends/mod.ts";
 import {
   BatchStream,
   fromCanonical,
+  type LabelMap,
   readNifti,
   samplePatches,
   type SamplingCase,
@@ -18,14 +19,14 @@ import {
 import { Prng } from "../random/prng.ts";
 import { type PipelineConfig, validateConfig } from "./config.ts";
 import { coarseStage, paddingMultiple, predictCoarse } from "./coarse.ts";
-import { growLabels, type LabelMap } from "./attention.ts";
+import { growLabels } from "./attention.ts";
 import {
-  aggregateMetrics,
-  diceByTarget,
-  formatMetricsTable,
-  type MetricsFile,
-  type TargetMetrics,
-} from "./evaluate.ts";
+  type CaseMetrics,
+  evaluateLabelMaps,
+  type MetricsSummary,
+  summarizeMetrics,
+} from "../metrics/mod.ts";
+import { formatMetricsTable } from "./evaluate.ts";
 import { segmentVolume } from "./infer.ts";
 import { prepareData, type PreparedCase, resolveDataPath } from "./prepare.ts";
 import { embedPatches, pretrainStage } from "./pretrain.ts";
@@ -65,7 +66,7 @@ export interface RunResult {
   /** The run directory. */
   runDir: string;
   /** The metrics written to `metrics.json`. */
-  metrics: MetricsFile;
+  metrics: MetricsSummary;
   /** Wall time per part, in seconds. */
   timings: Record<"prepare" | Stage | "inference", number>;
   /** The backend that ran. */
@@ -453,13 +454,13 @@ export async function runPipeline(
       if (c.label) {
         perCase.push({
           image: c.entry.image,
-          targets: diceByTarget(fused, c.label, data.targets),
+          metrics: evaluateLabelMaps(fused, c.label, { dims: c.dims, spacing: c.spacing, labels }),
         });
       }
       bar.tick();
     }
     bar.done();
-    const metrics = aggregateMetrics(perCase, data.targets.map((t) => t.name));
+    const metrics = summarizeMetrics(perCase);
     await run.writeJson("metrics.json", metrics);
     timings.inference = clock() - t0;
     print(
