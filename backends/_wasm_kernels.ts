@@ -8,11 +8,13 @@
 import * as tf from "@tensorflow/tfjs";
 import {
   biasActivation,
+  col2imRows,
   type ConvGeometry,
   geometry,
   im2colCols,
   im2colRows,
   isActivation,
+  isPointwise,
 } from "./_im2col.ts";
 import {
   assertFloat32,
@@ -421,6 +423,90 @@ function convFixed(original: tf.KernelFunc, fused: boolean): tf.KernelFunc {
   };
 }
 
+/**
+ * Input gradient of a 2-D convolution as dcols[P, K] = dy[P, co] · Wᵀ by the
+ * wasm matrix product, scattered back with col2im (upstream's kernel is a
+ * direct loop, 40× slower on ResNet layers). Handles dilations.
+ */
+function backpropInputPortable(original: tf.KernelFunc): tf.KernelFunc {
+  return (args) => {
+    const a = attrs(args as KernelArgs);
+    const { dy, filter } = args.inputs as {
+      dy: tf.TensorInfo;
+      filter: tf.TensorInfo;
+    };
+    if (dy.dtype !== "float32" || (a.dataFormat ?? "NHWC") !== "NHWC") {
+      return original(args);
+    }
+    const inputShape = a.inputShape as number[];
+    const g = geometry(tf.backend_util.computeConv2DInfo(
+      inputShape as [number, number, number, number],
+      filter.shape as [number, number, number, number],
+      a.strides as [number, number] | number,
+      (a.dilations ?? 1) as [number, number] | number,
+      a.pad as "same",
+      a.dimRoundingMode as "floor" | undefined,
+    ));
+    const backend = args.backend as unknown as WasmBackendLike;
+    const P = g.n * g.oh * g.ow;
+    const K = g.kh * g.kw * g.c;
+    if (P === 0 || K === 0 || g.co === 0) return original(args);
+    // Wᵀ [co, K], so that the products need no transposed operand.
+    const wt = callKernel("Transpose", backend, {
+      x: { dataId: filter.dataId, shape: [K, g.co], dtype: "float32" },
+    }, { perm: [1, 0] });
+    try {
+      if (isPointwise(g)) {
+        const out = callKernel("BatchMatMul", backend, {
+          a: { dataId: dy.dataId, shape: [P, g.co], dtype: "float32" },
+          b: wt,
+        }, { transposeA: false, transposeB: false });
+        return { dataId: out.dataId, shape: [...inputShape], dtype: "float32" };
+      }
+      const dx = backend.makeOutput([...inputShape], "float32");
+      let h = heapF32(backend);
+      const dxo = offsetOf(backend, dx);
+      h.fill(0, dxo, dxo + sizeOf(inputShape));
+      const chunk = Math.max(
+        1,
+        Math.min(P, Math.floor(limits.chunkFloats / K)),
+      );
+      for (let p0 = 0; p0 < P; p0 += chunk) {
+        const p1 = Math.min(P, p0 + chunk);
+        const len = p1 - p0;
+        let part: tf.TensorInfo;
+        if (len === P) {
+          part = { dataId: dy.dataId, shape: [P, g.co], dtype: "float32" };
+        } else {
+          part = backend.makeOutput([len, g.co], "float32");
+          h = heapF32(backend);
+          const s = offsetOf(backend, dy) + p0 * g.co;
+          h.copyWithin(offsetOf(backend, part), s, s + len * g.co);
+        }
+        const cols = callKernel("BatchMatMul", backend, { a: part, b: wt }, {
+          transposeA: false,
+          transposeB: false,
+        });
+        if (len !== P) backend.disposeData(part.dataId);
+        h = heapF32(backend);
+        col2imRows(
+          h,
+          offsetOf(backend, cols),
+          g,
+          p0,
+          p1,
+          h,
+          offsetOf(backend, dx),
+        );
+        backend.disposeData(cols.dataId);
+      }
+      return dx;
+    } finally {
+      backend.disposeData(wt.dataId);
+    }
+  };
+}
+
 /** Kernel names registered by {@linkcode registerWasmTrainingKernels}. */
 export const WASM_TRAINING_KERNELS: readonly string[] = [
   "Conv2DBackpropFilter",
@@ -468,4 +554,5 @@ export function registerWasmTrainingKernels(): void {
   wrap("_FusedMatMul", (k) => matMulExplicitTranspose(k, true));
   wrap("Conv2D", (k) => convFixed(k, false));
   wrap("FusedConv2D", (k) => convFixed(k, true));
+  wrap("Conv2DBackpropInput", backpropInputPortable);
 }

@@ -22,6 +22,7 @@ export function load(): Promise<unknown> {
       "./_wasm_kernels.ts"
     );
     registerWasmTrainingKernels();
+    (await import("./_wasm_fast.ts")).registerFastWasmKernels();
   })();
   return loaded;
 }

@@ -377,4 +377,55 @@ export function registerParitySuite(tag: string, ignore: boolean): void {
     }
     await selectBackend("cpu");
   });
+
+  Deno.test({
+    name:
+      `maxPool gradient, tile, and per-channel sum/mean on wasm (${tag}) match cpu`,
+    ignore,
+  }, async () => {
+    const prng = new Prng(19);
+    for (let i = 0; i < 6; i++) {
+      const [n, h, w, c] = [
+        1 + prng.int(3),
+        4 + prng.int(9),
+        4 + prng.int(9),
+        1 + prng.int(9),
+      ];
+      const k = 1 + prng.int(3);
+      const s = 1 + prng.int(3);
+      const pad = (["same", "valid", 1] as const)[i % 3]!;
+      const xs = randn(prng, n * h * w * c);
+      const f = () => {
+        const x = tf.tensor4d(xs, [n, h, w, c]);
+        const v = tf.tensor1d(xs.subarray(0, c));
+        return [
+          tf.grad((x: tf.Tensor) =>
+            tf.sum(
+              tf.square(
+                tf.maxPool(
+                  x as tf.Tensor4D,
+                  k,
+                  s,
+                  pad === 1 && k < 3 ? 0 : pad,
+                ),
+              ),
+            )
+          )(x),
+          tf.tile(tf.reshape(v, [1, 1, 1, c]), [n, h, w, 1]),
+          tf.tile(x, [2, 1, 3, 1]),
+          tf.sum(x, [0, 1, 2]),
+          tf.sum(x, [2, 0, 1], true),
+          tf.mean(x, [0, 1, 2]),
+          tf.mean(x, [1, 2]),
+          tf.sum(tf.reshape(x, [-1, c]), 0),
+        ];
+      };
+      assertParity(
+        await runOn("wasm", f),
+        await runOn("cpu", f),
+        `pool/tile/sum ${[n, h, w, c, k, s, pad]}`,
+      );
+    }
+    await selectBackend("cpu");
+  });
 }
