@@ -470,7 +470,7 @@ export function validateConfig(
     fail("phantom.size", "expected [nx, ny, nz]");
   }
   c.phantom.size.forEach((s, i) =>
-    num(s, `phantom.size[${i}]`, { int: true, min: i === 2 ? 1 : 16 })
+    num(s, `phantom.size[${i}]`, { int: true, min: 8 })
   );
   num(c.seed, "seed", { int: true, min: 0 });
   num(c.validationFraction, "validationFraction", { min: 0, max: 0.9 });

@@ -11,12 +11,8 @@ import { fuseLabels, type TargetProbability } from "./label_fusion.ts";
 import { slidingWindowInference } from "./sliding_window.ts";
 import { foregroundProbability } from "./segment.ts";
 import type { DeepLab } from "./_models.ts";
-import {
-  type CaseImage,
-  cutWindows,
-  type LabelMap,
-  targetRegion,
-} from "./attention.ts";
+import type { LabelMap } from "../data/mod.ts";
+import { type CaseImage, cutWindows, targetRegion } from "./attention.ts";
 
 /** Options for {@linkcode segmentVolume}. */
 export interface SegmentVolumeOptions extends InferenceConfig {

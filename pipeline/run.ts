@@ -26,6 +26,7 @@ import {
   type MetricsSummary,
   summarizeMetrics,
 } from "../metrics/mod.ts";
+import { writeRunReport } from "../report/mod.ts";
 import { formatMetricsTable } from "./evaluate.ts";
 import { segmentVolume } from "./infer.ts";
 import { prepareData, type PreparedCase, resolveDataPath } from "./prepare.ts";
@@ -435,8 +436,8 @@ export async function runPipeline(
 
     // Inference, label fusion, metrics.
     t0 = clock();
-    const perCase: { image: string; targets: Record<string, TargetMetrics> }[] =
-      [];
+    const perCase: { image: string; metrics: CaseMetrics }[] = [];
+    const labels = Object.fromEntries(data.targets.map((t) => [t.id, t.name]));
     const bar = new Progress("inference", data.evaluation.length, {
       mode: ctx.progress,
     });
@@ -474,6 +475,12 @@ export async function runPipeline(
         timings.segment.toFixed(1)
       }, inference ${timings.inference.toFixed(1)}`,
     );
+    try {
+      const report = await writeRunReport(out, { seed: config.seed });
+      print(`report: ${report.index}`);
+    } catch (e) {
+      warn(`no report written: ${e instanceof Error ? e.message : e}`);
+    }
     print(`run directory: ${out}`);
     return { runDir: out, metrics, timings, backend: chosen.name };
   } finally {

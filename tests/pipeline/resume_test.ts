@@ -1,16 +1,31 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { makePhantom } from "../../data/mod.ts";
 
 const MICRO =
   new URL("../testdata/micro_config.json", import.meta.url).pathname;
 const ROOT = new URL("../../", import.meta.url).pathname;
-// Three pre-training epochs, so a kill can land in the middle of the stage.
+// The phantom's ground truth serves as coarse masks (--coarse), so the runs
+// spend their time in stages 2 and 3 on the cpu backend; three pre-training
+// epochs, so a kill can land in the middle of the stage.
+const PHANTOM = await Deno.makeTempDir();
+const DATA = await makePhantom({
+  dir: PHANTOM,
+  cases: 3,
+  size: [48, 48, 8],
+  seed: 5,
+});
+const MASKS = join(DATA, "..", "labelsTr");
 const ARGS = [
   "run",
   "-A",
   "cli/train.ts",
   "--config",
   MICRO,
+  "--data",
+  DATA,
+  "--coarse",
+  MASKS,
   "--set",
   "pretrain.epochs=3",
   "--backend",
@@ -93,6 +108,7 @@ Deno.test({
     } finally {
       await Deno.remove(a, { recursive: true });
       await Deno.remove(b, { recursive: true });
+      await Deno.remove(PHANTOM, { recursive: true });
     }
   },
 });
