@@ -23,9 +23,28 @@ import {
   type BackendName,
   type BackendReport,
   type Purpose,
+  type WasmAcceleration,
 } from "./types.ts";
 
 export * from "./types.ts";
+
+/**
+ * Sets how the wasm backend runs its matrix products and convolutions:
+ * `"blas"` (a native BLAS through Deno FFI, needs `--allow-ffi`; throws when
+ * none can be opened), `"xnnpack"` (its own WebAssembly kernels) or `"auto"`
+ * (the default: BLAS when available). Applies at once when wasm is active,
+ * else at its next activation.
+ *
+ * @param mode `"auto"`, `"blas"` or `"xnnpack"`.
+ * @returns What is in effect when wasm is active, else `undefined`.
+ * @throws {RangeError} For an unknown mode.
+ * @throws {Error} For `"blas"` when no BLAS library can be opened.
+ */
+export async function setWasmAcceleration(
+  mode: WasmAcceleration | "auto",
+): Promise<{ name: WasmAcceleration; detail: string } | undefined> {
+  return (await import("./wasm.ts")).setWasmAcceleration(mode);
+}
 
 // The cpu backend prints a "use tfjs-node" banner on its first write; that
 // advice does not apply to Deno, so mark the banner as already shown.
@@ -97,9 +116,13 @@ async function report(
   const adapter: AdapterDescription | undefined = backend.name === "webgpu"
     ? await backend.adapter()
     : undefined;
-  return adapter
-    ? { name: backend.name, reason, adapter }
-    : { name: backend.name, reason };
+  const acc = backend.acceleration?.();
+  return {
+    name: backend.name,
+    reason,
+    ...(adapter ? { adapter } : {}),
+    ...(acc ? { acceleration: acc.name } : {}),
+  };
 }
 
 async function selectAuto(purpose: Purpose): Promise<BackendReport> {
@@ -136,8 +159,9 @@ async function selectAuto(purpose: Purpose): Promise<BackendReport> {
       notes.push(`${missing}, needed to ${purpose}`);
       continue;
     }
+    const acc = b.acceleration?.();
     const lead = name === "wasm"
-      ? "wasm is the fastest CPU backend"
+      ? `wasm (${acc?.detail ?? "XNNPACK kernels"}) is the fastest CPU backend`
       : "cpu is the always-present fallback";
     return report(b, `${lead} that can ${purpose}; ${notes.join("; ")}`);
   }

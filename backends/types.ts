@@ -19,6 +19,13 @@ export interface AdapterDescription {
   isFallbackAdapter: boolean;
 }
 
+/**
+ * How the wasm backend runs its matrix products and convolutions: `"blas"`
+ * through a native BLAS (OpenBLAS/Accelerate `cblas_sgemm` via Deno FFI),
+ * `"xnnpack"` with its own WebAssembly kernels.
+ */
+export type WasmAcceleration = "blas" | "xnnpack";
+
 /** A compute backend that can be probed and activated. */
 export interface Backend {
   /** The backend's name, as tfjs registers it. */
@@ -34,6 +41,11 @@ export interface Backend {
   activate(): Promise<void>;
   /** The adapter the backend runs on, for GPU backends. */
   adapter(): Promise<AdapterDescription | undefined>;
+  /**
+   * What accelerates the backend now (e.g. `"blas"` for wasm with a native
+   * BLAS) and a short description, when anything does.
+   */
+  acceleration?(): { name: string; detail: string } | undefined;
 }
 
 /** What {@linkcode selectBackend} chose, and why. */
@@ -44,4 +56,6 @@ export interface BackendReport {
   reason: string;
   /** The adapter, for WebGPU. */
   adapter?: AdapterDescription;
+  /** What accelerates the backend, e.g. `"blas"` for wasm with OpenBLAS. */
+  acceleration?: string;
 }

@@ -1,8 +1,15 @@
 import * as tf from "@tensorflow/tfjs";
 import { missingKernel } from "./_kernels.ts";
-import type { AdapterDescription, Backend, Purpose } from "./types.ts";
+import type {
+  AdapterDescription,
+  Backend,
+  Purpose,
+  WasmAcceleration,
+} from "./types.ts";
 
 let loaded: Promise<unknown> | undefined;
+let preference: WasmAcceleration | "auto" = "auto";
+let current: { name: WasmAcceleration; detail: string } | undefined;
 
 /**
  * Imports the wasm backend package (which registers the backend and its
@@ -15,8 +22,55 @@ export function load(): Promise<unknown> {
       "./_wasm_kernels.ts"
     );
     registerWasmTrainingKernels();
+    (await import("./_wasm_fast.ts")).registerFastWasmKernels();
   })();
   return loaded;
+}
+
+/**
+ * Sets how the wasm backend runs its matrix products: `"blas"` (a native
+ * BLAS through FFI; throws when none can be opened), `"xnnpack"` (its own
+ * kernels) or `"auto"` (BLAS when available). Applies at once when wasm is
+ * the active backend, else at its next activation.
+ */
+export async function setWasmAcceleration(
+  mode: WasmAcceleration | "auto",
+): Promise<{ name: WasmAcceleration; detail: string } | undefined> {
+  if (mode !== "auto" && mode !== "blas" && mode !== "xnnpack") {
+    throw new RangeError(
+      `Cannot set the wasm acceleration as 'mode' must be "auto", "blas" or "xnnpack": current value is "${mode}"`,
+    );
+  }
+  const previous = preference;
+  preference = mode;
+  if (tf.getBackend() !== "wasm") return undefined;
+  try {
+    return await applyAcceleration();
+  } catch (e) {
+    preference = previous;
+    throw e;
+  }
+}
+
+async function applyAcceleration(): Promise<
+  { name: WasmAcceleration; detail: string }
+> {
+  const k = await import("./_blas_kernels.ts");
+  if (preference === "xnnpack") {
+    k.uninstallBlasKernels();
+    return current = { name: "xnnpack", detail: "XNNPACK kernels (requested)" };
+  }
+  const { openBlas } = await import("./_blas.ts");
+  const { blas, reason } = openBlas();
+  if (!blas) {
+    if (preference === "blas") {
+      throw new Error(`Cannot run wasm matrix products on BLAS: ${reason}`);
+    }
+    k.uninstallBlasKernels();
+    return current = { name: "xnnpack", detail: `XNNPACK kernels (${reason})` };
+  }
+  k.installBlasKernels(blas);
+  return current = { name: "blas", detail: `matrix products via ${reason}` };
 }
 
 /** The WebAssembly backend (XNNPACK), with the training kernels it lacks upstream. */
@@ -38,6 +92,10 @@ export const wasmBackend: Backend = {
       );
     }
     await tf.ready();
+    await applyAcceleration();
+  },
+  acceleration(): { name: string; detail: string } | undefined {
+    return current;
   },
   adapter(): Promise<AdapterDescription | undefined> {
     return Promise.resolve(undefined);

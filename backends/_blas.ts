@@ -1,0 +1,136 @@
+/**
+ * Optional native sgemm through Deno FFI: OpenBLAS on Linux, Accelerate on
+ * macOS. Detected at runtime; absent library or permission → undefined.
+ *
+ * @module
+ */
+
+/** A single-precision row-major matrix product C = α·op(A)·op(B) + β·C. */
+export interface Blas {
+  /** Path of the loaded library. */
+  readonly path: string;
+  /** cblas_sgemm in row-major order; views start at the first element. */
+  sgemm(
+    transA: boolean,
+    transB: boolean,
+    m: number,
+    n: number,
+    k: number,
+    alpha: number,
+    a: Float32Array,
+    lda: number,
+    b: Float32Array,
+    ldb: number,
+    beta: number,
+    c: Float32Array,
+    ldc: number,
+  ): void;
+}
+
+/** Libraries tried in order (the first that opens and has cblas_sgemm wins). */
+const CANDIDATES: readonly string[] = [
+  "libopenblas.so.0",
+  "/usr/lib/x86_64-linux-gnu/libopenblas.so.0",
+  "/usr/lib/aarch64-linux-gnu/libopenblas.so.0",
+  "/usr/lib64/libopenblas.so.0",
+  "/opt/homebrew/opt/openblas/lib/libopenblas.dylib",
+  "/usr/local/opt/openblas/lib/libopenblas.dylib",
+  "/System/Library/Frameworks/Accelerate.framework/Accelerate",
+];
+
+const SYMBOLS = {
+  cblas_sgemm: {
+    parameters: [
+      "i32",
+      "i32",
+      "i32",
+      "i32",
+      "i32",
+      "i32",
+      "f32",
+      "buffer",
+      "i32",
+      "buffer",
+      "i32",
+      "f32",
+      "buffer",
+      "i32",
+    ],
+    result: "void",
+  },
+} as const;
+
+const ROW_MAJOR = 101;
+const NO_TRANS = 111;
+const TRANS = 112;
+
+function granted(name: "ffi" | "env", variable?: string): boolean {
+  try {
+    const desc = name === "env"
+      ? { name, ...(variable ? { variable } : {}) } as const
+      : { name } as const;
+    return Deno.permissions.querySync(desc).state === "granted";
+  } catch {
+    return false;
+  }
+}
+
+function env(name: string): string | undefined {
+  return granted("env", name) ? Deno.env.get(name) : undefined;
+}
+
+let cached: { blas?: Blas; reason: string } | undefined;
+
+/**
+ * Opens a system BLAS once. `AGCL_BLAS=off` disables it; `AGCL_BLAS_LIB`
+ * names a library to try first. Never prompts: without `--allow-ffi` it
+ * reports why and returns no library.
+ */
+export function openBlas(): { blas?: Blas; reason: string } {
+  if (cached) return cached;
+  const setting = env("AGCL_BLAS")?.toLowerCase();
+  if (setting === "off" || setting === "0" || setting === "false") {
+    return cached = { reason: "BLAS disabled by AGCL_BLAS" };
+  }
+  if (typeof Deno === "undefined" || typeof Deno.dlopen !== "function") {
+    return cached = { reason: "no FFI in this runtime" };
+  }
+  if (!granted("ffi")) {
+    return cached = { reason: "no --allow-ffi permission for OpenBLAS" };
+  }
+  const first = env("AGCL_BLAS_LIB");
+  const errors: string[] = [];
+  for (const path of first ? [first, ...CANDIDATES] : CANDIDATES) {
+    try {
+      const lib = Deno.dlopen(path, SYMBOLS);
+      const f = lib.symbols.cblas_sgemm;
+      const blas: Blas = {
+        path,
+        sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) {
+          f(
+            ROW_MAJOR,
+            transA ? TRANS : NO_TRANS,
+            transB ? TRANS : NO_TRANS,
+            m,
+            n,
+            k,
+            alpha,
+            a,
+            lda,
+            b,
+            ldb,
+            beta,
+            c,
+            ldc,
+          );
+        },
+      };
+      return cached = { blas, reason: `cblas_sgemm from ${path}` };
+    } catch (e) {
+      errors.push(`${path}: ${e instanceof Error ? e.message : e}`);
+    }
+  }
+  return cached = {
+    reason: `no BLAS library with cblas_sgemm found (${errors.length} tried)`,
+  };
+}

@@ -1,0 +1,217 @@
+/**
+ * Faster wasm kernels for the shapes a training step hits hardest, found by
+ * profiling a ResNet step (tf.profile): Tile (the batch-norm gradient tiles
+ * a per-channel vector to the full activation), Sum and Mean over every
+ * axis but the last (per-channel reductions, which upstream transposes
+ * first), and MaxPoolGrad. Other shapes fall through to the originals.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import {
+  heapF32,
+  heapI32,
+  offsetOf,
+  sizeOf,
+  type WasmBackendLike,
+} from "./_wasm_heap.ts";
+
+type Attrs = Record<string, unknown>;
+
+function view(
+  backend: WasmBackendLike,
+  dtype: tf.DataType,
+): Float32Array | Int32Array | undefined {
+  if (dtype === "float32") return heapF32(backend);
+  if (dtype === "int32") return heapI32(backend);
+  return undefined;
+}
+
+/** Copies `len` elements at `src` to `dst`, then repeats them `times` times. */
+function replicate(
+  h: Float32Array | Int32Array,
+  dst: number,
+  len: number,
+  times: number,
+): void {
+  let done = len;
+  const total = len * times;
+  while (done < total) {
+    const n = Math.min(done, total - done);
+    h.copyWithin(dst + done, dst, dst + n);
+    done += n;
+  }
+}
+
+function tile(original: tf.KernelFunc): tf.KernelFunc {
+  return (args) => {
+    const { x } = args.inputs as { x: tf.TensorInfo };
+    const reps = ((args.attrs ?? {}) as Attrs).reps as number[];
+    const backend = args.backend as unknown as WasmBackendLike;
+    if (x.dtype !== "float32" && x.dtype !== "int32") return original(args);
+    const rank = x.shape.length;
+    if (reps.length !== rank || rank === 0) return original(args);
+    const outShape = x.shape.map((d, i) => d * reps[i]!);
+    const out = backend.makeOutput(outShape, x.dtype);
+    const total = sizeOf(outShape);
+    if (total === 0) return out;
+    const h = view(backend, x.dtype)!;
+    const xo = offsetOf(backend, x);
+    const oo = offsetOf(backend, out);
+    // Element strides of x and of out.
+    const xs = new Array<number>(rank).fill(1);
+    const os = new Array<number>(rank).fill(1);
+    for (let d = rank - 2; d >= 0; d--) {
+      xs[d] = xs[d + 1]! * x.shape[d + 1]!;
+      os[d] = os[d + 1]! * outShape[d + 1]!;
+    }
+    const fill = (d: number, src: number, dst: number): void => {
+      const n = x.shape[d]!;
+      if (d === rank - 1) {
+        h.copyWithin(dst, src, src + n); // same buffer: the wasm heap
+      } else {
+        for (let i = 0; i < n; i++) {
+          fill(d + 1, src + i * xs[d]!, dst + i * os[d]!);
+        }
+      }
+      replicate(h, dst, n * os[d]!, reps[d]!);
+    };
+    fill(0, xo, oo);
+    return out;
+  };
+}
+
+/** Whether `axes` are exactly every axis but the last. */
+function leadingAxes(axes: number[], rank: number): boolean {
+  if (rank < 2 || axes.length !== rank - 1) return false;
+  const sorted = axes.map((a) => (a < 0 ? a + rank : a)).sort((a, b) => a - b);
+  return sorted.every((a, i) => a === i);
+}
+
+function reduceLeading(
+  original: tf.KernelFunc,
+  mean: boolean,
+): tf.KernelFunc {
+  return (args) => {
+    const { x } = args.inputs as { x: tf.TensorInfo };
+    const a = (args.attrs ?? {}) as Attrs;
+    const axisAttr = a.axis as number | number[];
+    const axes = Array.isArray(axisAttr) ? axisAttr : [axisAttr];
+    const rank = x.shape.length;
+    if (x.dtype !== "float32" || !leadingAxes(axes, rank)) {
+      return original(args);
+    }
+    const backend = args.backend as unknown as WasmBackendLike;
+    const c = x.shape[rank - 1]!;
+    const rows = sizeOf(x.shape) / Math.max(c, 1);
+    const outShape = a.keepDims
+      ? [...x.shape.slice(0, -1).map(() => 1), c]
+      : [c];
+    const out = backend.makeOutput(outShape, "float32");
+    const h = heapF32(backend);
+    const xo = offsetOf(backend, x);
+    const oo = offsetOf(backend, out);
+    // Accumulate in float64 row blocks for accuracy close to a tree sum.
+    const acc = new Float64Array(c);
+    for (let r = 0; r < rows; r++) {
+      const base = xo + r * c;
+      for (let j = 0; j < c; j++) acc[j] = acc[j]! + h[base + j]!;
+    }
+    const scale = mean ? 1 / rows : 1;
+    for (let j = 0; j < c; j++) h[oo + j] = acc[j]! * scale;
+    return out;
+  };
+}
+
+function maxPoolGrad(original: tf.KernelFunc): tf.KernelFunc {
+  return (args) => {
+    const { dy, input } = args.inputs as {
+      dy: tf.TensorInfo;
+      input: tf.TensorInfo;
+    };
+    const a = (args.attrs ?? {}) as Attrs;
+    if (dy.dtype !== "float32" || input.shape.length !== 4) {
+      return original(args);
+    }
+    const info = tf.backend_util.computePool2DInfo(
+      input.shape as [number, number, number, number],
+      a.filterSize as [number, number] | number,
+      a.strides as [number, number] | number,
+      1,
+      a.pad as "same",
+      a.dimRoundingMode as "floor" | undefined,
+    );
+    const backend = args.backend as unknown as WasmBackendLike;
+    const out = backend.makeOutput([...input.shape], "float32");
+    const h = heapF32(backend);
+    const dxo = offsetOf(backend, out);
+    const xo = offsetOf(backend, input);
+    const dyo = offsetOf(backend, dy);
+    const { batchSize: n, inHeight: H, inWidth: W, inChannels: C } = info;
+    const { outHeight: OH, outWidth: OW, strideHeight: sh, strideWidth: sw } =
+      info;
+    const { effectiveFilterHeight: fh, effectiveFilterWidth: fw } = info;
+    const { dilationHeight: dh, dilationWidth: dw } = info;
+    const top = info.padInfo.top;
+    const left = info.padInfo.left;
+    h.fill(0, dxo, dxo + n * H * W * C);
+    // Per output pixel: scan its window channel-vectorised (contiguous in
+    // NHWC), keeping the first maximum per channel as tfjs's cpu kernel does.
+    const best = new Float32Array(C);
+    const at = new Int32Array(C);
+    for (let b = 0; b < n; b++) {
+      for (let oy = 0; oy < OH; oy++) {
+        const y0 = oy * sh - top;
+        for (let ox = 0; ox < OW; ox++) {
+          const x0 = ox * sw - left;
+          best.fill(-Infinity);
+          at.fill(-1);
+          for (let ky = 0; ky < fh; ky += dh) {
+            const iy = y0 + ky;
+            if (iy < 0 || iy >= H) continue;
+            for (let kx = 0; kx < fw; kx += dw) {
+              const ix = x0 + kx;
+              if (ix < 0 || ix >= W) continue;
+              const p = ((b * H + iy) * W + ix) * C;
+              const src = xo + p;
+              for (let c = 0; c < C; c++) {
+                const v = h[src + c]!;
+                if (v > best[c]!) {
+                  best[c] = v;
+                  at[c] = p + c;
+                }
+              }
+            }
+          }
+          const g = dyo + ((b * OH + oy) * OW + ox) * C;
+          for (let c = 0; c < C; c++) {
+            const q = at[c]!;
+            if (q >= 0) h[dxo + q] = h[dxo + q]! + h[g + c]!;
+          }
+        }
+      }
+    }
+    return out;
+  };
+}
+
+let installed = false;
+
+/**
+ * Wraps the wasm backend's Tile, Sum, Mean and MaxPoolGrad with the fast
+ * paths above. Idempotent.
+ */
+export function registerFastWasmKernels(): void {
+  if (installed) return;
+  installed = true;
+  const wrap = (name: string, f: (k: tf.KernelFunc) => tf.KernelFunc) => {
+    const k = tf.getKernel(name, "wasm");
+    if (!k) return;
+    tf.unregisterKernel(name, "wasm");
+    tf.registerKernel({ ...k, kernelFunc: f(k.kernelFunc) });
+  };
+  wrap("Tile", tile);
+  wrap("Sum", (k) => reduceLeading(k, false));
+  wrap("Mean", (k) => reduceLeading(k, true));
+  wrap("MaxPoolGrad", maxPoolGrad);
+}

@@ -1,0 +1,331 @@
+/**
+ * Per-target metrics of multi-label maps (Dice, IoU, HD, HD95, MSD) and
+ * their aggregation into the `metrics.json` shape written by `train` and
+ * `eval`.
+ *
+ * @module
+ */
+import { cropBox } from "./_grid.ts";
+import {
+  distancesFromSurfaces,
+  type SurfaceDistanceOptions,
+  surfaceVoxels,
+} from "./surface_distance.ts";
+
+/** Metrics of one target in one case. */
+export interface TargetScores {
+  /** Dice: 1 when prediction and truth are both empty, 0 when only one is. */
+  dice: number;
+  /** Intersection over union (1 when both are empty). */
+  iou: number;
+  /** Hausdorff distance in mm, or `null` (see `reason`). */
+  hd: number | null;
+  /** 95th-percentile Hausdorff distance in mm, or `null`. */
+  hd95: number | null;
+  /** Mean symmetric surface distance in mm, or `null`. */
+  msd: number | null;
+  /** Why the distances are `null`: "both empty", "prediction empty", "truth empty". */
+  reason?: string;
+}
+
+/** Metrics of one case: one entry per target name. */
+export interface CaseMetrics {
+  /** Per target name (label 0 / background excluded). */
+  targets: Record<string, TargetScores>;
+}
+
+/** Options for {@linkcode evaluateLabelMaps}. */
+export interface EvaluateOptions {
+  /** `[nx, ny, nz]`, x fastest; `nz = 1` is evaluated as 2-D (4-connected surfaces). */
+  dims: readonly [number, number, number] | readonly number[];
+  /** Voxel size in mm. @default {[1, 1, 1]} */
+  spacing?: readonly number[];
+  /** Label value → name; label 0 (background) is skipped. */
+  labels: Record<number | string, string>;
+  /** Percentile of the robust Hausdorff distance. @default {95} */
+  percentile?: number;
+  /** MSD mode (see `surfaceDistances`). @default {"pooled"} */
+  msdMode?: SurfaceDistanceOptions["msdMode"];
+}
+
+/**
+ * Evaluates a predicted label map against the truth, per target: Dice, IoU,
+ * and (on an exact anisotropic EDT restricted to each label's bounding box)
+ * HD, HD95 and MSD in mm. Empty masks follow the DESIGN.md policy: Dice 1
+ * if both are empty, 0 if one is; distances `null` with a reason.
+ *
+ * @param pred Predicted labels, `nx·ny·nz` voxels, x fastest.
+ * @param truth True labels, same layout.
+ * @param options Grid, spacing and the label names.
+ * @returns Per-target metrics.
+ * @throws {TypeError} When sizes disagree or `labels` is empty.
+ * @throws {RangeError} When the spacing or percentile is out of range.
+ *
+ * @example
+ * ```ts
+ * import { evaluateLabelMaps } from "@agcl/agcl/metrics";
+ * const pred = new Uint8Array([1, 1, 0, 0]);
+ * const truth = new Uint8Array([1, 0, 0, 0]);
+ * const m = evaluateLabelMaps(pred, truth, { dims: [4, 1, 1], labels: { 0: "background", 1: "organ" } });
+ * console.log(m.targets.organ!.dice); // 0.6666666666666666
+ * ```
+ */
+export function evaluateLabelMaps(
+  pred: ArrayLike<number>,
+  truth: ArrayLike<number>,
+  options: EvaluateOptions,
+): CaseMetrics {
+  const { dims, labels, percentile = 95, msdMode = "pooled" } = options;
+  if (dims.length !== 3) {
+    throw new TypeError(
+      `Cannot compute evaluateLabelMaps as 'dims' must be [nx, ny, nz]: current value is ${
+        JSON.stringify(dims)
+      }`,
+    );
+  }
+  const [nx, ny, nz] = dims as [number, number, number];
+  if (nx * ny * nz !== pred.length || pred.length !== truth.length) {
+    throw new TypeError(
+      `Cannot compute evaluateLabelMaps as 'pred' (${pred.length}) and 'truth' (${truth.length}) must both have ${
+        nx * ny * nz
+      } voxels for dims ${JSON.stringify(dims)}`,
+    );
+  }
+  const spacing = options.spacing ?? [1, 1, 1];
+  if (spacing.length !== 3 || spacing.some((s) => !(s > 0 && isFinite(s)))) {
+    throw new RangeError(
+      `Cannot compute evaluateLabelMaps as 'spacing' must be 3 finite values > 0: current value is ${
+        JSON.stringify(spacing)
+      }`,
+    );
+  }
+  const targets = Object.entries(labels)
+    .map(([k, name]) => ({ id: Number(k), name }))
+    .filter((t) => t.id !== 0)
+    .sort((a, b) => a.id - b.id);
+  if (targets.length === 0) {
+    throw new TypeError(
+      `Cannot compute evaluateLabelMaps as 'labels' has no non-background label: current value is ${
+        JSON.stringify(labels)
+      }`,
+    );
+  }
+  // One pass: counts, overlap and the joint bounding box of each target.
+  const index = new Map<number, number>(targets.map((t, i) => [t.id, i]));
+  const k = targets.length;
+  const np = new Float64Array(k), nt = new Float64Array(k);
+  const both = new Float64Array(k);
+  const box = new Int32Array(6 * k);
+  for (let j = 0; j < k; j++) box.set([nx, -1, ny, -1, nz, -1], 6 * j);
+  const grow = (j: number, x: number, y: number, z: number) => {
+    const b = 6 * j;
+    if (x < box[b]!) box[b] = x;
+    if (x > box[b + 1]!) box[b + 1] = x;
+    if (y < box[b + 2]!) box[b + 2] = y;
+    if (y > box[b + 3]!) box[b + 3] = y;
+    if (z < box[b + 4]!) box[b + 4] = z;
+    if (z > box[b + 5]!) box[b + 5] = z;
+  };
+  let i = 0;
+  for (let z = 0; z < nz; z++) {
+    for (let y = 0; y < ny; y++) {
+      for (let x = 0; x < nx; x++, i++) {
+        const p = pred[i]!, t = truth[i]!;
+        if (p === 0 && t === 0) continue;
+        const a = index.get(p), b = index.get(t);
+        if (a !== undefined) {
+          np[a]!++;
+          grow(a, x, y, z);
+        }
+        if (b !== undefined) {
+          nt[b]!++;
+          if (b !== a) grow(b, x, y, z);
+          else both[b]!++;
+        }
+      }
+    }
+  }
+  const two = nz === 1;
+  const out: Record<string, TargetScores> = {};
+  for (let j = 0; j < k; j++) {
+    const { id, name } = targets[j]!;
+    const a = np[j]!, b = nt[j]!, ab = both[j]!;
+    const dice = a + b === 0 ? 1 : (2 * ab) / (a + b);
+    const iou = a + b - ab === 0 ? 1 : ab / (a + b - ab);
+    if (a === 0 || b === 0) {
+      out[name] = {
+        dice,
+        iou,
+        hd: null,
+        hd95: null,
+        msd: null,
+        reason: a === 0 && b === 0
+          ? "both empty"
+          : a === 0
+          ? "prediction empty"
+          : "truth empty",
+      };
+      continue;
+    }
+    const bx = Array.from(box.subarray(6 * j, 6 * j + 6));
+    const pm = cropBox(pred, dims, bx, id);
+    const tm = cropBox(truth, dims, bx, id);
+    const cd = two ? pm.dims.slice(0, 2) : pm.dims;
+    const r = distancesFromSurfaces(
+      surfaceVoxels(pm.data, cd),
+      surfaceVoxels(tm.data, cd),
+      {
+        dims: cd,
+        spacing: two ? spacing.slice(0, 2) : spacing,
+        percentile,
+        msdMode,
+      },
+    );
+    out[name] = { dice, iou, hd: r.hd, hd95: r.hd95, msd: r.msd };
+  }
+  return { targets: out };
+}
+
+/** Metrics of one target in `metrics.json` (per case or averaged). */
+export interface MetricsEntry {
+  /** Dice. */
+  dice: number;
+  /** HD95 in mm, or `null` when no case had one. */
+  hd95: number | null;
+  /** MSD in mm, or `null` when no case had one. */
+  msd: number | null;
+  /** IoU. */
+  iou?: number;
+  /** Hausdorff distance in mm. */
+  hd?: number | null;
+  /** Why the distances are `null` (per case only). */
+  reason?: string;
+}
+
+/** Per target: how many cases, how many values entered each mean, how many were `null`. */
+export interface TargetCounts {
+  /** Cases evaluated. */
+  cases: number;
+  /** Cases whose HD95 entered the mean. */
+  hd95: number;
+  /** Cases whose MSD entered the mean. */
+  msd: number;
+  /** Cases whose HD95 was `null` (left out of the mean). */
+  hd95Null: number;
+  /** Cases whose MSD was `null`. */
+  msdNull: number;
+  /** Null reasons and how often each occurred. */
+  reasons: Record<string, number>;
+}
+
+/** The content of `metrics.json` (shape shared by `train` and `eval`). */
+export interface MetricsSummary {
+  /** Mean over cases, per target name. */
+  targets: Record<string, MetricsEntry>;
+  /** Mean over targets of the per-target means. */
+  mean: MetricsEntry;
+  /** Per case, in input order. */
+  cases: { image: string; targets: Record<string, MetricsEntry> }[];
+  /** Empty-mask bookkeeping per target. */
+  counts: Record<string, TargetCounts>;
+}
+
+function meanOf(values: number[]): number | null {
+  return values.length === 0
+    ? null
+    : values.reduce((a, b) => a + b, 0) / values.length;
+}
+
+/**
+ * Aggregates per-case metrics into the `metrics.json` shape: per-target
+ * means over cases (Dice over every case; HD95/MSD over the cases where they
+ * are defined, the others counted in `counts`), then the mean over targets.
+ *
+ * @param cases Image path (or id) and metrics of each case.
+ * @returns The summary; never NaN.
+ * @throws {TypeError} When `cases` is empty or cases disagree on targets.
+ *
+ * @example
+ * ```ts
+ * import { evaluateLabelMaps, summarizeMetrics } from "@agcl/agcl/metrics";
+ * const labels = { 1: "organ" };
+ * const m = evaluateLabelMaps([1, 0], [1, 0], { dims: [2, 1, 1], labels });
+ * console.log(summarizeMetrics([{ image: "a.nii.gz", metrics: m }]).mean.dice); // 1
+ * ```
+ */
+export function summarizeMetrics(
+  cases: { image: string; metrics: CaseMetrics }[],
+): MetricsSummary {
+  if (cases.length === 0) {
+    throw new TypeError("Cannot compute summarizeMetrics as 'cases' is empty");
+  }
+  const names = Object.keys(cases[0]!.metrics.targets);
+  const targets: Record<string, MetricsEntry> = {};
+  const counts: Record<string, TargetCounts> = {};
+  for (const n of names) {
+    const per = cases.map((c) => {
+      const m = c.metrics.targets[n];
+      if (!m) {
+        throw new TypeError(
+          `Cannot compute summarizeMetrics as case '${c.image}' has no target '${n}'`,
+        );
+      }
+      return m;
+    });
+    const hd95 = per.flatMap((m) => m.hd95 === null ? [] : [m.hd95]);
+    const msd = per.flatMap((m) => m.msd === null ? [] : [m.msd]);
+    const hd = per.flatMap((m) => m.hd === null ? [] : [m.hd]);
+    const reasons: Record<string, number> = {};
+    for (const m of per) {
+      if (m.reason) reasons[m.reason] = (reasons[m.reason] ?? 0) + 1;
+    }
+    targets[n] = {
+      dice: meanOf(per.map((m) => m.dice))!,
+      hd95: meanOf(hd95),
+      msd: meanOf(msd),
+      iou: meanOf(per.map((m) => m.iou))!,
+      hd: meanOf(hd),
+    };
+    counts[n] = {
+      cases: per.length,
+      hd95: hd95.length,
+      msd: msd.length,
+      hd95Null: per.length - hd95.length,
+      msdNull: per.length - msd.length,
+      reasons,
+    };
+  }
+  const all = Object.values(targets);
+  const pick = (f: (t: MetricsEntry) => number | null | undefined) =>
+    meanOf(all.flatMap((t) => {
+      const v = f(t);
+      return v === null || v === undefined ? [] : [v];
+    }));
+  return {
+    targets,
+    mean: {
+      dice: pick((t) => t.dice) ?? 0,
+      hd95: pick((t) => t.hd95),
+      msd: pick((t) => t.msd),
+      iou: pick((t) => t.iou) ?? 0,
+      hd: pick((t) => t.hd),
+    },
+    cases: cases.map((c) => ({
+      image: c.image,
+      targets: Object.fromEntries(
+        Object.entries(c.metrics.targets).map(([n, m]) => {
+          const e: MetricsEntry = {
+            dice: m.dice,
+            hd95: m.hd95,
+            msd: m.msd,
+            iou: m.iou,
+            hd: m.hd,
+          };
+          if (m.reason) e.reason = m.reason;
+          return [n, e];
+        }),
+      ),
+    })),
+    counts,
+  };
+}

@@ -1,0 +1,431 @@
+/** Parity suite of the wasm kernels against cpu, run with and without BLAS. */
+import assert from "node:assert/strict";
+import * as tf from "@tensorflow/tfjs";
+import { selectBackend } from "../../backends/mod.ts";
+import { limits, WASM_TRAINING_KERNELS } from "../../backends/_wasm_kernels.ts";
+import { Prng } from "../../random/mod.ts";
+import { assertNoLeak } from "../_utils.ts";
+import {
+  assertParity,
+  type ConvCase,
+  convCases,
+  outShape,
+  randn,
+  runOn,
+} from "./_parity.ts";
+
+function describe(c: ConvCase): string {
+  return `x [${c.n},${c.h},${c.w},${c.c}] f [${c.kh},${c.kw},${c.c},${c.co}] s ${c.strides} d ${c.dilations} pad ${
+    JSON.stringify(c.pad)
+  }`;
+}
+
+/** Forward, input gradient and filter gradient through tf.grads. */
+function convAndGrads(
+  c: ConvCase,
+  xs: Float32Array,
+  fs: Float32Array,
+  dys: Float32Array,
+) {
+  return () => {
+    const x = tf.tensor4d(xs, [c.n, c.h, c.w, c.c]);
+    const f = tf.tensor4d(fs, [c.kh, c.kw, c.c, c.co]);
+    const dy = tf.tensor4d(dys, outShape(c));
+    const y = tf.conv2d(x, f, c.strides, c.pad, "NHWC", c.dilations);
+    const [dx, df] = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+      tf.sum(
+        tf.mul(
+          tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.strides, c.pad),
+          dy,
+        ),
+      )
+    )([x, f]);
+    return [y, dx!, df!];
+  };
+}
+
+/**
+ * Registers the parity tests of every wasm kernel this library adds or
+ * replaces, labelled `tag`; `ignore` skips them (e.g. BLAS absent).
+ */
+export function registerParitySuite(tag: string, ignore: boolean): void {
+  Deno.test({
+    name: `wasm (${tag}) registers every training kernel it lacks upstream`,
+    ignore,
+  }, async () => {
+    await selectBackend("wasm", { purpose: "train" });
+    for (const k of WASM_TRAINING_KERNELS) {
+      assert.ok(tf.getKernel(k, "wasm"), `${k} is registered for wasm`);
+    }
+    await selectBackend("cpu");
+  });
+
+  Deno.test({
+    name:
+      `conv2d forward and gradients on wasm (${tag}) match cpu (strides, paddings, batch > 1)`,
+    ignore,
+  }, async () => {
+    const prng = new Prng(11);
+    for (const c of convCases(prng, 12, false)) {
+      const xs = randn(prng, c.n * c.h * c.w * c.c);
+      const fs = randn(prng, c.kh * c.kw * c.c * c.co);
+      const dys = randn(prng, outShape(c).reduce((a, b) => a * b, 1));
+      const ref = await runOn("cpu", convAndGrads(c, xs, fs, dys));
+      const got = await runOn("wasm", convAndGrads(c, xs, fs, dys));
+      assertParity(got, ref, describe(c));
+    }
+    await selectBackend("cpu");
+  });
+
+  Deno.test({
+    name:
+      `conv2d gradients on wasm (${tag}) match cpu when the patch matrix is built in chunks`,
+    ignore,
+  }, async () => {
+    const prng = new Prng(18);
+    const saved = limits.chunkFloats;
+    limits.chunkFloats = 97;
+    try {
+      for (const c of convCases(prng, 4, false)) {
+        const xs = randn(prng, c.n * c.h * c.w * c.c);
+        const fs = randn(prng, c.kh * c.kw * c.c * c.co);
+        const dys = randn(prng, outShape(c).reduce((a, b) => a * b, 1));
+        const ref = await runOn("cpu", convAndGrads(c, xs, fs, dys));
+        const got = await runOn("wasm", convAndGrads(c, xs, fs, dys));
+        assertParity(got, ref, describe(c));
+      }
+    } finally {
+      limits.chunkFloats = saved;
+    }
+    await selectBackend("cpu");
+  });
+
+  Deno.test({
+    name:
+      `Conv2DBackpropFilter on wasm (${tag}) handles dilations (checked against the dense equivalent filter on cpu)`,
+    ignore,
+  }, async () => {
+    const prng = new Prng(12);
+    for (const c of convCases(prng, 6, true)) {
+      const xs = randn(prng, c.n * c.h * c.w * c.c);
+      const out = outShape(c);
+      const dys = randn(prng, out.reduce((a, b) => a * b, 1));
+      const [d] = c.dilations;
+      const got = await runOn("wasm", () => {
+        const x = tf.tensor4d(xs, [c.n, c.h, c.w, c.c]);
+        const dy = tf.tensor4d(dys, out);
+        return [
+          tf.engine().runKernel("Conv2DBackpropFilter", { x, dy }, {
+            strides: c.strides,
+            pad: c.pad,
+            dataFormat: "NHWC",
+            dilations: c.dilations,
+            filterShape: [c.kh, c.kw, c.c, c.co],
+          }) as tf.Tensor,
+        ];
+      });
+      const ref = await runOn("cpu", () => {
+        const x = tf.tensor4d(xs, [c.n, c.h, c.w, c.c]);
+        const dy = tf.tensor4d(dys, out);
+        const kh = (c.kh - 1) * d + 1;
+        const kw = (c.kw - 1) * d + 1;
+        const dense = tf.engine().runKernel("Conv2DBackpropFilter", { x, dy }, {
+          strides: c.strides,
+          pad: c.pad,
+          dataFormat: "NHWC",
+          filterShape: [kh, kw, c.c, c.co],
+        }) as tf.Tensor;
+        // Keep every d-th tap: the dilated filter's own taps.
+        const rows = tf.gather(dense, tf.range(0, kh, d, "int32"), 0);
+        return [tf.gather(rows, tf.range(0, kw, d, "int32"), 1)];
+      });
+      assertParity(got, ref, describe(c));
+    }
+    await selectBackend("cpu");
+  });
+
+  Deno.test({
+    name: `dilated conv2d forward on wasm (${tag}) matches cpu`,
+    ignore,
+  }, async () => {
+    const prng = new Prng(13);
+    for (const c of convCases(prng, 4, true)) {
+      const xs = randn(prng, c.n * c.h * c.w * c.c);
+      const fs = randn(prng, c.kh * c.kw * c.c * c.co);
+      const f = () => [
+        tf.conv2d(
+          tf.tensor4d(xs, [c.n, c.h, c.w, c.c]),
+          tf.tensor4d(fs, [c.kh, c.kw, c.c, c.co]),
+          c.strides,
+          c.pad,
+          "NHWC",
+          c.dilations,
+        ),
+      ];
+      assertParity(await runOn("wasm", f), await runOn("cpu", f), describe(c));
+    }
+    await selectBackend("cpu");
+  });
+
+  Deno.test({
+    name:
+      `fused conv2d (bias, relu) and its gradients on wasm (${tag}) match cpu`,
+    ignore,
+  }, async () => {
+    const prng = new Prng(14);
+    for (const c of convCases(prng, 4, false)) {
+      const xs = randn(prng, c.n * c.h * c.w * c.c);
+      const fs = randn(prng, c.kh * c.kw * c.c * c.co);
+      const bs = randn(prng, c.co);
+      const dys = randn(prng, outShape(c).reduce((a, b) => a * b, 1));
+      const f = () => {
+        const x = tf.tensor4d(xs, [c.n, c.h, c.w, c.c]);
+        const w = tf.tensor4d(fs, [c.kh, c.kw, c.c, c.co]);
+        const b = tf.tensor1d(bs);
+        const dy = tf.tensor4d(dys, outShape(c));
+        const g = tf.grads((x: tf.Tensor, w: tf.Tensor, b: tf.Tensor) =>
+          tf.sum(tf.mul(
+            tf.fused.conv2d({
+              x: x as tf.Tensor4D,
+              filter: w as tf.Tensor4D,
+              strides: c.strides,
+              pad: c.pad,
+              bias: b,
+              activation: "relu",
+            }),
+            dy,
+          ))
+        )([x, w, b]);
+        return g;
+      };
+      assertParity(await runOn("wasm", f), await runOn("cpu", f), describe(c));
+    }
+    await selectBackend("cpu");
+  });
+
+  Deno.test({
+    name: `depthwise conv2d gradients on wasm (${tag}) match cpu`,
+    ignore,
+  }, async () => {
+    const prng = new Prng(15);
+    for (const c of convCases(prng, 6, false)) {
+      const mult = 1 + prng.int(3);
+      // tfjs's depthwise conv takes equal strides only.
+      const s: [number, number] = [c.strides[0], c.strides[0]];
+      const pad = typeof c.pad === "string" ? c.pad : "valid";
+      const fshape: [number, number, number, number] = [c.kh, c.kw, c.c, mult];
+      const xs = randn(prng, c.n * c.h * c.w * c.c);
+      const fs = randn(prng, c.kh * c.kw * c.c * mult);
+      const f = () => {
+        const x = tf.tensor4d(xs, [c.n, c.h, c.w, c.c]);
+        const w = tf.tensor4d(fs, fshape);
+        return tf.grads((x: tf.Tensor, w: tf.Tensor) =>
+          tf.sum(
+            tf.square(
+              tf.depthwiseConv2d(x as tf.Tensor4D, w as tf.Tensor4D, s, pad),
+            ),
+          )
+        )([x, w]);
+      };
+      assertParity(await runOn("wasm", f), await runOn("cpu", f), describe(c));
+    }
+    await selectBackend("cpu");
+  });
+
+  Deno.test({
+    name: `gather gradient (UnsortedSegmentSum) on wasm (${tag}) matches cpu`,
+    ignore,
+  }, async () => {
+    const prng = new Prng(16);
+    const xs = randn(prng, 7 * 5);
+    const idx = Array.from({ length: 11 }, () => prng.int(7));
+    const f = () => {
+      const x = tf.tensor2d(xs, [7, 5]);
+      const i = tf.tensor1d(idx, "int32");
+      return [
+        tf.grad((x: tf.Tensor) => tf.sum(tf.square(tf.gather(x, i))))(x),
+        tf.unsortedSegmentSum(
+          tf.tensor2d(xs, [7, 5]),
+          tf.tensor1d([0, 2, -1, 2, 1, 0, 3], "int32"),
+          4,
+        ),
+      ];
+    };
+    assertParity(await runOn("wasm", f), await runOn("cpu", f), "gather");
+    await selectBackend("cpu");
+  });
+
+  Deno.test({
+    name: `matMul with transposes on wasm (${tag}) matches cpu`,
+    ignore,
+  }, async () => {
+    const prng = new Prng(17);
+    for (
+      const [ta, tb] of [[false, false], [true, false], [false, true], [
+        true,
+        true,
+      ]] as const
+    ) {
+      const [m, k, n] = [3 + prng.int(20), 3 + prng.int(20), 3 + prng.int(20)];
+      const as = randn(prng, 2 * m * k);
+      const bs = randn(prng, 2 * k * n);
+      const f = () => [
+        tf.matMul(
+          tf.tensor3d(as, ta ? [2, k, m] : [2, m, k]),
+          tf.tensor3d(bs, tb ? [2, n, k] : [2, k, n]),
+          ta,
+          tb,
+        ),
+        tf.matMul(
+          tf.tensor2d(as.subarray(0, m * k), ta ? [k, m] : [m, k]),
+          tf.tensor2d(bs.subarray(0, k * n), tb ? [n, k] : [k, n]),
+          ta,
+          tb,
+        ),
+      ];
+      assertParity(
+        await runOn("wasm", f),
+        await runOn("cpu", f),
+        `matMul ${ta} ${tb}`,
+      );
+    }
+    await selectBackend("cpu");
+  });
+
+  Deno.test({
+    name: `conv2d gradient on wasm (${tag}) leaks no tensor`,
+    ignore,
+  }, async () => {
+    await selectBackend("wasm", { purpose: "train" });
+    const x = tf.randomNormal([2, 9, 9, 3]) as tf.Tensor4D;
+    const f = tf.randomNormal([3, 3, 3, 4]) as tf.Tensor4D;
+    assertNoLeak(() =>
+      tf.grads((x: tf.Tensor, f: tf.Tensor) =>
+        tf.sum(tf.conv2d(x as tf.Tensor4D, f as tf.Tensor4D, 2, "same"))
+      )([x, f])
+    );
+    tf.dispose([x, f]);
+    await selectBackend("cpu");
+  });
+  Deno.test({
+    name: `fused and broadcast batched matMul on wasm (${tag}) match cpu`,
+    ignore,
+  }, async () => {
+    const prng = new Prng(22);
+    for (
+      const [ta, tb] of [[false, false], [true, false], [false, true], [
+        true,
+        true,
+      ]] as const
+    ) {
+      for (
+        const act of [
+          "linear",
+          "relu",
+          "elu",
+          "relu6",
+          "leakyrelu",
+          "sigmoid",
+        ] as const
+      ) {
+        const [m, k, n] = [
+          20 + prng.int(40),
+          20 + prng.int(40),
+          20 + prng.int(40),
+        ];
+        const as = randn(prng, 3 * m * k);
+        const bs = randn(prng, k * n);
+        const bias = randn(prng, n);
+        const f = () => {
+          const a = tf.tensor3d(as, ta ? [3, k, m] : [3, m, k]);
+          const b = tf.tensor3d(bs, tb ? [1, n, k] : [1, k, n]);
+          const a2 = tf.tensor2d(as.subarray(0, m * k), ta ? [k, m] : [m, k]);
+          const b2 = tf.tensor2d(bs, tb ? [n, k] : [k, n]);
+          const bi = tf.tensor1d(bias);
+          return [
+            tf.matMul(a, b, ta, tb),
+            tf.fused.matMul({
+              a: a2,
+              b: b2,
+              transposeA: ta,
+              transposeB: tb,
+              bias: bi,
+              activation: act,
+            }),
+            ...tf.grads((a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) =>
+              tf.sum(
+                tf.square(
+                  tf.fused.matMul({
+                    a: a as tf.Tensor2D,
+                    b: b as tf.Tensor2D,
+                    transposeA: ta,
+                    transposeB: tb,
+                    bias: c,
+                    activation: act === "relu" ? "relu" : "linear",
+                  }),
+                ),
+              )
+            )([a2, b2, bi]),
+          ];
+        };
+        assertParity(
+          await runOn("wasm", f),
+          await runOn("cpu", f),
+          `matMul ${ta} ${tb} ${act}`,
+        );
+      }
+    }
+    await selectBackend("cpu");
+  });
+
+  Deno.test({
+    name:
+      `maxPool gradient, tile, and per-channel sum/mean on wasm (${tag}) match cpu`,
+    ignore,
+  }, async () => {
+    const prng = new Prng(19);
+    for (let i = 0; i < 6; i++) {
+      const [n, h, w, c] = [
+        1 + prng.int(3),
+        4 + prng.int(9),
+        4 + prng.int(9),
+        1 + prng.int(9),
+      ];
+      const k = 1 + prng.int(3);
+      const s = 1 + prng.int(3);
+      const pad = (["same", "valid", 1] as const)[i % 3]!;
+      const xs = randn(prng, n * h * w * c);
+      const f = () => {
+        const x = tf.tensor4d(xs, [n, h, w, c]);
+        const v = tf.tensor1d(xs.subarray(0, c));
+        return [
+          tf.grad((x: tf.Tensor) =>
+            tf.sum(
+              tf.square(
+                tf.maxPool(
+                  x as tf.Tensor4D,
+                  k,
+                  s,
+                  pad === 1 && k < 3 ? 0 : pad,
+                ),
+              ),
+            )
+          )(x),
+          tf.tile(tf.reshape(v, [1, 1, 1, c]), [n, h, w, 1]),
+          tf.tile(x, [2, 1, 3, 1]),
+          tf.sum(x, [0, 1, 2]),
+          tf.sum(x, [2, 0, 1], true),
+          tf.mean(x, [0, 1, 2]),
+          tf.mean(x, [1, 2]),
+          tf.sum(tf.reshape(x, [-1, c]), 0),
+        ];
+      };
+      assertParity(
+        await runOn("wasm", f),
+        await runOn("cpu", f),
+        `pool/tile/sum ${[n, h, w, c, k, s, pad]}`,
+      );
+    }
+    await selectBackend("cpu");
+  });
+}
