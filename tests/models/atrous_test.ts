@@ -1,16 +1,14 @@
+import "./_setup.ts";
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { atrousConv2d } from "../../models/mod.ts";
 import { Prng } from "../../random/mod.ts";
-import { selectBackend } from "../../backends/mod.ts";
 import {
   assertAlmostEquals,
   assertNoLeak,
   testOnBackends,
   tolerance,
 } from "../_utils.ts";
-
-await selectBackend("cpu", { purpose: "train" });
 
 function seeded(shape: number[], seed: number): tf.Tensor {
   const p = new Prng(seed);

@@ -1,14 +1,12 @@
+import "./_setup.ts";
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import { selectBackend } from "../../backends/mod.ts";
 import {
   countParameters,
   createDeepLab,
   createEncoder,
 } from "../../models/mod.ts";
 import { assertAlmostEquals, assertNoLeak, testOnBackends } from "../_utils.ts";
-
-await selectBackend("cpu", { purpose: "train" });
 
 const TINY = {
   depth: 18,

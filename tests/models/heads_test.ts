@@ -1,14 +1,12 @@
+import "./_setup.ts";
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import { selectBackend } from "../../backends/mod.ts";
 import {
   countParameters,
   createClassificationHead,
   createProjectionHead,
 } from "../../models/mod.ts";
 import { assertAlmostEquals, assertNoLeak } from "../_utils.ts";
-
-await selectBackend("cpu", { purpose: "train" });
 
 Deno.test("createProjectionHead() is Linear → ReLU → Linear → L2 normalise (2048 → 2048 → 256)", async () => {
   const head = createProjectionHead({ inFeatures: 2048 });

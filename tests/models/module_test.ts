@@ -1,13 +1,11 @@
+import "./_setup.ts";
 import assert from "node:assert/strict";
-import { selectBackend } from "../../backends/mod.ts";
 import {
   combineModels,
   countParameters,
   createClassificationHead,
   createEncoder,
 } from "../../models/mod.ts";
-
-await selectBackend("cpu", { purpose: "train" });
 
 Deno.test("combineModels() prefixes names and keeps the parts' variables", () => {
   const encoder = createEncoder({

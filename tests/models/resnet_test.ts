@@ -1,17 +1,15 @@
+import "./_setup.ts";
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { countParameters, createEncoder } from "../../models/mod.ts";
 import { convBn, disposeAll, ParamBuilder } from "../../models/_layers.ts";
 import { Prng } from "../../random/mod.ts";
-import { selectBackend } from "../../backends/mod.ts";
 import {
   assertAlmostEquals,
   assertNoLeak,
   testOnBackends,
   tolerance,
 } from "../_utils.ts";
-
-await selectBackend("cpu", { purpose: "train" });
 
 const TINY = {
   depth: 18,
