@@ -4,10 +4,8 @@
  *
  * @module
  */
+import type { LabelMap } from "../data/patch_sampler.ts";
 import type { Region, Window } from "./sliding_window.ts";
-
-/** A label map `[nz, ny, nx]`. */
-export type LabelMap = Uint8Array | Int16Array;
 
 /**
  * Grows every label of a multi-class map by `radius` pixels into

@@ -9,3 +9,5 @@ export * from "./run_dir.ts";
 export * from "./progress.ts";
 export * from "./label_fusion.ts";
 export * from "./sliding_window.ts";
+export * from "./optim.ts";
+export * from "./attention.ts";

@@ -45,11 +45,11 @@ export interface SgdOptions {
 
 /** Options for {@linkcode createAdam}. */
 export interface AdamOptions {
-  /** @default {0.9} */
+  /** Decay of the first-moment estimate. @default {0.9} */
   beta1?: number;
-  /** @default {0.999} */
+  /** Decay of the second-moment estimate. @default {0.999} */
   beta2?: number;
-  /** @default {1e-8} */
+  /** Added to the denominator for stability. @default {1e-8} */
   epsilon?: number;
 }
 

@@ -1,0 +1,899 @@
+/**
+ * NIfTI-1/NIfTI-2 reading (through nifti-reader-js) and NIfTI-1 writing,
+ * `.nii` and `.nii.gz`.
+ *
+ * Rules: the affine comes from the sform when `sform_code > 0`, else from
+ * the qform when `qform_code > 0`, else from `pixdim` (NIfTI method 1, no
+ * flip); `scl_slope`/`scl_inter` are applied when the slope is finite and
+ * not 0; both byte orders are read; gzip goes through the runtime's native
+ * zlib (`DecompressionStream`).
+ *
+ * @module
+ */
+import * as nifti from "nifti-reader-js";
+import {
+  allocVoxels,
+  countNonFinite,
+  dtypeOf,
+  type Volume,
+  type VoxelArray,
+  type VoxelDtype,
+} from "./volume.ts";
+import {
+  gunzip,
+  gunzipPrefix,
+  gzip,
+  isGzip,
+  readFileClear,
+  writeFileAtomic,
+} from "./_io.ts";
+
+/** NIfTI datatype codes of the supported voxel types. */
+const CODE_OF: Readonly<Record<VoxelDtype, number>> = Object.freeze({
+  uint8: 2,
+  int16: 4,
+  int32: 8,
+  float32: 16,
+  float64: 64,
+  int8: 256,
+  uint16: 512,
+  uint32: 768,
+});
+
+const DTYPE_OF_CODE: ReadonlyMap<number, VoxelDtype> = new Map(
+  Object.entries(CODE_OF).map(([k, v]) => [v, k as VoxelDtype]),
+);
+
+const BYTES: Readonly<Record<VoxelDtype, number>> = Object.freeze({
+  uint8: 1,
+  int8: 1,
+  int16: 2,
+  uint16: 2,
+  int32: 4,
+  uint32: 4,
+  float32: 4,
+  float64: 8,
+});
+
+const UNSUPPORTED_NAMES: ReadonlyMap<number, string> = new Map([
+  [0, "none"],
+  [1, "binary"],
+  [32, "complex64"],
+  [128, "rgb24"],
+  [1024, "int64"],
+  [1280, "uint64"],
+  [1536, "float128"],
+  [1792, "complex128"],
+  [2048, "complex256"],
+  [2304, "rgba32"],
+]);
+
+/** Most voxels one volume may have (2^30, a 1024³ grid). */
+export const MAX_VOXELS: number = 2 ** 30;
+
+/**
+ * The header fields of a NIfTI file, as plain data (kept on
+ * {@linkcode Volume.header} so that {@linkcode writeNifti} can carry them
+ * over). Extensions are not kept.
+ */
+export interface NiftiHeader {
+  /** Marks this object as a NIfTI header. */
+  kind: "nifti";
+  /** 1 for NIfTI-1 (348-byte header), 2 for NIfTI-2 (540 bytes). */
+  version: 1 | 2;
+  /** Byte order of the source file. */
+  littleEndian: boolean;
+  /** `dim[0..7]`: rank, then sizes. */
+  dim: number[];
+  /** `pixdim[0..7]`: qfac, then voxel sizes. */
+  pixdim: number[];
+  /** NIfTI datatype code (2 = uint8, 4 = int16, 16 = float32, …). */
+  datatypeCode: number;
+  /** Bits per voxel. */
+  bitpix: number;
+  /** Byte offset of the voxel data. */
+  voxOffset: number;
+  /** Intensity scale; 0 or NaN means none. */
+  sclSlope: number;
+  /** Intensity offset (used with a valid slope). */
+  sclInter: number;
+  /** 0 unknown, 1 scanner, 2 aligned, 3 Talairach, 4 MNI. */
+  qformCode: number;
+  /** Same codes as `qformCode`. */
+  sformCode: number;
+  /** `quatern_b`, `quatern_c`, `quatern_d`. */
+  quatern: [number, number, number];
+  /** `qoffset_x`, `qoffset_y`, `qoffset_z`. */
+  qoffset: [number, number, number];
+  /** `srow_x`, `srow_y`, `srow_z`: the sform's 3×4 rows. */
+  srow: number[][];
+  /** Space and time units (`2 | 8` = mm and s). */
+  xyztUnits: number;
+  /** Frequency/phase/slice axis bits. */
+  dimInfo: number;
+  /** Intent code and parameters. */
+  intentCode: number;
+  /** `intent_p1`, `intent_p2`, `intent_p3`. */
+  intentP: [number, number, number];
+  /** Intent name (up to 16 characters). */
+  intentName: string;
+  /** Slice timing fields. */
+  sliceCode: number;
+  /** First slice index for timing. */
+  sliceStart: number;
+  /** Last slice index for timing. */
+  sliceEnd: number;
+  /** Time to acquire one slice. */
+  sliceDuration: number;
+  /** Time axis shift. */
+  toffset: number;
+  /** Display range. */
+  calMin: number;
+  /** Display range. */
+  calMax: number;
+  /** Free text (up to 80 characters). */
+  description: string;
+  /** Auxiliary file name (up to 24 characters). */
+  auxFile: string;
+}
+
+/** Geometry read from a header, without the voxels. */
+export interface NiftiInfo {
+  /** The parsed header. */
+  header: NiftiHeader;
+  /** Grid `[nx, ny, nz]`. */
+  dims: [number, number, number];
+  /** Voxel size in mm. */
+  spacing: [number, number, number];
+  /** 4×4 voxel → world matrix. */
+  affine: number[][];
+  /** Voxel datatype. */
+  dtype: VoxelDtype;
+  /** Number of 3D volumes (product of dims 4..7). */
+  volumes: number;
+}
+
+/** Options for {@linkcode readNifti}. */
+export interface ReadNiftiOptions {
+  /**
+   * Which volume of a 4D (or higher) file to read. Files with more than
+   * one volume are rejected unless this is given.
+   */
+  volumeIndex?: number;
+  /**
+   * What to do with NaN/±Inf voxels: `"report"` keeps them and sets
+   * {@linkcode Volume.nonFinite} to their count; `"error"` throws.
+   * @default {"report"}
+   */
+  nonFinite?: "report" | "error";
+}
+
+function sourceName(path: string | undefined): string {
+  return path === undefined ? "NIfTI bytes" : `NIfTI file '${path}'`;
+}
+
+function fail(source: string, problem: string): never {
+  throw new Error(`Cannot read ${source} as ${problem}`);
+}
+
+function readString(bytes: Uint8Array, start: number, end: number): string {
+  let e = start;
+  while (e < end && bytes[e] !== 0) e++;
+  return new TextDecoder("latin1").decode(bytes.subarray(start, e));
+}
+
+/** Parses and validates a header from the first bytes of an uncompressed file. */
+function parseHeader(bytes: Uint8Array, source: string): NiftiHeader {
+  if (bytes.length < 4) {
+    fail(source, `it is not NIfTI: only ${bytes.length} bytes long`);
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const le = view.getInt32(0, true);
+  const be = view.getInt32(0, false);
+  const size = le === 348 || le === 540 ? le : be;
+  const littleEndian = le === 348 || le === 540;
+  if (size !== 348 && size !== 540) {
+    fail(
+      source,
+      `it is not NIfTI: sizeof_hdr is ${le} (expected 348 for NIfTI-1 or 540 for NIfTI-2)`,
+    );
+  }
+  const version: 1 | 2 = size === 348 ? 1 : 2;
+  if (bytes.length < size) {
+    fail(
+      source,
+      `its header is truncated: ${bytes.length} bytes (expected ${size})`,
+    );
+  }
+  const magicAt = version === 1 ? 344 : 4;
+  const magic = readString(bytes, magicAt, magicAt + 4);
+  if (magic === "ni1" || magic === "ni2") {
+    fail(
+      source,
+      `it is a .hdr/.img pair header (magic '${magic}'): only single-file .nii is supported`,
+    );
+  }
+  if (magic !== (version === 1 ? "n+1" : "n+2")) {
+    fail(
+      source,
+      `it is not NIfTI: bad magic '${magic}' (expected '${
+        version === 1 ? "n+1" : "n+2"
+      }')`,
+    );
+  }
+  let h: nifti.NIFTI1 | nifti.NIFTI2;
+  try {
+    // Only the fixed header is passed: extensions are not kept.
+    h = nifti.readHeader(bytes.slice(0, size).buffer);
+  } catch (e) {
+    fail(
+      source,
+      `its header could not be parsed: ${e instanceof Error ? e.message : e}`,
+    );
+  }
+  const srow: number[][] = [];
+  for (let r = 0; r < 3; r++) {
+    const row: number[] = [];
+    for (let c = 0; c < 4; c++) {
+      row.push(
+        version === 1
+          ? view.getFloat32(280 + (r * 4 + c) * 4, littleEndian)
+          : view.getFloat64(400 + (r * 4 + c) * 8, littleEndian),
+      );
+    }
+    srow.push(row);
+  }
+  return {
+    kind: "nifti",
+    version,
+    littleEndian,
+    dim: Array.from(h.dims, Number),
+    pixdim: Array.from(h.pixDims, Number),
+    datatypeCode: h.datatypeCode,
+    bitpix: h.numBitsPerVoxel,
+    voxOffset: Number(h.vox_offset),
+    sclSlope: h.scl_slope,
+    sclInter: h.scl_inter,
+    qformCode: h.qform_code,
+    sformCode: h.sform_code,
+    quatern: [h.quatern_b, h.quatern_c, h.quatern_d],
+    qoffset: [h.qoffset_x, h.qoffset_y, h.qoffset_z],
+    srow,
+    xyztUnits: h.xyzt_units,
+    dimInfo: h.dim_info,
+    intentCode: h.intent_code,
+    intentP: [h.intent_p1, h.intent_p2, h.intent_p3],
+    intentName: h.intent_name,
+    sliceCode: h.slice_code,
+    sliceStart: Number(h.slice_start),
+    sliceEnd: Number(h.slice_end),
+    sliceDuration: h.slice_duration,
+    toffset: h.toffset,
+    calMin: h.cal_min,
+    calMax: h.cal_max,
+    description: h.description,
+    auxFile: h.aux_file,
+  };
+}
+
+/** The qform as a 4×4 affine (nifti1_io's `quatern_to_mat44`). */
+export function qformAffine(header: NiftiHeader): number[][] {
+  let [b, c, d] = header.quatern;
+  let a = 1 - (b * b + c * c + d * d);
+  if (a < 1e-7) {
+    // special case: a 180° rotation; renormalise (b, c, d)
+    a = 1 / Math.sqrt(b * b + c * c + d * d);
+    b *= a;
+    c *= a;
+    d *= a;
+    a = 0;
+  } else {
+    a = Math.sqrt(a);
+  }
+  const px = header.pixdim;
+  const dx = px[1]! > 0 ? px[1]! : 1;
+  const dy = px[2]! > 0 ? px[2]! : 1;
+  const dz = (px[3]! > 0 ? px[3]! : 1) * (px[0]! < 0 ? -1 : 1);
+  const [ox, oy, oz] = header.qoffset;
+  return [
+    [
+      (a * a + b * b - c * c - d * d) * dx,
+      2 * (b * c - a * d) * dy,
+      2 * (b * d + a * c) * dz,
+      ox,
+    ],
+    [
+      2 * (b * c + a * d) * dx,
+      (a * a + c * c - b * b - d * d) * dy,
+      2 * (c * d - a * b) * dz,
+      oy,
+    ],
+    [
+      2 * (b * d - a * c) * dx,
+      2 * (c * d + a * b) * dy,
+      (a * a + d * d - c * c - b * b) * dz,
+      oz,
+    ],
+    [0, 0, 0, 1],
+  ];
+}
+
+/** The affine a header defines: sform if `sform_code > 0`, else qform, else pixdim. */
+export function headerAffine(header: NiftiHeader): number[][] {
+  if (header.sformCode > 0) {
+    return [...header.srow.map((r) => r.slice()), [0, 0, 0, 1]];
+  }
+  if (header.qformCode > 0) return qformAffine(header);
+  const p = header.pixdim;
+  const s = (v: number | undefined) => (v !== undefined && v > 0 ? v : 1);
+  return [
+    [s(p[1]), 0, 0, 0],
+    [0, s(p[2]), 0, 0],
+    [0, 0, s(p[3]), 0],
+    [0, 0, 0, 1],
+  ];
+}
+
+function columnNorm(affine: number[][], j: number): number {
+  return Math.hypot(affine[0]![j]!, affine[1]![j]!, affine[2]![j]!);
+}
+
+/** Validates dims/datatype/offset and derives the geometry. */
+function headerInfo(header: NiftiHeader, source: string): NiftiInfo {
+  const code = header.datatypeCode;
+  const dtype = DTYPE_OF_CODE.get(code);
+  if (dtype === undefined) {
+    const name = UNSUPPORTED_NAMES.get(code) ?? "unknown";
+    fail(
+      source,
+      `its datatype ${code} (${name}) is not supported: expected uint8, int8, int16, uint16, int32, uint32, float32 or float64`,
+    );
+  }
+  const ndim = header.dim[0]!;
+  if (!(ndim >= 1 && ndim <= 7)) {
+    fail(source, `dim[0] (the rank) is ${ndim}: expected 1 to 7`);
+  }
+  const sizes: number[] = [];
+  for (let i = 1; i <= 7; i++) sizes.push(i <= ndim ? header.dim[i]! : 1);
+  const bad = sizes.findIndex((s) => !(Number.isInteger(s) && s >= 1));
+  if (bad >= 0) {
+    fail(
+      source,
+      `its dims must be >= 1: dim[${bad + 1}] is ${sizes[bad]} (dim = [${
+        header.dim.slice(0, ndim + 1)
+      }])`,
+    );
+  }
+  const [nx, ny, nz] = sizes as [number, number, number];
+  const nvox = nx * ny * nz;
+  if (nvox > MAX_VOXELS) {
+    fail(
+      source,
+      `its grid ${nx}×${ny}×${nz} (${nvox} voxels) is larger than the ${MAX_VOXELS} voxels one volume may have`,
+    );
+  }
+  const volumes = sizes.slice(3).reduce((a, b) => a * b, 1);
+  if (volumes * nvox * BYTES[dtype] > Number.MAX_SAFE_INTEGER) {
+    fail(source, `its dims [${header.dim.slice(0, ndim + 1)}] are absurd`);
+  }
+  const minOffset = header.version === 1 ? 348 : 540;
+  if (!(header.voxOffset >= minOffset)) {
+    fail(
+      source,
+      `its vox_offset is ${header.voxOffset}: expected at least ${minOffset} in a single-file NIfTI`,
+    );
+  }
+  const affine = headerAffine(header);
+  if (!affine.flat().every(Number.isFinite)) {
+    fail(source, `its affine is not finite: ${JSON.stringify(affine)}`);
+  }
+  const spacing = [1, 2, 3].map((i) => {
+    const p = Math.abs(header.pixdim[i] ?? 0);
+    return p > 0 && Number.isFinite(p) ? p : columnNorm(affine, i - 1) || 1;
+  }) as [number, number, number];
+  return { header, dims: [nx, ny, nz], spacing, affine, dtype, volumes };
+}
+
+function swapBytes(bytes: Uint8Array, width: number): void {
+  if (width === 1) return;
+  for (let i = 0; i + width <= bytes.length; i += width) {
+    for (let a = i, b = i + width - 1; a < b; a++, b--) {
+      const t = bytes[a]!;
+      bytes[a] = bytes[b]!;
+      bytes[b] = t;
+    }
+  }
+}
+
+function viewAs(
+  dtype: VoxelDtype,
+  buffer: ArrayBuffer,
+  offset: number,
+  length: number,
+): VoxelArray {
+  switch (dtype) {
+    case "uint8":
+      return new Uint8Array(buffer, offset, length);
+    case "int8":
+      return new Int8Array(buffer, offset, length);
+    case "int16":
+      return new Int16Array(buffer, offset, length);
+    case "uint16":
+      return new Uint16Array(buffer, offset, length);
+    case "int32":
+      return new Int32Array(buffer, offset, length);
+    case "uint32":
+      return new Uint32Array(buffer, offset, length);
+    case "float32":
+      return new Float32Array(buffer, offset, length);
+    case "float64":
+      return new Float64Array(buffer, offset, length);
+  }
+}
+
+const HOST_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/** Decodes one volume from an uncompressed file image. `owned`: may alias `bytes`. */
+function decode(
+  bytes: Uint8Array,
+  path: string | undefined,
+  owned: boolean,
+  options: ReadNiftiOptions,
+): Volume {
+  const source = sourceName(path);
+  const info = headerInfo(parseHeader(bytes, source), source);
+  const { header, dims, dtype, volumes } = info;
+  const { volumeIndex, nonFinite = "report" } = options;
+  if (volumeIndex === undefined) {
+    if (volumes > 1) {
+      fail(
+        source,
+        `it has ${volumes} volumes (dim = [${
+          header.dim.slice(0, header.dim[0]! + 1)
+        }]): pass 'volumeIndex' to pick one`,
+      );
+    }
+  } else if (
+    !(Number.isInteger(volumeIndex) && volumeIndex >= 0 &&
+      volumeIndex < volumes)
+  ) {
+    throw new RangeError(
+      `Cannot read ${source} as 'volumeIndex' must be an integer in [0, ${
+        volumes - 1
+      }]: current value is ${volumeIndex}`,
+    );
+  }
+  const nvox = dims[0] * dims[1] * dims[2];
+  const width = BYTES[dtype];
+  const offset = Math.floor(header.voxOffset);
+  const needed = offset + volumes * nvox * width;
+  if (bytes.length < needed) {
+    fail(
+      source,
+      `its voxel data is truncated: ${bytes.length} bytes, expected ${needed} (header ${offset} + ${volumes}×${nvox} voxels × ${width} bytes)`,
+    );
+  }
+  const start = offset + (volumeIndex ?? 0) * nvox * width;
+  const swap = header.littleEndian !== HOST_LITTLE_ENDIAN;
+  let data: VoxelArray;
+  const abs = bytes.byteOffset + start;
+  if (owned && !swap && abs % width === 0) {
+    data = viewAs(dtype, bytes.buffer as ArrayBuffer, abs, nvox);
+  } else {
+    const copy = bytes.slice(start, start + nvox * width);
+    if (swap) swapBytes(copy, width);
+    data = viewAs(dtype, copy.buffer, 0, nvox);
+  }
+  const slope = header.sclSlope;
+  if (Number.isFinite(slope) && slope !== 0) {
+    const inter = Number.isFinite(header.sclInter) ? header.sclInter : 0;
+    if (slope !== 1 || inter !== 0) {
+      const out = dtype === "float64"
+        ? new Float64Array(nvox)
+        : new Float32Array(nvox);
+      for (let i = 0; i < nvox; i++) out[i] = data[i]! * slope + inter;
+      data = out;
+    }
+  }
+  const bad = countNonFinite(data);
+  if (bad > 0 && nonFinite === "error") {
+    fail(source, `it has ${bad} NaN or infinite voxels`);
+  }
+  const volume: Volume = {
+    data,
+    dims,
+    spacing: info.spacing,
+    affine: info.affine,
+    header,
+    nonFinite: bad,
+  };
+  if (path !== undefined) volume.path = path;
+  return volume;
+}
+
+/**
+ * Reads a NIfTI-1 or NIfTI-2 volume (`.nii` or `.nii.gz`, detected from the
+ * bytes) into a {@linkcode Volume}.
+ *
+ * Datatypes uint8, int8, int16, uint16, int32, uint32, float32 and float64
+ * in either byte order; `scl_slope`/`scl_inter` applied when the slope is
+ * finite and not 0 (then `data` is a `Float32Array`, or `Float64Array` for
+ * float64 files); 2D files give `nz = 1`.
+ *
+ * NaN/±Inf policy: they are kept and counted in `volume.nonFinite`
+ * (`nonFinite: "error"` throws instead); the preprocessing functions map
+ * them to finite values.
+ *
+ * @example Usage
+ * ```ts
+ * import { readNifti, writeNifti } from "@agcl/agcl/data";
+ * import assert from "node:assert/strict";
+ *
+ * const path = await Deno.makeTempFile({ suffix: ".nii.gz" });
+ * await writeNifti(path, {
+ *   data: new Int16Array([-1000, 0, 40, 1000]),
+ *   dims: [2, 2, 1],
+ *   spacing: [0.5, 0.5, 2],
+ *   affine: [[0.5, 0, 0, 0], [0, 0.5, 0, 0], [0, 0, 2, 0], [0, 0, 0, 1]],
+ * });
+ * const v = await readNifti(path);
+ * assert.deepEqual(v.dims, [2, 2, 1]);
+ * assert.deepEqual(Array.from(v.data), [-1000, 0, 40, 1000]);
+ * await Deno.remove(path);
+ * ```
+ *
+ * @param pathOrBytes A file path, or the file's bytes (gzip or not).
+ * @param options Which volume of a 4D file; the NaN/Inf policy.
+ * @returns The volume: `data` `[nz, ny, nx]` x fastest, `dims` `[nx, ny, nz]`.
+ * @throws {Error} Naming the file when it is missing, not NIfTI, truncated,
+ * corrupt gzip, of an unsupported datatype, with bad dims, or 4D without
+ * `volumeIndex`.
+ * @throws {RangeError} If `volumeIndex` is out of range.
+ */
+export async function readNifti(
+  pathOrBytes: string | Uint8Array,
+  options: ReadNiftiOptions = {},
+): Promise<Volume> {
+  if (typeof pathOrBytes === "string") {
+    const path = pathOrBytes;
+    let bytes = await readFileClear(path, "NIfTI file");
+    if (isGzip(bytes)) bytes = await gunzip(bytes, `NIfTI file '${path}'`);
+    return decode(bytes, path, true, options);
+  }
+  if (!(pathOrBytes instanceof Uint8Array)) {
+    throw new TypeError(
+      `Cannot read NIfTI as 'pathOrBytes' must be a string or Uint8Array: current type is ${typeof pathOrBytes}`,
+    );
+  }
+  if (isGzip(pathOrBytes)) {
+    return decode(await gunzip(pathOrBytes, "NIfTI bytes"), undefined, true, {
+      ...options,
+    });
+  }
+  return decode(pathOrBytes, undefined, false, options);
+}
+
+/**
+ * Reads only the header of a NIfTI file (inflating just its first bytes
+ * when gzipped): grid, spacing, affine, datatype and volume count.
+ *
+ * @param path A `.nii` or `.nii.gz` file.
+ * @returns The header and the geometry it defines.
+ * @throws {Error} As {@linkcode readNifti} for header problems.
+ */
+export async function readNiftiHeader(path: string): Promise<NiftiInfo> {
+  const source = `NIfTI file '${path}'`;
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(path, { read: true });
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new Error(`Cannot read ${source} as it does not exist`);
+    }
+    throw new Error(
+      `Cannot read ${source}: ${e instanceof Error ? e.message : e}`,
+    );
+  }
+  let head: Uint8Array;
+  try {
+    const first = new Uint8Array(2);
+    const n = await file.read(first);
+    await file.seek(0, Deno.SeekMode.Start);
+    if (n === 2 && isGzip(first)) {
+      head = await gunzipPrefix(file.readable, 540, source);
+    } else {
+      head = new Uint8Array(540);
+      let got = 0;
+      while (got < 540) {
+        const r = await file.read(head.subarray(got));
+        if (r === null) break;
+        got += r;
+      }
+      head = head.subarray(0, got);
+      file.close();
+    }
+  } catch (e) {
+    try {
+      file.close();
+    } catch { /* closed by the stream */ }
+    throw e;
+  }
+  return headerInfo(parseHeader(head, source), source);
+}
+
+/** Options for {@linkcode writeNifti}. */
+export interface WriteNiftiOptions {
+  /**
+   * Datatype on disk; defaults to the array's own. Integer targets need
+   * integer values in range.
+   */
+  datatype?: VoxelDtype;
+}
+
+function isNiftiHeader(h: unknown): h is NiftiHeader {
+  return typeof h === "object" && h !== null &&
+    (h as { kind?: unknown }).kind === "nifti";
+}
+
+function sameAffine(a: number[][], b: number[][]): boolean {
+  for (let r = 0; r < 4; r++) {
+    for (let c = 0; c < 4; c++) {
+      const x = a[r]![c]!, y = b[r]![c]!;
+      if (Math.abs(x - y) > 1e-6 * Math.max(1, Math.abs(x), Math.abs(y))) {
+        return false;
+      }
+    }
+  }
+  return true;
+}
+
+/** nifti1_io's `mat44_to_quatern` for an affine with orthogonal columns. */
+function affineToQuatern(
+  affine: number[][],
+): { quatern: [number, number, number]; qfac: number; zooms: number[] } | null {
+  const zooms = [0, 1, 2].map((j) => columnNorm(affine, j));
+  if (zooms.some((z) => !(z > 0))) return null;
+  const R = [0, 1, 2].map((i) =>
+    [0, 1, 2].map((j) => affine[i]![j]! / zooms[j]!)
+  );
+  for (let i = 0; i < 3; i++) {
+    for (let j = i + 1; j < 3; j++) {
+      const dot = R[0]![i]! * R[0]![j]! + R[1]![i]! * R[1]![j]! +
+        R[2]![i]! * R[2]![j]!;
+      if (Math.abs(dot) > 1e-5) return null; // sheared: no qform
+    }
+  }
+  const det = R[0]![0]! * (R[1]![1]! * R[2]![2]! - R[1]![2]! * R[2]![1]!) -
+    R[0]![1]! * (R[1]![0]! * R[2]![2]! - R[1]![2]! * R[2]![0]!) +
+    R[0]![2]! * (R[1]![0]! * R[2]![1]! - R[1]![1]! * R[2]![0]!);
+  let qfac = 1;
+  if (det < 0) {
+    qfac = -1;
+    for (let i = 0; i < 3; i++) R[i]![2] = -R[i]![2]!;
+  }
+  const r = (i: number, j: number) => R[i - 1]![j - 1]!;
+  let a = r(1, 1) + r(2, 2) + r(3, 3) + 1;
+  let b: number, c: number, d: number;
+  if (a > 0.5) {
+    a = 0.5 * Math.sqrt(a);
+    b = 0.25 * (r(3, 2) - r(2, 3)) / a;
+    c = 0.25 * (r(1, 3) - r(3, 1)) / a;
+    d = 0.25 * (r(2, 1) - r(1, 2)) / a;
+  } else {
+    const xd = 1 + r(1, 1) - (r(2, 2) + r(3, 3));
+    const yd = 1 + r(2, 2) - (r(1, 1) + r(3, 3));
+    const zd = 1 + r(3, 3) - (r(1, 1) + r(2, 2));
+    if (xd > 1) {
+      b = 0.5 * Math.sqrt(xd);
+      c = 0.25 * (r(1, 2) + r(2, 1)) / b;
+      d = 0.25 * (r(1, 3) + r(3, 1)) / b;
+      a = 0.25 * (r(3, 2) - r(2, 3)) / b;
+    } else if (yd > 1) {
+      c = 0.5 * Math.sqrt(yd);
+      b = 0.25 * (r(1, 2) + r(2, 1)) / c;
+      d = 0.25 * (r(2, 3) + r(3, 2)) / c;
+      a = 0.25 * (r(1, 3) - r(3, 1)) / c;
+    } else {
+      d = 0.5 * Math.sqrt(zd);
+      b = 0.25 * (r(1, 3) + r(3, 1)) / d;
+      c = 0.25 * (r(2, 3) + r(3, 2)) / d;
+      a = 0.25 * (r(2, 1) - r(1, 2)) / d;
+    }
+    if (a < 0) {
+      b = -b;
+      c = -c;
+      d = -d;
+    }
+  }
+  return { quatern: [b, c, d], qfac, zooms };
+}
+
+function checkCast(
+  data: VoxelArray,
+  target: VoxelDtype,
+  path: string,
+): VoxelArray {
+  const own = dtypeOf(data);
+  if (own === target) return data;
+  const out = allocVoxels(target, data.length);
+  if (target === "float32" || target === "float64") {
+    out.set(data);
+    return out;
+  }
+  const probe = allocVoxels(target, 1);
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i]!;
+    probe[0] = v;
+    if (probe[0] !== v) {
+      throw new RangeError(
+        `Cannot write NIfTI file '${path}' as ${target}: voxel ${i} is ${v}, not an integer in the ${target} range`,
+      );
+    }
+    out[i] = v;
+  }
+  return out;
+}
+
+/**
+ * Writes a volume as a NIfTI-1 file (`.nii`, or gzipped when the path ends
+ * in `.gz`), atomically (temporary file, fsync, rename).
+ *
+ * The source header's fields (codes, units, description, intent, and when
+ * the affine is unchanged its exact qform/sform) are kept; otherwise the
+ * sform (and the qform, when the affine has no shear) are set from
+ * `volume.affine`. Data are written little-endian with `scl_slope = 1`,
+ * `scl_inter = 0`.
+ *
+ * @param path Destination ending in `.nii` or `.nii.gz`.
+ * @param volume The volume; `data.length` must equal `nx·ny·nz`.
+ * @param options Datatype on disk (default: the array's).
+ * @throws {TypeError} If the path does not end in `.nii`/`.nii.gz` or the
+ * data and dims disagree.
+ * @throws {RangeError} If dims exceed 32767 or values do not fit the datatype.
+ * @throws {Error} If the file cannot be written.
+ */
+export async function writeNifti(
+  path: string,
+  volume: Volume,
+  options: WriteNiftiOptions = {},
+): Promise<void> {
+  if (!/\.nii(\.gz)?$/.test(path)) {
+    throw new TypeError(
+      `Cannot write NIfTI file '${path}' as its name must end in .nii or .nii.gz`,
+    );
+  }
+  const { dims, affine } = volume;
+  const target = options.datatype ?? dtypeOf(volume.data);
+  if (!(target in CODE_OF)) {
+    throw new TypeError(
+      `Cannot write NIfTI file '${path}' as 'datatype' must be one of ${
+        Object.keys(CODE_OF).join(", ")
+      }: current value is ${target}`,
+    );
+  }
+  if (
+    !Array.isArray(dims) || dims.length !== 3 ||
+    !dims.every((d) => Number.isInteger(d) && d >= 1)
+  ) {
+    throw new TypeError(
+      `Cannot write NIfTI file '${path}' as 'dims' must be 3 positive integers: current value is [${dims}]`,
+    );
+  }
+  if (dims.some((d) => d > 32767)) {
+    throw new RangeError(
+      `Cannot write NIfTI file '${path}' as NIfTI-1 dims must be <= 32767: current value is [${dims}]`,
+    );
+  }
+  const nvox = dims[0] * dims[1] * dims[2];
+  if (volume.data.length !== nvox) {
+    throw new TypeError(
+      `Cannot write NIfTI file '${path}' as data length ${volume.data.length} does not match dims [${dims}] (${nvox} voxels)`,
+    );
+  }
+  if (
+    !Array.isArray(affine) || affine.length !== 4 ||
+    !affine.every((r) => Array.isArray(r) && r.length === 4) ||
+    !affine.flat().every(Number.isFinite)
+  ) {
+    throw new TypeError(
+      `Cannot write NIfTI file '${path}' as 'affine' must be a finite 4×4 matrix`,
+    );
+  }
+  const data = checkCast(volume.data, target, path);
+  const src = isNiftiHeader(volume.header) ? volume.header : undefined;
+
+  const head = new Uint8Array(352);
+  const v = new DataView(head.buffer);
+  const enc = new TextEncoder();
+  const putString = (s: string, at: number, max: number) =>
+    head.set(enc.encode(s).subarray(0, max - 1), at);
+  v.setInt32(0, 348, true);
+  head[38] = "r".charCodeAt(0); // regular = 'r', as nifti1_io writes
+  v.setUint8(39, src?.dimInfo ?? 0);
+  const rank = dims[2] === 1 && src?.dim[0] === 2 ? 2 : 3;
+  const dim = [rank, dims[0], dims[1], dims[2], 1, 1, 1, 1];
+  dim.forEach((d, i) => v.setInt16(40 + 2 * i, d, true));
+  const intentP = src?.intentP ?? [0, 0, 0];
+  intentP.forEach((p, i) => v.setFloat32(56 + 4 * i, p, true));
+  v.setInt16(68, src?.intentCode ?? 0, true);
+  v.setInt16(70, CODE_OF[target], true);
+  v.setInt16(72, BYTES[target] * 8, true);
+  const sameGrid = src !== undefined && src.dim[1] === dims[0] &&
+    src.dim[2] === (src.dim[0]! >= 2 ? dims[1] : 1) &&
+    (src.dim[0]! >= 3 ? src.dim[3] : 1) === dims[2];
+  const keepForms = sameGrid && sameAffine(headerAffine(src!), affine);
+  v.setInt16(74, sameGrid ? src!.sliceStart : 0, true);
+
+  let pixdim: number[];
+  let qformCode: number, sformCode: number;
+  let quatern: number[], qoffset: number[], srow: number[][];
+  if (keepForms) {
+    pixdim = src!.pixdim.slice(0, 8);
+    qformCode = src!.qformCode;
+    sformCode = src!.sformCode;
+    quatern = src!.quatern;
+    qoffset = src!.qoffset;
+    srow = src!.srow;
+  } else {
+    const q = affineToQuatern(affine);
+    const code = (src?.sformCode ?? 0) > 0
+      ? src!.sformCode
+      : (src?.qformCode ?? 0) > 0
+      ? src!.qformCode
+      : 2; // aligned anatomical
+    sformCode = code;
+    srow = affine.slice(0, 3).map((r) => r.slice());
+    qoffset = [affine[0]![3]!, affine[1]![3]!, affine[2]![3]!];
+    if (q) {
+      qformCode = (src?.qformCode ?? 0) > 0 ? src!.qformCode : code;
+      quatern = q.quatern;
+      pixdim = [q.qfac, ...q.zooms];
+    } else {
+      qformCode = 0;
+      quatern = [0, 0, 0];
+      pixdim = [1, ...volume.spacing];
+    }
+    const rest = src?.pixdim ?? [];
+    for (let i = 4; i < 8; i++) pixdim.push(rest[i] ?? 1);
+  }
+  for (let i = 0; i < 8; i++) v.setFloat32(76 + 4 * i, pixdim[i] ?? 1, true);
+  v.setFloat32(108, 352, true);
+  v.setFloat32(112, 1, true);
+  v.setFloat32(116, 0, true);
+  v.setInt16(120, sameGrid ? src!.sliceEnd : 0, true);
+  v.setUint8(122, sameGrid ? src!.sliceCode : 0);
+  v.setUint8(123, src?.xyztUnits ?? 10); // mm and s
+  v.setFloat32(124, 0, true); // cal_max: not carried (values may change)
+  v.setFloat32(128, 0, true);
+  v.setFloat32(132, src?.sliceDuration ?? 0, true);
+  v.setFloat32(136, src?.toffset ?? 0, true);
+  putString(src?.description ?? "AGCL for Deno", 148, 80);
+  putString(src?.auxFile ?? "", 228, 24);
+  v.setInt16(252, qformCode, true);
+  v.setInt16(254, sformCode, true);
+  quatern.forEach((x, i) => v.setFloat32(256 + 4 * i, x, true));
+  qoffset.forEach((x, i) => v.setFloat32(268 + 4 * i, x, true));
+  srow.forEach((row, r) =>
+    row.forEach((x, c) => v.setFloat32(280 + (r * 4 + c) * 4, x, true))
+  );
+  putString(src?.intentName ?? "", 328, 16);
+  head.set([0x6e, 0x2b, 0x31, 0], 344); // "n+1\0"
+  // bytes 348..351: no extensions
+
+  let body: Uint8Array;
+  if (HOST_LITTLE_ENDIAN) {
+    body = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  } else {
+    body = new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
+      .slice();
+    swapBytes(body, BYTES[target]);
+  }
+  if (path.endsWith(".gz")) {
+    const whole = new Uint8Array(352 + body.length);
+    whole.set(head, 0);
+    whole.set(body, 352);
+    await writeFileAtomic(path, [await gzip(whole)]);
+  } else {
+    await writeFileAtomic(path, [head, body]);
+  }
+}

@@ -1,0 +1,110 @@
+/** Internal: tolerant readers of the run-directory files the report draws. */
+import { join } from "node:path";
+import type { MetricsSummary } from "../metrics/evaluate.ts";
+import type { EmbeddingsFile, LogEntry, TemperatureRow } from "./figures.ts";
+
+/** Reads JSON, or `undefined` when the file does not exist. */
+export async function readJsonIf<T>(path: string): Promise<T | undefined> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return undefined;
+    throw e;
+  }
+  try {
+    return JSON.parse(text) as T;
+  } catch (e) {
+    throw new Error(
+      `Cannot read ${path} as it is not valid JSON: ${
+        e instanceof Error ? e.message : e
+      }`,
+    );
+  }
+}
+
+/** Reads `log.jsonl` (skipping a torn last line), or `[]` when absent. */
+export async function readLog(runDir: string): Promise<LogEntry[]> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(join(runDir, "log.jsonl"));
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return [];
+    throw e;
+  }
+  const out: LogEntry[] = [];
+  const lines = text.split("\n").filter((l) => l.trim() !== "");
+  lines.forEach((line, i) => {
+    try {
+      const e = JSON.parse(line) as LogEntry;
+      if (typeof e.stage === "string" && typeof e.loss === "number") {
+        out.push(e);
+      }
+    } catch (err) {
+      if (i < lines.length - 1) {
+        throw new Error(
+          `Cannot read ${join(runDir, "log.jsonl")} as line ${
+            i + 1
+          } is not JSON: ${err instanceof Error ? err.message : err}`,
+        );
+      }
+    }
+  });
+  return out;
+}
+
+/** The parts of a run directory the report uses. */
+export interface RunFiles {
+  /** `config.json` (any shape). */
+  config?: Record<string, unknown>;
+  /** `log.jsonl` lines. */
+  log: LogEntry[];
+  /** `metrics.json`. */
+  metrics?: MetricsSummary;
+  /** `embeddings.json`. */
+  embeddings?: EmbeddingsFile;
+  /** `temperature_sweep.json` points. */
+  sweep?: TemperatureRow[];
+}
+
+/** Loads every report input of a run directory that exists. */
+export async function loadRun(runDir: string): Promise<RunFiles> {
+  const out: RunFiles = { log: await readLog(runDir) };
+  const config = await readJsonIf<Record<string, unknown>>(
+    join(runDir, "config.json"),
+  );
+  if (config) out.config = config;
+  const metrics = await readJsonIf<MetricsSummary>(
+    join(runDir, "metrics.json"),
+  );
+  if (metrics) out.metrics = metrics;
+  const emb = await readJsonIf<EmbeddingsFile>(join(runDir, "embeddings.json"));
+  if (emb && Array.isArray(emb.points) && emb.points.length > 0) {
+    out.embeddings = emb;
+  }
+  const sweep = await readJsonIf<{ points: TemperatureRow[] }>(
+    join(runDir, "temperature_sweep.json"),
+  );
+  if (sweep && Array.isArray(sweep.points) && sweep.points.length > 0) {
+    out.sweep = sweep.points;
+  }
+  return out;
+}
+
+/** Escapes text for HTML. */
+export function esc(s: unknown): string {
+  return String(s).replace(
+    /[&<>"']/g,
+    (c) =>
+      ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[
+        c
+      ]!,
+  );
+}
+
+/** Formats a number for tables (`–` for null). */
+export function fmt(v: number | null | undefined, digits = 3): string {
+  return v === null || v === undefined || !Number.isFinite(v)
+    ? "–"
+    : v.toFixed(digits);
+}

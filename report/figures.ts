@@ -1,0 +1,369 @@
+/**
+ * Vega-Lite specifications of the paper's figures: loss curves per stage
+ * (Fig. 5a), per-target Dice box plots per method (Fig. 4), the 2-D map of
+ * projection embeddings (Fig. 3) and the temperature sweep (Fig. 5b).
+ * Render them with {@linkcode writeRunReport} / {@linkcode writeAblationReport},
+ * or any Vega-Lite renderer.
+ *
+ * @module
+ */
+
+/** A Vega-Lite specification (plain JSON). */
+export type VegaLiteSpec = Record<string, unknown>;
+
+/** One line of `RUN/log.jsonl`, optionally tagged with the method that produced it. */
+export interface LogEntry {
+  /** "coarse", "pretrain" or "segment". */
+  stage: string;
+  /** Epoch (0-based). */
+  epoch: number;
+  /** Step. */
+  step: number;
+  /** Loss value. */
+  loss: number;
+  /** Learning rate. */
+  lr?: number;
+  /** Milliseconds of the step. */
+  ms?: number;
+  /** Method / run label when several runs share a figure. */
+  method?: string;
+}
+
+function movingAverage(values: number[], window: number): number[] {
+  const out: number[] = [];
+  let sum = 0;
+  for (let i = 0; i < values.length; i++) {
+    sum += values[i]!;
+    if (i >= window) sum -= values[i - window]!;
+    out.push(sum / Math.min(i + 1, window));
+  }
+  return out;
+}
+
+/**
+ * Loss curves, one panel per stage (Fig. 5a): raw loss per step (faint) and a
+ * moving average; coloured by method when entries carry one.
+ *
+ * @param entries Log lines (non-finite losses are dropped).
+ * @param options Moving-average window and title.
+ * @returns A Vega-Lite spec.
+ * @throws {TypeError} When there is no finite loss to draw.
+ *
+ * @example
+ * ```ts
+ * import { lossCurveSpec } from "@agcl/agcl/report";
+ * const spec = lossCurveSpec([{ stage: "segment", epoch: 0, step: 0, loss: 1 }, { stage: "segment", epoch: 0, step: 1, loss: 0.5 }]);
+ * console.log(typeof spec.facet); // "object"
+ * ```
+ */
+export function lossCurveSpec(
+  entries: LogEntry[],
+  options: { window?: number; title?: string } = {},
+): VegaLiteSpec {
+  const { window = 20, title = "Training loss per stage" } = options;
+  const groups = new Map<string, LogEntry[]>();
+  for (const e of entries) {
+    if (!Number.isFinite(e.loss)) continue;
+    const key = `${e.method ?? ""}\u0000${e.stage}`;
+    if (!groups.has(key)) groups.set(key, []);
+    groups.get(key)!.push(e);
+  }
+  if (groups.size === 0) {
+    throw new TypeError(
+      "Cannot compute lossCurveSpec as 'entries' has no finite loss",
+    );
+  }
+  const byMethod = entries.some((e) => e.method !== undefined);
+  const values: Record<string, unknown>[] = [];
+  for (const list of groups.values()) {
+    const smooth = movingAverage(list.map((e) => e.loss), window);
+    list.forEach((e, i) => {
+      values.push({
+        stage: e.stage,
+        series: byMethod ? e.method ?? "" : e.stage,
+        step: i,
+        epoch: e.epoch,
+        loss: e.loss,
+        smooth: smooth[i],
+      });
+    });
+  }
+  const stageOrder = ["coarse", "pretrain", "segment"];
+  const stages = [...new Set(values.map((v) => v.stage as string))].sort(
+    (a, b) =>
+      (stageOrder.indexOf(a) + 99) % 99 - (stageOrder.indexOf(b) + 99) % 99,
+  );
+  const color = {
+    field: "series",
+    type: "nominal",
+    title: byMethod ? "method" : "stage",
+  };
+  return {
+    title,
+    data: { values },
+    facet: {
+      column: { field: "stage", type: "nominal", sort: stages, title: null },
+    },
+    spec: {
+      width: 260,
+      height: 200,
+      layer: [
+        {
+          mark: { type: "line", opacity: 0.25, strokeWidth: 1 },
+          encoding: {
+            x: { field: "step", type: "quantitative", title: "step" },
+            y: { field: "loss", type: "quantitative", title: "loss" },
+            color,
+          },
+        },
+        {
+          mark: { type: "line", strokeWidth: 2 },
+          encoding: {
+            x: { field: "step", type: "quantitative" },
+            y: { field: "smooth", type: "quantitative" },
+            color,
+          },
+        },
+      ],
+    },
+    resolve: { scale: { x: "independent", y: "independent" } },
+  };
+}
+
+/** One Dice value of one case, target and method. */
+export interface DiceRow {
+  /** Method (pre-training) label. */
+  method: string;
+  /** Target name. */
+  target: string;
+  /** Dice of this case. */
+  dice: number;
+}
+
+/**
+ * Per-target Dice box plots, one box per method (Fig. 4), with optional
+ * significance marks above each (e.g. "*" for p < 0.05 against AGCL).
+ *
+ * @param rows Per-case Dice values.
+ * @param options Marks per target and method, method order, title.
+ * @returns A Vega-Lite spec.
+ * @throws {TypeError} When `rows` is empty.
+ *
+ * @example
+ * ```ts
+ * import { diceBoxSpec } from "@agcl/agcl/report";
+ * const spec = diceBoxSpec([{ method: "agcl", target: "liver", dice: 0.9 }]);
+ * console.log(Array.isArray(spec.layer)); // true
+ * ```
+ */
+export function diceBoxSpec(
+  rows: DiceRow[],
+  options: {
+    marks?: { method: string; target: string; text: string }[];
+    methods?: string[];
+    title?: string;
+  } = {},
+): VegaLiteSpec {
+  if (rows.length === 0) {
+    throw new TypeError("Cannot compute diceBoxSpec as 'rows' is empty");
+  }
+  const methods = options.methods ?? [...new Set(rows.map((r) => r.method))];
+  const targets = [...new Set(rows.map((r) => r.target))];
+  const x = {
+    field: "target",
+    type: "nominal",
+    sort: targets,
+    title: null,
+    axis: { labelAngle: -30 },
+  };
+  const xOffset = { field: "method", type: "nominal", sort: methods };
+  const color = {
+    field: "method",
+    type: "nominal",
+    sort: methods,
+    title: "method",
+  };
+  const layer: Record<string, unknown>[] = [{
+    data: { values: rows },
+    mark: {
+      type: "boxplot",
+      extent: 1.5,
+      size: 10,
+      median: { color: "black" },
+    },
+    encoding: {
+      x,
+      xOffset,
+      color,
+      y: {
+        field: "dice",
+        type: "quantitative",
+        title: "Dice",
+        scale: { domain: [0, 1.08] },
+        axis: { values: [0, 0.2, 0.4, 0.6, 0.8, 1] },
+      },
+    },
+  }];
+  if (options.marks && options.marks.length > 0) {
+    layer.push({
+      data: { values: options.marks.map((m) => ({ ...m, y: 1.04 })) },
+      mark: { type: "text", fontSize: 13, fontWeight: "bold" },
+      encoding: {
+        x,
+        xOffset,
+        color,
+        y: { field: "y", type: "quantitative" },
+        text: { field: "text" },
+      },
+    });
+  }
+  return {
+    title: options.title ?? "Dice per target",
+    width: Math.max(240, targets.length * (methods.length * 14 + 16)),
+    height: 260,
+    layer,
+  };
+}
+
+/** Content of `RUN/embeddings.json`: projection vectors of held-out patches. */
+export interface EmbeddingsFile {
+  /** One entry per patch: vector `z`, target and domain names. */
+  points: { z: number[]; target: string; domain: string }[];
+}
+
+/** One embedded point (2-D coordinates of a projection vector). */
+export interface EmbeddingPoint {
+  /** First coordinate. */
+  x: number;
+  /** Second coordinate. */
+  y: number;
+  /** Target name (colour). */
+  target: string;
+  /** Domain name (shape). */
+  domain: string;
+  /** Method (one panel each) when several runs share the figure. */
+  method?: string;
+}
+
+/**
+ * 2-D map of projection embeddings coloured by target and shaped by domain
+ * (Fig. 3); one panel per method when points carry one.
+ *
+ * @param points Embedded points.
+ * @param options Title and the name of the embedding method for the axes.
+ * @returns A Vega-Lite spec.
+ * @throws {TypeError} When `points` is empty.
+ *
+ * @example
+ * ```ts
+ * import { embeddingSpec } from "@agcl/agcl/report";
+ * const spec = embeddingSpec([{ x: 0, y: 1, target: "liver", domain: "CT" }]);
+ * console.log(spec.mark); // { type: "point", filled: true, size: 40, opacity: 0.8 }
+ * ```
+ */
+export function embeddingSpec(
+  points: EmbeddingPoint[],
+  options: { title?: string; axis?: string } = {},
+): VegaLiteSpec {
+  if (points.length === 0) {
+    throw new TypeError("Cannot compute embeddingSpec as 'points' is empty");
+  }
+  const { axis = "UMAP", title = "Projection embeddings" } = options;
+  const targets = new Set(points.map((p) => p.target)).size;
+  const encoding = {
+    x: {
+      field: "x",
+      type: "quantitative",
+      title: `${axis} 1`,
+      axis: { labels: false, ticks: false },
+    },
+    y: {
+      field: "y",
+      type: "quantitative",
+      title: `${axis} 2`,
+      axis: { labels: false, ticks: false },
+    },
+    color: {
+      field: "target",
+      type: "nominal",
+      title: "target",
+      scale: { scheme: targets > 10 ? "category20" : "tableau10" },
+    },
+    shape: { field: "domain", type: "nominal", title: "domain" },
+  };
+  const mark = { type: "point", filled: true, size: 40, opacity: 0.8 };
+  if (points.some((p) => p.method !== undefined)) {
+    return {
+      title,
+      data: { values: points },
+      facet: { column: { field: "method", type: "nominal", title: null } },
+      spec: { width: 260, height: 260, mark, encoding },
+      resolve: { scale: { x: "independent", y: "independent" } },
+    };
+  }
+  return {
+    title,
+    width: 360,
+    height: 360,
+    data: { values: points },
+    mark,
+    encoding,
+  };
+}
+
+/** One point of a temperature sweep. */
+export interface TemperatureRow {
+  /** Softmax temperature of the contrastive loss. */
+  temperature: number;
+  /** Mean Dice of the run. */
+  dice: number;
+  /** Method (one line each). */
+  method?: string;
+}
+
+/**
+ * Mean Dice against the contrastive temperature (Fig. 5b), log-scaled x.
+ *
+ * @param rows Sweep results.
+ * @param options Title.
+ * @returns A Vega-Lite spec.
+ * @throws {TypeError} When `rows` is empty.
+ *
+ * @example
+ * ```ts
+ * import { temperatureSpec } from "@agcl/agcl/report";
+ * const spec = temperatureSpec([{ temperature: 0.07, dice: 0.8 }, { temperature: 0.5, dice: 0.7 }]);
+ * console.log(spec.title); // "Temperature sweep"
+ * ```
+ */
+export function temperatureSpec(
+  rows: TemperatureRow[],
+  options: { title?: string } = {},
+): VegaLiteSpec {
+  if (rows.length === 0) {
+    throw new TypeError("Cannot compute temperatureSpec as 'rows' is empty");
+  }
+  const values = rows.map((r) => ({ method: r.method ?? "agcl", ...r }));
+  return {
+    title: options.title ?? "Temperature sweep",
+    width: 360,
+    height: 240,
+    data: { values },
+    mark: { type: "line", point: true },
+    encoding: {
+      x: {
+        field: "temperature",
+        type: "quantitative",
+        scale: { type: "log" },
+        title: "temperature τ",
+      },
+      y: {
+        field: "dice",
+        type: "quantitative",
+        title: "mean Dice",
+        scale: { zero: false },
+      },
+      color: { field: "method", type: "nominal", title: "method" },
+    },
+  };
+}

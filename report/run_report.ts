@@ -1,0 +1,232 @@
+/**
+ * The report of one run: `RUN/report/index.html` with loss curves (Fig. 5a),
+ * per-target Dice box plots (Fig. 4), the embedding map (Fig. 3), the
+ * temperature sweep when present (Fig. 5b) and overlays (Fig. 7).
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { basename } from "node:path";
+import { Prng } from "../random/prng.ts";
+import { figureHtml, pageHtml, type Section, tableHtml } from "./_html.ts";
+import { esc, fmt, loadRun } from "./_load.ts";
+import { writeFigure } from "./_render.ts";
+import { embed2d } from "./embedding.ts";
+import {
+  diceBoxSpec,
+  type DiceRow,
+  type EmbeddingsFile,
+  embeddingSpec,
+  lossCurveSpec,
+  temperatureSpec,
+} from "./figures.ts";
+import { overlayPng, type OverlaySlice } from "./overlay.ts";
+import type { MetricsSummary } from "../metrics/evaluate.ts";
+
+/** A slice to draw as an overlay, with a caption. */
+export interface CaptionedSlice extends OverlaySlice {
+  /** Caption, e.g. `case_001 z=12`. */
+  caption: string;
+}
+
+/** Options for {@linkcode writeRunReport}. */
+export interface RunReportOptions {
+  /** Output folder. @default {"RUN/report"} */
+  out?: string;
+  /** Overlay slices to draw (Fig. 7). @default {none} */
+  overlays?: CaptionedSlice[];
+  /** Seed of the embedding and of the point subsample. @default {0} */
+  seed?: number;
+  /** At most this many embedding points are mapped. @default {1500} */
+  maxPoints?: number;
+  /** Page title. @default {"AGCL run: <folder name>"} */
+  title?: string;
+}
+
+/** What a report wrote. */
+export interface ReportResult {
+  /** The report folder. */
+  dir: string;
+  /** `index.html` path. */
+  index: string;
+  /** Every file written, relative to `dir`. */
+  files: string[];
+  /** Figures that were skipped and why. */
+  skipped: string[];
+}
+
+/** Subsamples up to `max` items deterministically. */
+export function subsample<T>(items: T[], max: number, seed: number): T[] {
+  if (items.length <= max) return items;
+  const prng = new Prng(seed);
+  const idx = items.map((_, i) => i);
+  for (let i = 0; i < max; i++) {
+    const j = i + prng.int(idx.length - i);
+    [idx[i], idx[j]] = [idx[j]!, idx[i]!];
+  }
+  return idx.slice(0, max).sort((a, b) => a - b).map((i) => items[i]!);
+}
+
+/** Embeds an embeddings file in 2-D; `method` tags the points. */
+export function embedPoints(
+  emb: EmbeddingsFile,
+  options: { seed: number; maxPoints: number; method?: string },
+): { x: number; y: number; target: string; domain: string; method?: string }[] {
+  const pts = subsample(emb.points, options.maxPoints, options.seed);
+  const xy = embed2d(pts.map((p) => p.z), { seed: options.seed });
+  return pts.map((p, i) => ({
+    x: xy[i]![0]!,
+    y: xy[i]![1]!,
+    target: p.target,
+    domain: p.domain,
+    ...(options.method !== undefined ? { method: options.method } : {}),
+  }));
+}
+
+/** Dice rows of every case and target of a metrics file. */
+export function diceRows(metrics: MetricsSummary, method: string): DiceRow[] {
+  return metrics.cases.flatMap((c) =>
+    Object.entries(c.targets).map(([target, m]) => ({
+      method,
+      target,
+      dice: m.dice,
+    }))
+  );
+}
+
+/** Metrics table of one run (per target, then the mean, with null counts). */
+export function metricsTableHtml(m: MetricsSummary): string {
+  const rows = Object.entries(m.targets).map(([name, t]) => {
+    const c = m.counts?.[name];
+    return [
+      name,
+      fmt(t.dice),
+      fmt(t.hd95, 2),
+      fmt(t.msd, 2),
+      c ? `${c.hd95Null ?? c.cases - c.hd95} of ${c.cases}` : "",
+    ];
+  });
+  rows.push([
+    "mean",
+    fmt(m.mean.dice),
+    fmt(m.mean.hd95, 2),
+    fmt(m.mean.msd, 2),
+    "",
+  ]);
+  return tableHtml([
+    "target",
+    "Dice",
+    "HD95 (mm)",
+    "MSD (mm)",
+    "distances undefined",
+  ], rows);
+}
+
+/**
+ * Writes the report of one run directory (the layout of CONTRACTS.md):
+ * each figure as SVG and PNG plus `index.html` referencing them. Figures
+ * whose inputs are absent are skipped and listed in the page.
+ *
+ * @param runDir The run directory.
+ * @param options Output folder, overlays, seed.
+ * @returns The files written.
+ * @throws {Error} When a run file exists but cannot be read.
+ *
+ * @example
+ * ```ts ignore
+ * import { writeRunReport } from "@agcl/agcl/report";
+ * const r = await writeRunReport(".runs/tiny");
+ * console.log(r.index);
+ * ```
+ */
+export async function writeRunReport(
+  runDir: string,
+  options: RunReportOptions = {},
+): Promise<ReportResult> {
+  const { seed = 0, maxPoints = 1500 } = options;
+  const dir = options.out ?? join(runDir, "report");
+  await Deno.mkdir(dir, { recursive: true });
+  const run = await loadRun(runDir);
+  const files: string[] = [];
+  const skipped: string[] = [];
+  const sections: Section[] = [];
+  const name = basename(runDir.replace(/\/+$/, ""));
+
+  if (run.metrics) {
+    const html = [metricsTableHtml(run.metrics)];
+    const rows = diceRows(run.metrics, name);
+    if (rows.length > 0) {
+      const f = await writeFigure(dir, "dice_boxplot", diceBoxSpec(rows));
+      files.push(f.svg, f.png);
+      html.push(figureHtml(f, "Per-target Dice over cases (cf. Fig. 4)"));
+    }
+    sections.push({ title: "Metrics", html: html.join("\n") });
+  } else skipped.push("metrics: no metrics.json");
+
+  if (run.log.length > 0) {
+    const f = await writeFigure(dir, "loss_curves", lossCurveSpec(run.log));
+    files.push(f.svg, f.png);
+    sections.push({
+      title: "Training",
+      html: figureHtml(f, "Loss per stage (cf. Fig. 5a)"),
+    });
+  } else skipped.push("loss curves: no log.jsonl");
+
+  if (run.embeddings) {
+    const points = embedPoints(run.embeddings, { seed, maxPoints });
+    const f = await writeFigure(dir, "embedding_umap", embeddingSpec(points));
+    files.push(f.svg, f.png);
+    sections.push({
+      title: "Embeddings",
+      html: figureHtml(
+        f,
+        `UMAP of ${points.length} projection vectors, colour = target, shape = domain (cf. Fig. 3)`,
+      ),
+    });
+  } else skipped.push("embedding map: no embeddings.json");
+
+  if (run.sweep) {
+    const f = await writeFigure(
+      dir,
+      "temperature_sweep",
+      temperatureSpec(run.sweep),
+    );
+    files.push(f.svg, f.png);
+    sections.push({
+      title: "Temperature",
+      html: figureHtml(f, "Mean Dice against τ (cf. Fig. 5b)"),
+    });
+  }
+
+  const overlays = options.overlays ?? [];
+  if (overlays.length > 0) {
+    const html: string[] = [];
+    for (let i = 0; i < overlays.length; i++) {
+      const file = `overlay_${i + 1}.png`;
+      await Deno.writeFile(join(dir, file), overlayPng(overlays[i]!));
+      files.push(file);
+      html.push(
+        `<figure><img src="${esc(file)}" alt="${
+          esc(overlays[i]!.caption)
+        }"><figcaption>${
+          esc(overlays[i]!.caption)
+        }: image | prediction | truth (cf. Fig. 7)</figcaption></figure>`,
+      );
+    }
+    sections.push({ title: "Overlays", html: html.join("\n") });
+  } else skipped.push("overlays: no slices given");
+
+  if (skipped.length > 0) {
+    sections.push({
+      title: "Not drawn",
+      html: `<ul>${skipped.map((s) => `<li>${esc(s)}</li>`).join("")}</ul>`,
+    });
+  }
+  const index = join(dir, "index.html");
+  await Deno.writeTextFile(
+    index,
+    pageHtml(options.title ?? `AGCL run: ${name}`, sections),
+  );
+  files.push("index.html");
+  return { dir, index, files, skipped };
+}

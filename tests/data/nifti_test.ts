@@ -1,0 +1,512 @@
+import assert from "node:assert/strict";
+import {
+  axisCodes,
+  loadDataset,
+  type NiftiHeader,
+  readNifti,
+  readNiftiHeader,
+  type Volume,
+  writeNifti,
+} from "../../data/mod.ts";
+import { assertAlmostEquals } from "../_utils.ts";
+
+const PY = "/usr/bin/python3";
+import { SHARED } from "./_shared.ts";
+
+const sharedPresent = SHARED !== undefined;
+
+/** Runs Python with nibabel; fails the test with a clear message if absent. */
+async function python(code: string, args: string[] = []): Promise<string> {
+  const out = await new Deno.Command(PY, {
+    args: ["-c", code, ...args],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const err = new TextDecoder().decode(out.stderr);
+  assert.ok(
+    out.success,
+    `reference python (${PY} with nibabel, installed by .ci/run) failed: ${err}`,
+  );
+  return new TextDecoder().decode(out.stdout);
+}
+
+const DTYPES = [
+  "uint8",
+  "int8",
+  "int16",
+  "uint16",
+  "int32",
+  "uint32",
+  "float32",
+  "float64",
+] as const;
+
+Deno.test("readNifti matches nibabel for every datatype, both byte orders, scaling, 2D, 4D and NIfTI-2", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    // nibabel writes the files and the expected values (float64 little-endian)
+    const spec = await python(
+      `
+import json, sys, numpy as np, nibabel as nib
+d = sys.argv[1]; out = {}
+rng = np.random.default_rng(0)
+aff = np.array([[-1.5, 0.1, 0, 30], [0, 1.2, 0.2, -20], [0, 0, 2.5, 7], [0, 0, 0, 1]])
+def save(name, img, data):
+    nib.save(img, f"{d}/{name}")
+    data.T.astype("<f8").tofile(f"{d}/{name}.expected")
+    out[name] = {"dims": [int(s) for s in img.shape[:3]] + [1] * (3 - len(img.shape[:3])),
+                 "affine": img.affine.tolist(), "zooms": ([float(z) for z in img.header.get_zooms()[:3]] + [1.0, 1.0])[:3]}
+for dt in ${JSON.stringify(DTYPES)}:
+    for endian in "<>":
+        info = np.iinfo(dt) if dt[0] in "ui" else None
+        if info is not None:
+            a = rng.integers(info.min, info.max, size=(5, 4, 3), endpoint=True).astype(dt)
+        else:
+            a = (rng.standard_normal((5, 4, 3)) * 1000).astype(dt)
+        h = nib.Nifti1Header(endianness=endian)
+        img = nib.Nifti1Image(a, aff, h)
+        img.header.set_data_dtype(np.dtype(dt).newbyteorder(endian))
+        img.header.set_slope_inter(1, 0)
+        save(f"{dt}_{'le' if endian == '<' else 'be'}.nii" + (".gz" if dt == "int16" else ""), img, a.astype("f8"))
+# scaled int16, big-endian, qform only (sform_code 0)
+a = rng.integers(-300, 300, size=(6, 5, 4)).astype("i2")
+h = nib.Nifti1Header(endianness=">")
+img = nib.Nifti1Image(a, None, h)
+img.set_qform(aff, code=1); img.set_sform(None, code=0)
+img.header.set_data_dtype(">i2"); img.header.set_slope_inter(0.5, -10)
+save("scaled_qform.nii.gz", img, np.asanyarray(img.dataobj).astype("f8") * 0 + a * 0.5 - 10)
+# qform and sform disagree: sform wins
+img = nib.Nifti1Image(a, aff); img.set_qform(np.diag([3, 3, 3, 1]), code=1); img.set_sform(aff, code=2)
+save("sform_wins.nii", img, a.astype("f8"))
+# 2D (dim[0] = 2)
+b = rng.integers(0, 255, size=(7, 9)).astype("u1")
+img = nib.Nifti1Image(b, np.diag([0.5, 0.7, 1, 1]))
+save("flat2d.nii.gz", img, b.astype("f8"))
+# 4D: three volumes
+c = rng.standard_normal((4, 3, 2, 3)).astype("f4")
+img = nib.Nifti1Image(c, aff)
+nib.save(img, f"{d}/four_d.nii.gz")
+for t in range(3):
+    c[..., t].T.astype("<f8").tofile(f"{d}/four_d.nii.gz.{t}.expected")
+# NIfTI-2
+img = nib.Nifti2Image(a, aff)
+save("v2.nii", img, a.astype("f8"))
+print(json.dumps(out))
+`,
+      [dir],
+    );
+    const expected = JSON.parse(spec) as Record<
+      string,
+      { dims: number[]; affine: number[][]; zooms: number[] }
+    >;
+    for (const [name, e] of Object.entries(expected)) {
+      const v = await readNifti(`${dir}/${name}`);
+      const want = new Float64Array(
+        (await Deno.readFile(`${dir}/${name}.expected`)).buffer,
+      );
+      // nibabel's arrays are in Fortran order on disk: x fastest, like ours
+      assert.deepEqual(v.dims, e.dims, name);
+      assertAlmostEquals(v.data, want, 1e-9, name);
+      assertAlmostEquals(v.affine.flat(), e.affine.flat(), 1e-5, name);
+      assertAlmostEquals(v.spacing, e.zooms, 1e-6, name);
+      const dt = name.split("_")[0]!;
+      if ((DTYPES as readonly string[]).includes(dt)) {
+        assert.equal(
+          v.data.constructor.name,
+          {
+            uint8: "Uint8Array",
+            int8: "Int8Array",
+            int16: "Int16Array",
+            uint16: "Uint16Array",
+            int32: "Int32Array",
+            uint32: "Uint32Array",
+            float32: "Float32Array",
+            float64: "Float64Array",
+          }[dt],
+          name,
+        );
+      }
+    }
+    const scaled = await readNifti(`${dir}/scaled_qform.nii.gz`);
+    assert.ok(scaled.data instanceof Float32Array);
+    assert.equal((scaled.header as NiftiHeader).littleEndian, false);
+    await assert.rejects(
+      () => readNifti(`${dir}/four_d.nii.gz`),
+      /has 3 volumes .*pass 'volumeIndex'/,
+    );
+    for (let t = 0; t < 3; t++) {
+      const v = await readNifti(`${dir}/four_d.nii.gz`, { volumeIndex: t });
+      const want = new Float64Array(
+        (await Deno.readFile(`${dir}/four_d.nii.gz.${t}.expected`)).buffer,
+      );
+      assertAlmostEquals(v.data, want, 0);
+    }
+    await assert.rejects(
+      () => readNifti(`${dir}/four_d.nii.gz`, { volumeIndex: 3 }),
+      RangeError,
+    );
+    const h = await readNiftiHeader(`${dir}/four_d.nii.gz`);
+    assert.equal(h.volumes, 3);
+    assert.deepEqual(h.dims, [4, 3, 2]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("writeNifti round trip is bit-identical through readNifti and nibabel", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const affine = [
+      [-0.8, 0, 0, 100.25],
+      [0, 0.8, 0, -50.5],
+      [0, 0, 2.5, 12],
+      [0, 0, 0, 1],
+    ];
+    const n = 7 * 6 * 5;
+    const cases: [string, Volume][] = [
+      ["lab.nii.gz", {
+        data: Uint8Array.from({ length: n }, (_, i) => (i * 7) % 14),
+        dims: [7, 6, 5],
+        spacing: [0.8, 0.8, 2.5],
+        affine,
+      }],
+      ["ct.nii", {
+        data: Int16Array.from(
+          { length: n },
+          (_, i) => ((i * 7919) % 4096) - 1024,
+        ),
+        dims: [7, 6, 5],
+        spacing: [0.8, 0.8, 2.5],
+        affine,
+      }],
+      ["prob.nii.gz", {
+        data: Float32Array.from({ length: n }, (_, i) => Math.sin(i) / 3),
+        dims: [7, 6, 5],
+        spacing: [0.8, 0.8, 2.5],
+        affine,
+      }],
+    ];
+    for (const [name, vol] of cases) {
+      await writeNifti(`${dir}/${name}`, vol);
+      const back = await readNifti(`${dir}/${name}`);
+      assert.equal(back.data.constructor, vol.data.constructor, name);
+      assert.deepEqual(
+        new Uint8Array(
+          back.data.buffer,
+          back.data.byteOffset,
+          back.data.byteLength,
+        ),
+        new Uint8Array(
+          vol.data.buffer,
+          vol.data.byteOffset,
+          vol.data.byteLength,
+        ),
+        name,
+      );
+      assertAlmostEquals(back.affine.flat(), affine.flat(), 1e-6, name);
+      // a second write from the read volume (header kept) is byte-identical
+      await writeNifti(`${dir}/again_${name}`, back);
+      const raw1 = await readNifti(`${dir}/again_${name}`);
+      assert.deepEqual(raw1.affine, back.affine, name);
+    }
+    const py = await python(
+      `
+import json, sys, hashlib, numpy as np, nibabel as nib
+d = sys.argv[1]; out = {}
+for name in ["lab.nii.gz", "ct.nii", "prob.nii.gz"]:
+    img = nib.load(f"{d}/{name}")
+    a = np.asanyarray(img.dataobj)
+    out[name] = {"dtype": str(a.dtype), "shape": list(a.shape),
+                 "sha": hashlib.sha256(np.ascontiguousarray(a.transpose(2, 1, 0)).astype(a.dtype.newbyteorder("<")).tobytes()).hexdigest(),
+                 "affine": img.affine.tolist(), "codes": [int(img.header["qform_code"]), int(img.header["sform_code"])],
+                 "qform": img.header.get_qform().tolist()}
+print(json.dumps(out))
+`,
+      [dir],
+    );
+    const ref = JSON.parse(py);
+    for (const [name, vol] of cases) {
+      const r = ref[name];
+      const bytes = new Uint8Array(
+        vol.data.buffer,
+        vol.data.byteOffset,
+        vol.data.byteLength,
+      );
+      const sha = Array.from(
+        new Uint8Array(await crypto.subtle.digest("SHA-256", bytes.slice())),
+        (b) => b.toString(16).padStart(2, "0"),
+      ).join("");
+      assert.equal(r.sha, sha, `${name}: nibabel sees different voxels`);
+      assert.deepEqual(r.shape, [7, 6, 5]);
+      assert.equal(
+        r.dtype,
+        { lab: "uint8", ct: "int16", prob: "float32" }[name.split(".")[0]!],
+      );
+      assertAlmostEquals(r.affine.flat(), affine.flat(), 1e-5, name);
+      // qform derived from the affine agrees too
+      assertAlmostEquals(r.qform.flat(), affine.flat(), 1e-5, `${name} qform`);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("writeNifti keeps the source header and rejects bad arguments", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const data = new Int16Array(24).map((_, i) => i - 12);
+    const affine = [[0, 0, 2, 1], [0, -3, 0, 2], [1.5, 0, 0, 3], [0, 0, 0, 1]];
+    await writeNifti(`${dir}/a.nii`, {
+      data,
+      dims: [2, 3, 4],
+      spacing: [1.5, 3, 2],
+      affine,
+    });
+    const a = await readNifti(`${dir}/a.nii`);
+    assert.equal(axisCodes(a.affine), "SPR");
+    // labels written with the image's header keep its geometry and codes
+    await writeNifti(`${dir}/l.nii.gz`, {
+      ...a,
+      data: new Uint8Array(24).fill(1),
+    });
+    const l = await readNifti(`${dir}/l.nii.gz`);
+    assert.deepEqual(l.affine, a.affine);
+    assert.ok(l.data instanceof Uint8Array);
+    const ha = a.header as NiftiHeader, hl = l.header as NiftiHeader;
+    assert.deepEqual([hl.qformCode, hl.sformCode], [
+      ha.qformCode,
+      ha.sformCode,
+    ]);
+    assert.deepEqual(hl.srow, ha.srow);
+    // datatype conversion is checked
+    await writeNifti(`${dir}/f.nii`, a, { datatype: "float32" });
+    assert.ok((await readNifti(`${dir}/f.nii`)).data instanceof Float32Array);
+    await assert.rejects(
+      () => writeNifti(`${dir}/u.nii`, a, { datatype: "uint8" }),
+      (e: Error) =>
+        e instanceof RangeError &&
+        /voxel 0 is -12, not an integer/.test(e.message),
+    );
+    await assert.rejects(
+      () => writeNifti(`${dir}/x.img`, a),
+      (e: Error) =>
+        e instanceof TypeError && /must end in \.nii/.test(e.message),
+    );
+    await assert.rejects(
+      () => writeNifti(`${dir}/y.nii`, { ...a, dims: [2, 3, 5] }),
+      (e: Error) =>
+        e instanceof TypeError && /does not match dims/.test(e.message),
+    );
+    // nothing half-written is left behind
+    const names = [...Deno.readDirSync(dir)].map((e) => e.name).sort();
+    assert.deepEqual(names, ["a.nii", "f.nii", "l.nii.gz"]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** A valid little-endian int16 file, 4×3×2, as bytes. */
+async function validBytes(dir: string): Promise<Uint8Array> {
+  await writeNifti(`${dir}/ok.nii`, {
+    data: new Int16Array(24).map((_, i) => i),
+    dims: [4, 3, 2],
+    spacing: [1, 1, 1],
+    affine: [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]],
+  });
+  return await Deno.readFile(`${dir}/ok.nii`);
+}
+
+Deno.test("readNifti gives a clear error naming the file for every bad input", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const ok = await validBytes(dir);
+    const put = async (name: string, bytes: Uint8Array) => {
+      await Deno.writeFile(`${dir}/${name}`, bytes);
+      return `${dir}/${name}`;
+    };
+    const edit = (f: (v: DataView) => void) => {
+      const b = ok.slice();
+      f(new DataView(b.buffer));
+      return b;
+    };
+    const cases: [string, Uint8Array | null, RegExp][] = [
+      ["missing.nii", null, /missing\.nii' as it does not exist/],
+      [
+        "text.nii",
+        new TextEncoder().encode("hello, I am not an image at all"),
+        /text\.nii' as it is not NIfTI: sizeof_hdr is/,
+      ],
+      [
+        "magic.nii",
+        edit((v) => v.setUint8(345, "x".charCodeAt(0))),
+        /magic\.nii' as it is not NIfTI: bad magic 'nx1'/,
+      ],
+      [
+        "pair.nii",
+        edit((v) => v.setUint8(345, "i".charCodeAt(0))),
+        /\.hdr\/\.img pair/,
+      ],
+      [
+        "trunc.nii",
+        ok.slice(0, 352 + 30),
+        /trunc\.nii' as its voxel data is truncated: 382 bytes, expected 400/,
+      ],
+      [
+        "header.nii",
+        ok.slice(0, 200),
+        /header\.nii' as its header is truncated/,
+      ],
+      [
+        "dtype.nii",
+        edit((v) => v.setInt16(70, 128, true)),
+        /dtype\.nii' as its datatype 128 \(rgb24\) is not supported/,
+      ],
+      [
+        "int64.nii",
+        edit((v) => v.setInt16(70, 1024, true)),
+        /datatype 1024 \(int64\) is not supported/,
+      ],
+      [
+        "zero.nii",
+        edit((v) => v.setInt16(44, 0, true)),
+        /zero\.nii' as its dims must be >= 1: dim\[2\] is 0/,
+      ],
+      [
+        "neg.nii",
+        edit((v) => v.setInt16(42, -4, true)),
+        /dims must be >= 1: dim\[1\] is -4/,
+      ],
+      [
+        "huge.nii",
+        edit((v) => {
+          v.setInt16(42, 32000, true);
+          v.setInt16(44, 32000, true);
+          v.setInt16(46, 32000, true);
+        }),
+        /huge\.nii' as its grid 32000×32000×32000 .* larger than/,
+      ],
+      [
+        "rank.nii",
+        edit((v) => v.setInt16(40, 9, true)),
+        /rank\.nii' as dim\[0\] \(the rank\) is 9/,
+      ],
+      [
+        "offset.nii",
+        edit((v) => v.setFloat32(108, 0, true)),
+        /vox_offset is 0/,
+      ],
+    ];
+    for (const [name, bytes, re] of cases) {
+      const path = bytes === null ? `${dir}/${name}` : await put(name, bytes);
+      await assert.rejects(
+        () => readNifti(path),
+        (e: Error) => {
+          assert.ok(e instanceof Error, name);
+          assert.match(e.message, re, name);
+          assert.ok(e.message.includes(name), `${name}: ${e.message}`);
+          return true;
+        },
+      );
+    }
+    // corrupt gzip: flipped bytes, truncated, and garbage after the magic
+    await writeNifti(`${dir}/g.nii.gz`, {
+      data: new Float32Array(4000).map((_, i) => Math.sin(i)),
+      dims: [20, 20, 10],
+      spacing: [1, 1, 1],
+      affine: [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]],
+    });
+    const gz = await Deno.readFile(`${dir}/g.nii.gz`);
+    const flipped = gz.slice();
+    for (let i = 40; i < flipped.length - 10; i += 97) flipped[i]! ^= 0x5a;
+    for (
+      const [name, bytes] of [
+        ["flip.nii.gz", flipped],
+        ["cut.nii.gz", gz.slice(0, gz.length >> 1)],
+        [
+          "junk.nii.gz",
+          new Uint8Array([0x1f, 0x8b, 8, 0, 1, 2, 3, 4, 5, 6, 7]),
+        ],
+      ] as const
+    ) {
+      const path = await put(name, bytes);
+      await assert.rejects(
+        () => readNifti(path),
+        new RegExp(`${name.replace(".", "\\.")}' as its gzip data is corrupt`),
+      );
+    }
+    // NaN/Inf: reported by default, an error on request
+    const f = new Float32Array(24).fill(1);
+    f[3] = NaN;
+    f[5] = Infinity;
+    f[7] = -Infinity;
+    await writeNifti(`${dir}/nan.nii`, {
+      data: f,
+      dims: [4, 3, 2],
+      spacing: [1, 1, 1],
+      affine: [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]],
+    });
+    const nan = await readNifti(`${dir}/nan.nii`);
+    assert.equal(nan.nonFinite, 3);
+    assert.ok(Number.isNaN(nan.data[3]));
+    await assert.rejects(
+      () => readNifti(`${dir}/nan.nii`, { nonFinite: "error" }),
+      /nan\.nii' as it has 3 NaN or infinite voxels/,
+    );
+    // bytes in memory work too, gzip or not
+    const fromBytes = await readNifti(ok);
+    assert.deepEqual(Array.from(fromBytes.data).slice(0, 4), [0, 1, 2, 3]);
+    assert.equal((await readNifti(gz)).data.length, 4000);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test({
+  name:
+    "readNifti reads the real files in ../shared/data with the dims, spacing, dtype and axcodes of SUMMARY.json",
+  ignore: !sharedPresent,
+  async fn() {
+    const summary = JSON.parse(
+      await Deno.readTextFile(`${SHARED!}SUMMARY.json`),
+    ) as Record<
+      string,
+      {
+        cases: {
+          id: string;
+          split: string;
+          shape: number[];
+          dtype: string;
+          spacing: number[];
+          axcodes: string;
+          domain: string;
+        }[];
+      }
+    >;
+    for (const [task, info] of Object.entries(summary)) {
+      const ds = await loadDataset(`${SHARED!}${task}/dataset.json`);
+      const byId = new Map(
+        [...ds.training, ...ds.validation, ...ds.test].map((e) => [e.id, e]),
+      );
+      // all of a small dataset; a spread of the 400 digits
+      const cases = info.cases.filter((c) => c.split === "Tr")
+        .filter((_, i, a) => a.length < 20 || i % 40 === 0);
+      assert.ok(cases.length > 0, task);
+      for (const c of cases) {
+        const e = byId.get(c.id);
+        assert.ok(e, `${task}/${c.id} listed in dataset.json`);
+        assert.equal(e.domain, c.domain);
+        const v = await readNifti(e.image);
+        const want = [...c.shape, 1, 1].slice(0, 3);
+        assert.deepEqual(v.dims, want, `${task}/${c.id}`);
+        assertAlmostEquals(v.spacing, [...c.spacing, 1].slice(0, 3), 1e-4);
+        assert.equal(
+          v.data.constructor.name.replace("Array", "").toLowerCase(),
+          c.dtype,
+        );
+        assert.equal(axisCodes(v.affine), c.axcodes, `${task}/${c.id}`);
+        const lab = await readNifti(e.label!);
+        assert.deepEqual(lab.dims, v.dims);
+      }
+    }
+  },
+});

@@ -1,0 +1,66 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { writeRunReport } from "../../report/run_report.ts";
+import { assertFigure, writeSyntheticRun } from "./_synthetic_run.ts";
+
+Deno.test("writeRunReport writes every figure as SVG and PNG and an index that references them", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await writeSyntheticRun(dir, { sweep: true });
+    const slice = {
+      image: Array.from({ length: 64 }, (_, i) => i),
+      pred: Array.from({ length: 64 }, (_, i) => (i % 8 < 4 ? 1 : 0)),
+      truth: Array.from({ length: 64 }, (_, i) => (i % 8 < 5 ? 1 : 0)),
+      width: 8,
+      height: 8,
+      caption: "case_0 z=1",
+    };
+    const r = await writeRunReport(dir, { overlays: [slice], seed: 3 });
+    assert.deepEqual(r.skipped, []);
+    for (
+      const name of [
+        "dice_boxplot",
+        "loss_curves",
+        "embedding_umap",
+        "temperature_sweep",
+      ]
+    ) {
+      assert.ok(
+        r.files.includes(`${name}.svg`) && r.files.includes(`${name}.png`),
+        name,
+      );
+    }
+    const html = await Deno.readTextFile(r.index);
+    for (const f of r.files.filter((f) => f !== "index.html")) {
+      await assertFigure(join(r.dir, f));
+      assert.ok(
+        html.includes(`src="${f}"`) || html.includes(`href="${f}"`),
+        `index misses ${f}`,
+      );
+    }
+    assert.ok(html.includes("overlay_1.png"));
+    assert.match(html, /<td>liver<\/td><td>0\.\d{3}<\/td>/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("writeRunReport lists what it could not draw", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(
+      join(dir, "log.jsonl"),
+      '{"stage":"segment","epoch":0,"step":0,"loss":1}\n{"stage":"segment","epoch":0,"step":1,"loss":0.5}\n{"stage":"seg',
+    );
+    const r = await writeRunReport(dir);
+    assert.deepEqual(r.skipped, [
+      "metrics: no metrics.json",
+      "embedding map: no embeddings.json",
+      "overlays: no slices given",
+    ]);
+    assert.ok(r.files.includes("loss_curves.png"));
+    assert.match(await Deno.readTextFile(r.index), /Not drawn/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
