@@ -11,3 +11,4 @@ export * from "./overlap.ts";
 export * from "./distance_transform.ts";
 export * from "./surface_distance.ts";
 export * from "./evaluate.ts";
+export * from "./evaluate_files.ts";
