@@ -48,33 +48,37 @@ export function weightedContrastive(
   const z = l2Normalize(
     tf.reshape(tf.transpose(features, [1, 0, 2]), [n, dim]),
   ); // [n, dim]
-  const offDiag = tf.sub(1, tf.eye(n)); // [n, n]
+  const eye = tf.eye(n); // [n, n]
+  const offDiag = tf.sub(1, eye); // [n, n]
   const positives = tf.mul(tf.tile(pairWeights, [views, views]), offDiag); // [n, n]
 
-  const logits = tf.div(tf.matMul(z, z, false, true), temperature); // [n, n]
+  // Scaling z (not the n × n product) by 1/T saves an n² op each way.
+  const logits = tf.matMul(tf.div(z, temperature), z, false, true); // [n, n]
   // For stability subtract each row's largest *off-diagonal* logit (not the
   // diagonal, as SupContrast does): the denominator then holds a term
   // exp(0) = 1, so its log stays finite even at T = 1e-3, where every other
   // term can underflow. The shift cancels in log p, so it carries no gradient.
   const rowMax = stopGradient(
-    tf.max(tf.sub(logits, tf.mul(tf.eye(n), 2 / temperature + 1)), 1, true),
+    tf.max(tf.sub(logits, tf.mul(eye, 2 / temperature + 1)), 1, true),
   ); // [n, 1]
   // Zero the diagonal before exp: its shifted logit can be as large as
-  // 2/T, whose exp overflows, and inf·0 would be NaN.
+  // 2/T, whose exp overflows. Its exp is then exactly 1, taken off below.
   const shifted = tf.mul(tf.sub(logits, rowMax), offDiag); // [n, n]
-  const denominator = tf.sum(tf.mul(tf.exp(shifted), offDiag), 1, true); // [n, 1]
+  const denominator = tf.sub(tf.sum(tf.exp(shifted), 1), 1); // [n]
   // denominator >= 1 whenever n >= 2; the floor only covers n = 1, which has
   // no other view at all (and so no positive).
-  const logProb = tf.sub(shifted, tf.log(tf.maximum(denominator, 1))); // [n, n]
+  const logDenominator = tf.log(tf.maximum(denominator, 1)); // [n]
 
   const weight = tf.sum(positives, 1); // [n]
+  // Σⱼ wᵢⱼ log pᵢⱼ = Σⱼ wᵢⱼ shiftedᵢⱼ − wᵢ log denominatorᵢ
+  const weightedLogProb = tf.sub(
+    tf.sum(tf.mul(positives, shifted), 1),
+    tf.mul(weight, logDenominator),
+  ); // [n]
   const hasPositive = tf.cast(tf.greater(weight, 0), "float32"); // [n]
   // Anchors without a positive divide by 1 (not 0) and are masked out below.
   const anchorLoss = tf.neg(
-    tf.div(
-      tf.sum(tf.mul(positives, logProb), 1),
-      tf.add(weight, tf.sub(1, hasPositive)),
-    ),
+    tf.div(weightedLogProb, tf.add(weight, tf.sub(1, hasPositive))),
   ); // [n]
   const anchors = tf.maximum(tf.sum(hasPositive), 1);
   return tf.mul(
