@@ -3,7 +3,9 @@
  * profiling a ResNet step (tf.profile): Tile (the batch-norm gradient tiles
  * a per-channel vector to the full activation), Sum and Mean over every
  * axis but the last (per-channel reductions, which upstream transposes
- * first), and MaxPoolGrad. Other shapes fall through to the originals.
+ * first), MaxPoolGrad, and Reverse and Slice (element-wise loops upstream;
+ * block copies here: the atrous-convolution gradient flips 3×3×512×512
+ * filters and slices shifted maps). Other shapes fall through.
  *
  * @module
  */
@@ -195,6 +197,100 @@ function maxPoolGrad(original: tf.KernelFunc): tf.KernelFunc {
   };
 }
 
+function reverse(original: tf.KernelFunc): tf.KernelFunc {
+  return (args) => {
+    const { x } = args.inputs as { x: tf.TensorInfo };
+    const dimsAttr = ((args.attrs ?? {}) as Attrs).dims as number | number[];
+    const rank = x.shape.length;
+    if ((x.dtype !== "float32" && x.dtype !== "int32") || rank === 0) {
+      return original(args);
+    }
+    const dims = (Array.isArray(dimsAttr) ? dimsAttr : [dimsAttr]).map((d) =>
+      d < 0 ? d + rank : d
+    );
+    const backend = args.backend as unknown as WasmBackendLike;
+    const out = backend.makeOutput([...x.shape], x.dtype);
+    const h = view(backend, x.dtype)!;
+    const xo = offsetOf(backend, x);
+    const oo = offsetOf(backend, out);
+    const flip = x.shape.map((_, i) => dims.includes(i));
+    // Contiguous blocks: the suffix of axes that are not reversed.
+    let k = rank;
+    while (k > 0 && !flip[k - 1]) k--;
+    const block = sizeOf(x.shape.slice(k));
+    const outer = x.shape.slice(0, k);
+    const nBlocks = sizeOf(outer);
+    const idx = new Array<number>(k).fill(0);
+    for (let bIdx = 0; bIdx < nBlocks; bIdx++) {
+      let src = 0;
+      for (let d = 0; d < k; d++) {
+        src = src * outer[d]! + (flip[d] ? outer[d]! - 1 - idx[d]! : idx[d]!);
+      }
+      if (k === rank) {
+        h[oo + bIdx] = h[xo + src]!;
+      } else {
+        h.copyWithin(
+          oo + bIdx * block,
+          xo + src * block,
+          xo + (src + 1) * block,
+        );
+      }
+      for (let d = k - 1; d >= 0; d--) {
+        if (++idx[d]! < outer[d]!) break;
+        idx[d] = 0;
+      }
+    }
+    return out;
+  };
+}
+
+function slice(original: tf.KernelFunc): tf.KernelFunc {
+  return (args) => {
+    const { x } = args.inputs as { x: tf.TensorInfo };
+    const a = (args.attrs ?? {}) as Attrs;
+    const rank = x.shape.length;
+    if ((x.dtype !== "float32" && x.dtype !== "int32") || rank === 0) {
+      return original(args);
+    }
+    const parsed = tf.slice_util.parseSliceParams(
+      x as unknown as tf.Tensor,
+      a.begin as number[],
+      a.size as number[],
+    );
+    const begin = parsed[0]!;
+    const size = parsed[1]!;
+    const backend = args.backend as unknown as WasmBackendLike;
+    const out = backend.makeOutput([...size], x.dtype);
+    if (sizeOf(size) === 0) return out;
+    const h = view(backend, x.dtype)!;
+    const xo = offsetOf(backend, x);
+    const oo = offsetOf(backend, out);
+    // Merge trailing axes the slice covers fully into one contiguous run.
+    let k = rank - 1;
+    while (k > 0 && begin[k] === 0 && size[k] === x.shape[k]) k--;
+    const run = size[k]! * sizeOf(x.shape.slice(k + 1));
+    const strides = new Array<number>(rank).fill(1);
+    for (let d = rank - 2; d >= 0; d--) {
+      strides[d] = strides[d + 1]! * x.shape[d + 1]!;
+    }
+    const outer = size.slice(0, k);
+    const nRuns = sizeOf(outer);
+    const idx = new Array<number>(k).fill(0);
+    let base = xo + begin[k]! * strides[k]!;
+    for (let d = 0; d < k; d++) base += begin[d]! * strides[d]!;
+    for (let r = 0; r < nRuns; r++) {
+      let src = base;
+      for (let d = 0; d < k; d++) src += idx[d]! * strides[d]!;
+      h.copyWithin(oo + r * run, src, src + run);
+      for (let d = k - 1; d >= 0; d--) {
+        if (++idx[d]! < outer[d]!) break;
+        idx[d] = 0;
+      }
+    }
+    return out;
+  };
+}
+
 let installed = false;
 
 /**
@@ -214,4 +310,6 @@ export function registerFastWasmKernels(): void {
   wrap("Sum", (k) => reduceLeading(k, false));
   wrap("Mean", (k) => reduceLeading(k, true));
   wrap("MaxPoolGrad", maxPoolGrad);
+  wrap("Reverse", reverse);
+  wrap("Slice", slice);
 }

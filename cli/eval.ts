@@ -1,6 +1,60 @@
-/** `deno task eval`: not built yet. */
-import { runCli } from "./_args.ts";
+/**
+ * `deno task eval --pred DIR --gt dataset.json [--split validation]
+ * [--out metrics.json] [--partial]`: evaluates a folder of predicted NIfTI
+ * label maps against a dataset split and writes `metrics.json` (the shape
+ * `train` writes).
+ */
+import {
+  evaluatePredictions,
+  metricsTable,
+} from "../metrics/evaluate_files.ts";
+import { parseFlags, runCli, UsageError } from "./_args.ts";
 
-await runCli(() => {
-  throw new Error("deno task eval is not implemented yet");
+const SPLITS = ["training", "validation", "test"] as const;
+
+await runCli(async () => {
+  const { values } = parseFlags("eval", Deno.args, {
+    pred: { type: "string" },
+    gt: { type: "string" },
+    split: { type: "string", default: "validation" },
+    out: { type: "string", default: "metrics.json" },
+    partial: { type: "boolean", default: false },
+    quiet: { type: "boolean", default: false },
+  });
+  if (!values.pred) {
+    throw new UsageError(
+      "eval: --pred DIR (the predicted label maps) is required",
+    );
+  }
+  if (!values.gt) throw new UsageError("eval: --gt dataset.json is required");
+  const split = values.split as typeof SPLITS[number];
+  if (!SPLITS.includes(split)) {
+    throw new UsageError(
+      `eval: --split must be one of ${
+        SPLITS.join(", ")
+      }: got '${values.split}'`,
+    );
+  }
+  const r = await evaluatePredictions(values.pred, values.gt, {
+    split,
+    partial: values.partial,
+    ...(values.quiet ? {} : {
+      onCase: (id: string) => console.error(`evaluated ${id}`),
+    }),
+  });
+  if (r.missing.length > 0) {
+    console.error(
+      `note: ${r.missing.length} case(s) of '${split}' had no prediction and were skipped`,
+    );
+  }
+  if (r.unmatched.length > 0) {
+    console.error(
+      `note: ${r.unmatched.length} file(s) in ${values.pred} match no case of '${split}' and were ignored`,
+    );
+  }
+  const tmp = `${values.out}.tmp-${Deno.pid}`;
+  await Deno.writeTextFile(tmp, JSON.stringify(r.summary, null, 2) + "\n");
+  await Deno.rename(tmp, values.out);
+  console.log(metricsTable(r.summary));
+  console.log(`wrote ${values.out} (${r.summary.cases.length} cases)`);
 });

@@ -14,3 +14,4 @@ export * from "./phantom.ts";
 export * from "./patch_sampler.ts";
 export * from "./augment.ts";
 export * from "./batch_stream.ts";
+export * from "./voc.ts";

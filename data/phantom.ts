@@ -118,7 +118,7 @@ function ellipsoid(
   // local = rotᵀ (q − centre)
   return {
     centre,
-    bound: Math.max(...semi) * (1.3 + waves.amp),
+    bound: Math.max(...semi) * (1.01 + waves.amp),
     radius(q: Vec3): number {
       const d0 = q[0] - centre[0], d1 = q[1] - centre[1], d2 = q[2] - centre[2];
       const l0 = (rot[0]![0]! * d0 + rot[1]![0]! * d1 + rot[2]![0]! * d2) /
@@ -146,7 +146,7 @@ function tube(points: Vec3[], radii: number[], waves: Waves): Shape {
   const half = Math.hypot(hi[0] - lo[0], hi[1] - lo[1], hi[2] - lo[2]) / 2;
   return {
     centre,
-    bound: half + Math.max(...radii) * (1.3 + waves.amp),
+    bound: half + Math.max(...radii) * (1.01 + waves.amp),
     radius(q: Vec3): number {
       let best = Infinity;
       for (let s = 0; s + 1 < points.length; s++) {
@@ -415,6 +415,24 @@ function renderCase(
 
   const hu32 = new Float32Array(nx * ny * nz);
   const label = new Uint8Array(nx * ny * nz);
+  // painting order: later wins
+  const muscles = [psoasL, psoasR, paraL, paraR];
+  const organs: { shape: Shape; value: number; id: number }[] = [
+    { shape: liver[0]!, value: T.liver, id: 5 },
+    { shape: liver[1]!, value: T.liver, id: 5 },
+    { shape: gall, value: T.gallbladder, id: 4 },
+    { shape: spleen, value: T.spleen, id: 1 },
+    { shape: stomach, value: T.stomachContent, id: 6 },
+    { shape: pancreas, value: T.pancreas, id: 9 },
+    { shape: kidneyR, value: T.kidneyCortex, id: 2 },
+    { shape: kidneyL, value: T.kidneyCortex, id: 3 },
+    { shape: ivc, value: T.ivc, id: 8 },
+    { shape: aorta, value: T.aorta, id: 7 },
+  ];
+  const airNoise = Float32Array.from(
+    { length: 4096 },
+    () => prng.uniform(0, 30),
+  );
   const q: Vec3 = [0, 0, 0];
   let idx = 0;
   for (let k = 0; k < nz; k++) {
@@ -425,55 +443,60 @@ function renderCase(
         const wx = (i - (nx - 1) / 2) * sp[0];
         // anatomy frame: q = Rᵀ (p − shift) / scale
         const d0 = wx - shift[0], d1 = wy - shift[1], d2 = wz - shift[2];
-        q[0] = (rot[0]![0]! * d0 + rot[1]![0]! * d1 + rot[2]![0]! * d2) / scale;
-        q[1] = (rot[0]![1]! * d0 + rot[1]![1]! * d1 + rot[2]![1]! * d2) / scale;
-        q[2] = (rot[0]![2]! * d0 + rot[1]![2]! * d1 + rot[2]![2]! * d2) / scale;
+        q[0] = (rot[0]![0]! * d0 + rot[1]![0]! * d1 + rot[2]![0]! * d2) /
+          scale;
+        q[1] = (rot[0]![1]! * d0 + rot[1]![1]! * d1 + rot[2]![1]! * d2) /
+          scale;
+        q[2] = (rot[0]![2]! * d0 + rot[1]![2]! * d1 + rot[2]![2]! * d2) /
+          scale;
         let v = -1000;
         let lab = 0;
-        if (body.radius(q) < 1) {
+        // cheap test first: the body's waves move its edge by at most 2%
+        const e0 = q[0] / bx, e1 = q[1] / by;
+        if (e0 * e0 + e1 * e1 < 1.0404 && body.radius(q) < 1) {
           v = T.fat; // subcutaneous fat
+          let visceral = false;
           if (inner.radius(q) < 1) {
             v = T.muscle; // abdominal wall
-            if (abdomen.radius(q) < 1) v = T.fat; // visceral fat
+            if (abdomen.radius(q) < 1) {
+              v = T.fat; // visceral fat
+              visceral = true;
+            }
           }
-          for (const m of [psoasL, psoasR, paraL, paraR]) {
-            if (inBound(m, q) && m.radius(q) < 1) v = T.muscle;
+          for (let m = 0; m < muscles.length; m++) {
+            const s = muscles[m]!;
+            if (inBound(s, q) && s.radius(q) < 1) v = T.muscle;
           }
           const rv = vertebra.radius(q), rl = lamina.radius(q);
           if (rv < 1 || rl < 1) v = Math.min(rv, rl) > 0.8 ? T.cortex : T.bone;
-          for (let b = 0; b < bowel.length; b++) {
-            const s = bowel[b]!;
-            if (inBound(s, q) && s.radius(q) < 1 && abdomen.radius(q) < 1) {
-              v = bowelHu[b]!;
+          if (visceral) {
+            for (let b = 0; b < bowel.length; b++) {
+              const s = bowel[b]!;
+              if (inBound(s, q) && s.radius(q) < 1) v = bowelHu[b]!;
             }
           }
-          const organ = (s: Shape, value: number, id: number): number => {
-            if (!inBound(s, q)) return Infinity;
-            const r = s.radius(q);
+          let rOrgan = Infinity;
+          for (let o = 0; o < organs.length; o++) {
+            const { shape, value, id } = organs[o]!;
+            if (!inBound(shape, q)) continue;
+            const r = shape.radius(q);
             if (r < 1) {
-              v = value + waveAt(texture, q);
+              v = value;
               lab = id;
-            }
-            return r;
-          };
-          organ(liver[0]!, T.liver, 5);
-          organ(liver[1]!, T.liver, 5);
-          organ(gall, T.gallbladder, 4);
-          organ(spleen, T.spleen, 1);
-          const rs = organ(stomach, T.stomachContent, 6);
-          if (rs < 1) {
-            if (rs > 0.86) v = T.stomachWall;
-            else if (stomachAir && q[1] > airLevel) {
-              v = -1000 + prng.uniform(0, 30);
+              rOrgan = r;
             }
           }
-          organ(pancreas, T.pancreas, 9);
-          const rk = organ(kidneyR, T.kidneyCortex, 2);
-          if (rk < 0.7) v = T.kidneyMedulla + waveAt(texture, q);
-          const rk2 = organ(kidneyL, T.kidneyCortex, 3);
-          if (rk2 < 0.7) v = T.kidneyMedulla + waveAt(texture, q);
-          organ(ivc, T.ivc, 8);
-          organ(aorta, T.aorta, 7);
+          if (lab !== 0) {
+            if (lab === 6) {
+              if (rOrgan > 0.86) v = T.stomachWall;
+              else if (stomachAir && q[1] > airLevel) {
+                v = -1000 + airNoise[idx & 4095]!;
+              }
+            } else if ((lab === 2 || lab === 3) && rOrgan < 0.7) {
+              v = T.kidneyMedulla;
+            }
+            if (v > -500) v += waveAt(texture, q);
+          }
         }
         hu32[idx] = v;
         label[idx] = lab;

@@ -34,7 +34,10 @@ export type VoxelDtype =
  * `(x, y, z)` is `data[(z * ny + y) * nx + x]`.
  */
 export interface Volume {
-  /** Voxels `[nz, ny, nx]` row-major (x fastest); `scl_slope`/`scl_inter` already applied. */
+  /**
+   * Voxels `[nz, ny, nx]` row-major (x fastest); `scl_slope`/`scl_inter`
+   * already applied. May be a view into a larger buffer (mind `byteOffset`).
+   */
   data: VoxelArray;
   /** Grid size `[nx, ny, nz]`; 2D images have `nz = 1`. */
   dims: [number, number, number];

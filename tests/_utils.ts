@@ -58,6 +58,10 @@ export const AVAILABLE: readonly BackendName[] = await availableBackends();
 // including the training kernels backends/ adds to wasm, so what each
 // backend lacks for training is known up front.
 await (await import("../backends/wasm.ts")).load();
+// The wasm backend opens a system BLAS through FFI (once per process) on its
+// first activation; opening it here, outside any test, keeps Deno's resource
+// sanitizer from counting the library against whichever test runs first.
+(await import("../backends/_blas.ts")).openBlas();
 await import("@tensorflow/tfjs-backend-webgpu");
 
 /** Available backends that have every kernel a training step needs. */

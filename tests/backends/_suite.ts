@@ -428,4 +428,41 @@ export function registerParitySuite(tag: string, ignore: boolean): void {
     }
     await selectBackend("cpu");
   });
+
+  Deno.test(
+    { name: `reverse and slice on wasm (${tag}) match cpu`, ignore },
+    async () => {
+      const prng = new Prng(20);
+      for (let i = 0; i < 8; i++) {
+        const shape = [
+          1 + prng.int(4),
+          1 + prng.int(5),
+          1 + prng.int(5),
+          1 + prng.int(6),
+        ];
+        const xs = randn(prng, shape.reduce((a, b) => a * b, 1));
+        const dims = [[0, 1], [3], [1, 2], [0, 3], [2]][i % 5]!;
+        const begin = shape.map((d) => prng.int(d));
+        const size = shape.map((
+          d,
+          j,
+        ) => (prng.next() < 0.3 ? -1 : 1 + prng.int(d - begin[j]!)));
+        const f = () => {
+          const x = tf.tensor(xs, shape);
+          return [
+            tf.reverse(x, dims),
+            tf.slice(x, begin, size),
+            tf.slice(tf.reshape(x, [-1]), [1], [Math.max(0, xs.length - 2)]),
+            tf.reverse(tf.cast(x, "int32"), [1]),
+          ];
+        };
+        assertParity(
+          await runOn("wasm", f),
+          await runOn("cpu", f),
+          `reverse/slice ${shape} ${dims} ${begin} ${size}`,
+        );
+      }
+      await selectBackend("cpu");
+    },
+  );
 }

@@ -88,6 +88,10 @@ img = nib.Nifti1Image(c, aff)
 nib.save(img, f"{d}/four_d.nii.gz")
 for t in range(3):
     c[..., t].T.astype("<f8").tofile(f"{d}/four_d.nii.gz.{t}.expected")
+# an extension pushes vox_offset past 352
+img = nib.Nifti1Image(a, aff)
+img.header.extensions.append(nib.nifti1.Nifti1Extension("comment", b"AGCL test extension " * 7))
+save("with_ext.nii", img, a.astype("f8"))
 # NIfTI-2
 img = nib.Nifti2Image(a, aff)
 save("v2.nii", img, a.astype("f8"))
@@ -127,6 +131,9 @@ print(json.dumps(out))
         );
       }
     }
+    // the extension moved the voxels: vox_offset past the 352-byte minimum
+    const ext = await readNiftiHeader(`${dir}/with_ext.nii`);
+    assert.equal(ext.header.voxOffset, 512);
     const scaled = await readNifti(`${dir}/scaled_qform.nii.gz`);
     assert.ok(scaled.data instanceof Float32Array);
     assert.equal((scaled.header as NiftiHeader).littleEndian, false);
@@ -153,7 +160,7 @@ print(json.dumps(out))
   }
 });
 
-Deno.test("writeNifti round trip is bit-identical through readNifti and nibabel", async () => {
+Deno.test("writeNifti round trip is bit-identical through readNifti, nibabel and nifti_tool", async () => {
   const dir = await Deno.makeTempDir();
   try {
     const affine = [
@@ -245,6 +252,44 @@ print(json.dumps(out))
       assertAlmostEquals(r.affine.flat(), affine.flat(), 1e-5, name);
       // qform derived from the affine agrees too
       assertAlmostEquals(r.qform.flat(), affine.flat(), 1e-5, `${name} qform`);
+    }
+    // a second independent reader: nifti_tool (C niftilib, Debian nifti-bin)
+    for (const [name, vol] of cases) {
+      const tool = async (args: string[]) => {
+        const out = await new Deno.Command("nifti_tool", {
+          args: [...args, "-quiet", "-infiles", `${dir}/${name}`],
+          stdout: "piped",
+          stderr: "piped",
+        }).output();
+        assert.ok(
+          out.success,
+          `nifti_tool (Debian nifti-bin, installed by .ci/run) failed: ${
+            new TextDecoder().decode(out.stderr)
+          }`,
+        );
+        return new TextDecoder().decode(out.stdout).trim().split(/\s+/)
+          .map(Number);
+      };
+      const hdr = await tool([
+        "-disp_hdr",
+        "-field",
+        "dim",
+        "-field",
+        "datatype",
+      ]);
+      assert.deepEqual(hdr.slice(0, 4), [3, 7, 6, 5], name);
+      assert.equal(hdr[8], { lab: 2, ct: 4, prob: 16 }[name.split(".")[0]!]);
+      const values = await tool([
+        "-disp_ci",
+        "-1",
+        "-1",
+        "-1",
+        "-1",
+        "-1",
+        "-1",
+        "-1",
+      ]);
+      assertAlmostEquals(values, vol.data, 1e-6, `${name} via nifti_tool`);
     }
   } finally {
     await Deno.remove(dir, { recursive: true });

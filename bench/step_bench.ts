@@ -1,0 +1,421 @@
+/**
+ * Training-step speed against PyTorch on the same machine, in the same run:
+ * ResNet-18/50 DeepLab (ImageNet stem, output stride 8, the paper's ASPP
+ * head: 512 channels, rates 6/12/18, image pooling), 2×128×128 input,
+ * batch 4, in four modes: inference, full training step, frozen-encoder
+ * step, contrastive step (4 samples × 2 views through the encoder and a
+ * projection head, SupCon loss). Ours runs on wasm with the OpenBLAS plugin
+ * and on plain wasm (XNNPACK); PyTorch (Debian python3-torch) with 2
+ * threads. Prints one table per depth with medians, the ratio, and achieved
+ * GFLOP/s (multiply-adds of every convolution and matrix product, counted
+ * from tf.profile) against the machine's sgemm peak.
+ *
+ * Options through the environment (the runner's flags are fixed):
+ * `STEP_BENCH_MEMORY=200` runs the memory check (RSS and numTensors over
+ * that many full steps) instead of timing.
+ *
+ * The machine is shared and noisy: every number is a median of several
+ * repetitions, PyTorch's included.
+ */
+import * as tf from "@tensorflow/tfjs";
+import { selectBackend, setWasmAcceleration } from "../backends/mod.ts";
+import {
+  type BenchFlags,
+  printTable,
+  rssMiB,
+  runPython,
+  timeMs,
+} from "./_common.ts";
+
+const MODES = [
+  "inference",
+  "full step",
+  "frozen-encoder step",
+  "contrastive step",
+] as const;
+type Mode = (typeof MODES)[number];
+
+interface Net {
+  run(mode: Mode): Promise<void>;
+  dispose(): void;
+}
+
+interface ModelsApi {
+  createDeepLab(o: Record<string, unknown>): {
+    apply(
+      x: tf.Tensor4D,
+      o: { training: boolean; freezeEncoder?: boolean },
+    ): tf.Tensor4D;
+    encoder: {
+      apply(
+        x: tf.Tensor4D,
+        o: { training: boolean },
+      ): { features: tf.Tensor4D; pooled: tf.Tensor2D };
+      trainableVariables(): tf.Variable[];
+      featureChannels: number;
+    };
+    trainableVariables(): tf.Variable[];
+    decoderVariables(): tf.Variable[];
+    dispose(): void;
+  };
+  createProjectionHead(o: Record<string, unknown>): {
+    apply(x: tf.Tensor2D, o?: { training: boolean }): tf.Tensor2D;
+    trainableVariables(): tf.Variable[];
+    dispose(): void;
+  };
+}
+
+async function loadModels(): Promise<ModelsApi | undefined> {
+  try {
+    const m = await import("../models/mod.ts") as unknown as Partial<ModelsApi>;
+    return typeof m.createDeepLab === "function" &&
+        typeof m.createProjectionHead === "function"
+      ? m as ModelsApi
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Softmax cross-entropy of logits [b,h,w,c] against one-hot labels. */
+function segLoss(logits: tf.Tensor4D, onehot: tf.Tensor4D): tf.Scalar {
+  return tf.neg(tf.mean(tf.sum(tf.mul(onehot, tf.logSoftmax(logits)), 3)));
+}
+
+/** SupCon over z [n, d] (L2-normalised here) with integer labels, T = 0.1. */
+function supCon(z: tf.Tensor2D, labels: number[]): tf.Scalar {
+  const n = labels.length;
+  const zn = tf.div(z, tf.norm(z, 2, 1, true));
+  const logits = tf.div(tf.matMul(zn, zn, false, true), 0.1);
+  const eye = tf.eye(n);
+  const pos = tf.sub(
+    tf.tensor2d(labels.flatMap((a) => labels.map((b) => (a === b ? 1 : 0))), [
+      n,
+      n,
+    ]),
+    eye,
+  );
+  const masked = tf.sub(logits, tf.mul(eye, 1e9));
+  const logProb = tf.sub(logits, tf.logSumExp(masked, 1, true));
+  const perAnchor = tf.div(
+    tf.sum(tf.mul(pos, logProb), 1),
+    tf.maximum(tf.sum(pos, 1), 1),
+  );
+  return tf.neg(tf.mean(perAnchor));
+}
+
+function buildOurs(models: ModelsApi, depth: 18 | 50): Net {
+  const net = models.createDeepLab({
+    depth,
+    inChannels: 2,
+    stem: "imagenet",
+    outputStride: 8,
+    nClasses: 2,
+    asppRates: [6, 12, 18],
+    asppChannels: 512,
+    seed: 1,
+  });
+  const proj = models.createProjectionHead({
+    inFeatures: net.encoder.featureChannels,
+    outFeatures: 128,
+    seed: 2,
+  });
+  const x = tf.randomNormal(
+    [4, 128, 128, 2],
+    0,
+    1,
+    "float32",
+    3,
+  ) as tf.Tensor4D;
+  const x8 = tf.randomNormal(
+    [8, 128, 128, 2],
+    0,
+    1,
+    "float32",
+    4,
+  ) as tf.Tensor4D;
+  const onehot = tf.oneHot(
+    tf.randomUniform([4, 128, 128], 0, 2, "int32", 5) as tf.Tensor3D,
+    2,
+  ).toFloat() as tf.Tensor4D;
+  const labels = [0, 1, 2, 3, 0, 1, 2, 3];
+  const opt = tf.train.sgd(1e-4);
+  const all = net.trainableVariables();
+  const dec = net.decoderVariables();
+  const con = [
+    ...net.encoder.trainableVariables(),
+    ...proj.trainableVariables(),
+  ];
+  const minimize = async (f: () => tf.Scalar, vars: tf.Variable[]) => {
+    const l = opt.minimize(f, true, vars)!;
+    await l.data();
+    l.dispose();
+  };
+  return {
+    async run(mode) {
+      switch (mode) {
+        case "inference": {
+          const y = tf.tidy(() => net.apply(x, { training: false }));
+          await y.data();
+          y.dispose();
+          return;
+        }
+        case "full step":
+          return minimize(
+            () => segLoss(net.apply(x, { training: true }), onehot),
+            all,
+          );
+        case "frozen-encoder step":
+          return minimize(
+            () =>
+              segLoss(
+                net.apply(x, { training: true, freezeEncoder: true }),
+                onehot,
+              ),
+            dec,
+          );
+        case "contrastive step":
+          return minimize(() => {
+            const { pooled } = net.encoder.apply(x8, { training: true });
+            return supCon(proj.apply(pooled, { training: true }), labels);
+          }, con);
+      }
+    },
+    dispose() {
+      tf.dispose([x, x8, onehot]);
+      opt.dispose();
+      proj.dispose();
+      net.dispose();
+    },
+  };
+}
+
+/** Multiply-adds ×2 of every conv / matrix product kernel `fn` runs. */
+async function countFlops(fn: () => Promise<void>): Promise<number> {
+  const info = await tf.profile(fn);
+  let flops = 0;
+  for (const k of info.kernels) {
+    const ins = k.inputShapes as number[][];
+    const outs = k.outputShapes as number[][];
+    const size = (s: number[] | undefined) =>
+      (s ?? []).reduce((a, b) => a * b, 1);
+    switch (k.name) {
+      case "Conv2D":
+      case "FusedConv2D": {
+        const f = ins[1]!;
+        flops += 2 * size(outs[0]) * f[0]! * f[1]! * f[2]!;
+        break;
+      }
+      case "Conv2DBackpropInput": {
+        const f = ins[1]!;
+        flops += 2 * size(ins[0]) * f[0]! * f[1]! * f[2]!;
+        break;
+      }
+      case "Conv2DBackpropFilter": {
+        const dy = ins[1]!;
+        flops += 2 * (size(dy) / dy[dy.length - 1]!) * size(outs[0]);
+        break;
+      }
+      case "BatchMatMul":
+      case "_FusedMatMul": {
+        const o = outs[0]!;
+        const a = ins[0]!;
+        const m = o[o.length - 2]!;
+        const rows = size(o) / o[o.length - 1]!; // batch × m
+        const k = size(a) / (rows / m) / m;
+        flops += 2 * size(o) * k;
+        break;
+      }
+    }
+  }
+  return flops;
+}
+
+const TORCH = String.raw`
+import json, sys, time, torch, torch.nn as nn, torch.nn.functional as F
+torch.set_num_threads(2); torch.manual_seed(0)
+depth = int(sys.argv[1]); reps = int(sys.argv[2])
+def cbr(k, ci, co, s=1, d=1, relu=True):
+    m = [nn.Conv2d(ci, co, k, s, d*(k-1)//2, dilation=d, bias=False), nn.BatchNorm2d(co)]
+    if relu: m.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*m)
+class Block(nn.Module):
+    def __init__(s, ci, wd, st, d, bott):
+        super().__init__(); co = wd*(4 if bott else 1)
+        s.body = nn.Sequential(cbr(1,ci,wd), cbr(3,wd,wd,st,d), cbr(1,wd,co,relu=False)) if bott else nn.Sequential(cbr(3,ci,wd,st,d), cbr(3,wd,wd,1,d,False))
+        s.short = cbr(1,ci,co,st,relu=False) if st!=1 or ci!=co else None
+    def forward(s, x): return F.relu(s.body(x) + (s.short(x) if s.short is not None else x))
+class Encoder(nn.Module):
+    def __init__(s, depth, cin):
+        super().__init__(); bott = depth == 50; counts = [2,2,2,2] if depth==18 else [3,4,6,3]
+        layers = [cbr(7,cin,64,2), nn.MaxPool2d(3,2,1)]; ci = 64
+        for l,(wd,n,st,d) in enumerate(zip([64,128,256,512],counts,[1,2,1,1],[1,1,2,4])):
+            for i in range(n):
+                layers.append(Block(ci, wd, st if i==0 else 1, d, bott)); ci = wd*(4 if bott else 1)
+        s.body = nn.Sequential(*layers); s.channels = ci
+    def forward(s, x): return s.body(x)
+class ASPP(nn.Module):
+    def __init__(s, ci, ch=512, rates=(6,12,18), classes=2):
+        super().__init__()
+        s.b = nn.ModuleList([cbr(1,ci,ch)] + [cbr(3,ci,ch,1,r) for r in rates])
+        s.pool = cbr(1,ci,ch); s.proj = cbr(1,ch*(len(rates)+2),ch); s.cls = nn.Conv2d(ch, classes, 1)
+    def forward(s, f, size):
+        p = s.pool(f.mean((2,3), keepdim=True)).expand(-1,-1,f.shape[2],f.shape[3])
+        y = s.proj(torch.cat([b(f) for b in s.b] + [p], 1))
+        return F.interpolate(s.cls(y), size=size, mode="bilinear", align_corners=True)
+enc = Encoder(depth, 2); dec = ASPP(enc.channels)
+C = enc.channels; proj = nn.Sequential(nn.Linear(C, C), nn.ReLU(inplace=True), nn.Linear(C, 128))
+x = torch.randn(4,2,128,128); x8 = torch.randn(8,2,128,128); lab = torch.randint(0,2,(4,128,128))
+cl = torch.tensor([0,1,2,3,0,1,2,3])
+opt = torch.optim.SGD(list(enc.parameters())+list(dec.parameters())+list(proj.parameters()), 1e-4)
+def supcon(z):
+    z = F.normalize(z, dim=1); n = z.shape[0]; lg = z @ z.t() / 0.1
+    eye = torch.eye(n); pos = (cl[:,None]==cl[None,:]).float() - eye
+    lp = lg - torch.logsumexp(lg - eye*1e9, 1, keepdim=True)
+    return -((pos*lp).sum(1)/pos.sum(1).clamp(min=1)).mean()
+def infer():
+    enc.eval(); dec.eval()
+    with torch.no_grad(): dec(enc(x), x.shape[2:])
+def full():
+    enc.train(); dec.train(); opt.zero_grad(); F.cross_entropy(dec(enc(x), x.shape[2:]), lab).backward(); opt.step()
+def frozen():
+    enc.eval(); dec.train(); opt.zero_grad()
+    with torch.no_grad(): f = enc(x)
+    F.cross_entropy(dec(f, x.shape[2:]), lab).backward(); opt.step()
+def contrastive():
+    enc.train(); opt.zero_grad(); supcon(proj(enc(x8).mean((2,3)))).backward(); opt.step()
+def med(f):
+    f()
+    t=[]
+    for _ in range(reps): t0=time.perf_counter(); f(); t.append((time.perf_counter()-t0)*1e3)
+    t.sort(); return t[len(t)//2]
+a = torch.rand(2048,2048); b = torch.rand(2048,2048); a@b
+gemm = med(lambda: a@b)
+print(json.dumps({"inference": med(infer), "full step": med(full), "frozen-encoder step": med(frozen), "contrastive step": med(contrastive), "sgemm GFLOP/s": 2*2048**3/gemm/1e6, "threads": torch.get_num_threads()}))
+`;
+
+async function sgemmPeak(): Promise<number | undefined> {
+  const { openBlas } = await import("../backends/_blas.ts");
+  const { blas } = openBlas();
+  if (!blas) return undefined;
+  const n = 2048;
+  const a = new Float32Array(n * n).fill(1);
+  const c = new Float32Array(n * n);
+  const ms = await timeMs(
+    () => blas.sgemm(false, false, n, n, n, 1, a, n, a, n, 0, c, n),
+    { reps: 3 },
+  );
+  return (2 * n ** 3) / ms / 1e6;
+}
+
+async function memoryCheck(models: ModelsApi, steps: number): Promise<void> {
+  for (const acc of ["blas", "xnnpack"] as const) {
+    await selectBackend("wasm", { purpose: "train" });
+    await setWasmAcceleration(acc);
+    const net = buildOurs(models, 18);
+    const rows: (string | number)[][] = [];
+    for (let i = 1; i <= steps; i++) {
+      await net.run("full step");
+      if (i === 1 || i % Math.max(1, Math.floor(steps / 4)) === 0) {
+        rows.push([`wasm (${acc})`, i, tf.memory().numTensors, rssMiB()]);
+      }
+    }
+    net.dispose();
+    printTable(["backend", "step", "numTensors", "RSS MiB"], rows);
+  }
+}
+
+export default async function run(flags: BenchFlags): Promise<void> {
+  const models = await loadModels();
+  if (!models) {
+    console.log(
+      "step: models/ (createDeepLab) is not available yet; nothing to measure",
+    );
+    return;
+  }
+  let memSteps = 0;
+  try {
+    memSteps = Number(Deno.env.get("STEP_BENCH_MEMORY") ?? 0);
+  } catch { /* no env permission */ }
+  if (memSteps > 0) return memoryCheck(models, memSteps);
+
+  const reps = flags.quick ? 2 : 3;
+  const peak = await sgemmPeak();
+  const variants: {
+    label: string;
+    acc: "blas" | "xnnpack";
+    modes: readonly Mode[];
+    depths: number[];
+  }[] = [
+    { label: "wasm+blas", acc: "blas", modes: MODES, depths: [18, 50] },
+    // Plain XNNPACK is 5-10× slower: measured for R18 only, to bound the run.
+    { label: "wasm (xnnpack)", acc: "xnnpack", modes: MODES, depths: [18] },
+  ];
+  for (const depth of flags.quick ? [18] as const : [18, 50] as const) {
+    const ours = new Map<string, Map<Mode, number>>();
+    let flops = new Map<Mode, number>();
+    for (const v of variants) {
+      if (!v.depths.includes(depth)) continue;
+      if (flags.backend && flags.backend !== "wasm") continue;
+      await selectBackend("wasm", { purpose: "train" });
+      const got = await setWasmAcceleration(v.acc).catch(() => undefined);
+      if (got?.name !== v.acc) continue;
+      const net = buildOurs(models, depth);
+      const times = new Map<Mode, number>();
+      for (const mode of v.modes) {
+        times.set(mode, await timeMs(() => net.run(mode), { reps, warmup: 1 }));
+        if (v.acc === "blas") {
+          flops.set(
+            mode,
+            await countFlops(() => net.run(mode)),
+          );
+        }
+      }
+      net.dispose();
+      ours.set(v.label, times);
+    }
+    if (flops.size === 0) flops = new Map();
+    const py = flags.comparePytorch
+      ? await runPython(TORCH, [String(depth), String(reps)]) as
+        | Record<string, number>
+        | undefined
+      : undefined;
+    const labels = [...ours.keys()];
+    const rows = MODES.map((mode) => {
+      const mine = labels.map((l) => ours.get(l)?.get(mode));
+      const best = Math.min(
+        ...mine.filter((v): v is number => v !== undefined),
+      );
+      const torch = py?.[mode];
+      const f = flops.get(mode);
+      return [
+        mode,
+        ...mine.map((v) => (v === undefined ? "–" : v)),
+        torch ?? "–",
+        torch && Number.isFinite(best) ? `${(best / torch).toFixed(2)}×` : "–",
+        f && Number.isFinite(best) ? (f / best / 1e6).toFixed(1) : "–",
+        f && torch ? (f / torch / 1e6).toFixed(1) : "–",
+      ];
+    });
+    console.log(
+      `\nResNet-${depth} DeepLab (OS 8, ASPP 512 @ 6/12/18), batch 4, 2×128×128; ms, median of ${reps}` +
+        (peak ? `; OpenBLAS sgemm peak ${peak.toFixed(0)} GFLOP/s` : "") +
+        (py
+          ? `; PyTorch sgemm ${
+            py["sgemm GFLOP/s"]!.toFixed(0)
+          } GFLOP/s (${py.threads} threads)`
+          : ""),
+    );
+    printTable(
+      [
+        "mode",
+        ...labels.map((l) => `ours ${l}`),
+        "PyTorch",
+        "ratio (best/PyTorch)",
+        "ours GFLOP/s",
+        "PyTorch GFLOP/s",
+      ],
+      rows,
+    );
+  }
+}

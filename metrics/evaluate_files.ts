@@ -1,0 +1,188 @@
+/**
+ * Evaluation of a folder of predicted NIfTI label maps against the label
+ * maps of a `dataset.json` split (what `deno task eval` runs).
+ *
+ * @module
+ */
+import {
+  type CaseEntry,
+  checkSameGrid,
+  type Dataset,
+  loadDataset,
+} from "../data/dataset.ts";
+import { readNifti } from "../data/nifti.ts";
+import {
+  type CaseMetrics,
+  evaluateLabelMaps,
+  type MetricsSummary,
+  summarizeMetrics,
+} from "./evaluate.ts";
+
+/** Options for {@linkcode evaluatePredictions}. */
+export interface EvaluatePredictionsOptions {
+  /** Which list of the dataset the predictions belong to. @default {"validation"} */
+  split?: "training" | "validation" | "test";
+  /** Evaluate only the cases that have a prediction (else a missing one is an error). @default {false} */
+  partial?: boolean;
+  /** Called once per case after it is evaluated. */
+  onCase?: (id: string, metrics: CaseMetrics) => void;
+}
+
+/** Result of {@linkcode evaluatePredictions}. */
+export interface EvaluatePredictionsResult {
+  /** The `metrics.json` content. */
+  summary: MetricsSummary;
+  /** Ids of split cases without a prediction (only with `partial`). */
+  missing: string[];
+  /** Prediction files that match no case of the split (ignored). */
+  unmatched: string[];
+}
+
+const NIFTI = /\.nii(\.gz)?$/;
+
+/**
+ * Evaluates every case of a dataset split against `<predDir>/<case id>.nii.gz`
+ * (or `.nii`), the id being the image file's base name: per-target Dice,
+ * IoU, HD, HD95 and MSD with the label map's spacing, summarised as
+ * `metrics.json`.
+ *
+ * @param predDir Folder of predicted label maps.
+ * @param dataset A `dataset.json` path or a loaded dataset.
+ * @param options Split, partial evaluation, progress callback.
+ * @returns The summary, the missing and the unmatched files.
+ * @throws {Error} When the folder does not exist, has no prediction for the
+ * split, a case lacks a prediction (without `partial`) or a label map, or a
+ * prediction's grid differs from its label map's.
+ *
+ * @example
+ * ```ts ignore
+ * import { evaluatePredictions } from "@agcl/agcl/metrics";
+ * const { summary } = await evaluatePredictions(".runs/tiny/predictions", "data/dataset.json");
+ * console.log(summary.mean.dice);
+ * ```
+ */
+export async function evaluatePredictions(
+  predDir: string,
+  dataset: string | Dataset,
+  options: EvaluatePredictionsOptions = {},
+): Promise<EvaluatePredictionsResult> {
+  const { split = "validation", partial = false } = options;
+  const ds = typeof dataset === "string"
+    ? await loadDataset(dataset, { check: false })
+    : dataset;
+  const entries: CaseEntry[] = ds[split];
+  if (!Array.isArray(entries)) {
+    throw new RangeError(
+      `Cannot evaluate predictions as 'split' must be training, validation or test: current value is '${split}'`,
+    );
+  }
+  if (entries.length === 0) {
+    const sizes = (["training", "validation", "test"] as const)
+      .map((s) => `${ds[s].length} ${s}`).join(", ");
+    throw new Error(
+      `Cannot evaluate predictions as split '${split}' of '${ds.path}' is empty (it has ${sizes} cases): choose another split with --split (and --partial if only some of its cases were predicted)`,
+    );
+  }
+  const files = new Map<string, string>();
+  try {
+    for await (const e of Deno.readDir(predDir)) {
+      if (e.isFile && NIFTI.test(e.name)) {
+        files.set(e.name.replace(NIFTI, ""), e.name);
+      }
+    }
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new Error(
+        `Cannot evaluate predictions as folder '${predDir}' does not exist`,
+      );
+    }
+    throw e;
+  }
+  const ids = new Set(entries.map((e) => e.id));
+  const unmatched = [...files.keys()].filter((id) => !ids.has(id)).map((id) =>
+    files.get(id)!
+  );
+  const missing = entries.filter((e) => !files.has(e.id)).map((e) => e.id);
+  const present = entries.filter((e) => files.has(e.id));
+  const sample = (list: string[]) =>
+    list.slice(0, 5).map((s) => `'${s}'`).join(", ") +
+    (list.length > 5 ? ", …" : "");
+  if (present.length === 0) {
+    throw new Error(
+      `Cannot evaluate predictions as no file in '${predDir}' matches a case of split '${split}' (expected names like '${
+        entries[0]!.id
+      }.nii.gz'; found ${
+        files.size === 0 ? "no NIfTI files" : sample(unmatched)
+      })`,
+    );
+  }
+  if (missing.length > 0 && !partial) {
+    throw new Error(
+      `Cannot evaluate predictions as ${missing.length} of ${entries.length} cases of split '${split}' have no prediction in '${predDir}': ${
+        sample(missing)
+      } (to evaluate only the predicted cases pass --partial, or { partial: true })`,
+    );
+  }
+  const cases: { image: string; metrics: CaseMetrics }[] = [];
+  for (const entry of present) {
+    if (entry.label === undefined) {
+      throw new Error(
+        `Cannot evaluate predictions as case '${entry.id}' of split '${split}' has no label map in '${ds.path}'`,
+      );
+    }
+    const predPath = `${predDir.replace(/\/+$/, "")}/${files.get(entry.id)!}`;
+    const [pred, truth] = await Promise.all([
+      readNifti(predPath),
+      readNifti(entry.label),
+    ]);
+    checkSameGrid(pred, truth, { image: predPath, label: entry.label });
+    const metrics = evaluateLabelMaps(pred.data, truth.data, {
+      dims: truth.dims,
+      spacing: truth.spacing,
+      labels: ds.labels,
+    });
+    options.onCase?.(entry.id, metrics);
+    cases.push({ image: entry.image, metrics });
+  }
+  return { summary: summarizeMetrics(cases), missing, unmatched };
+}
+
+/**
+ * Formats a metrics summary as a text table: one row per target, then the
+ * mean, with how many cases had undefined distances.
+ *
+ * @param summary A `metrics.json` content.
+ * @returns The table.
+ *
+ * @example
+ * ```ts
+ * import { evaluateLabelMaps, metricsTable, summarizeMetrics } from "@agcl/agcl/metrics";
+ * const m = evaluateLabelMaps([1, 0], [1, 1], { dims: [2, 1, 1], labels: { 1: "organ" } });
+ * console.log(metricsTable(summarizeMetrics([{ image: "a", metrics: m }])));
+ * ```
+ */
+export function metricsTable(summary: MetricsSummary): string {
+  const names = Object.keys(summary.targets);
+  const w = Math.max(6, ...names.map((n) => n.length));
+  const f = (v: number | null | undefined, d: number) =>
+    (v === null || v === undefined ? "-" : v.toFixed(d)).padStart(8);
+  const lines = [
+    `${"target".padEnd(w)} ${"dice".padStart(8)} ${"hd95".padStart(8)} ${
+      "msd".padStart(8)
+    }  undefined distances`,
+  ];
+  for (const n of names) {
+    const m = summary.targets[n]!;
+    const c = summary.counts[n];
+    lines.push(
+      `${n.padEnd(w)} ${f(m.dice, 4)} ${f(m.hd95, 2)} ${f(m.msd, 2)}  ${
+        c ? `${c.hd95Null}/${c.cases}` : ""
+      }`,
+    );
+  }
+  const m = summary.mean;
+  lines.push(
+    `${"mean".padEnd(w)} ${f(m.dice, 4)} ${f(m.hd95, 2)} ${f(m.msd, 2)}`,
+  );
+  return lines.join("\n");
+}
