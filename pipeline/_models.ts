@@ -63,7 +63,9 @@ export function buildCoarseNet(
     nClasses,
     asppRates: m.asppRates,
     asppChannels: config.coarse.asppChannels,
-    lowLevelSkip: m.lowLevelSkip,
+    lowLevelSkip: config.coarse.lowLevelSkip,
+    // DeepLabv3+'s 48 low-level channels, scaled with the network's width.
+    lowLevelChannels: Math.max(8, Math.round(48 * config.coarse.widthMultiplier)),
     seed,
   });
 }

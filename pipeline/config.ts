@@ -63,8 +63,17 @@ export interface CoarseConfig {
   widthMultiplier: number;
   /** ASPP channels of the coarse network. */
   asppChannels: number;
-  /** Dilate the coarse mask by this many pixels to form the attention. */
+  /** DeepLabv3+ low-level skip in the coarse network (the paper's stage 1 is DeepLabv3+). */
+  lowLevelSkip: boolean;
+  /** Grow the coarse labels by this many pixels into background to form the attention. */
   dilate: number;
+  /**
+   * Attention of the training cases in stages 2 and 3: the stage-1
+   * prediction (`"predicted"`, as the paper), or the prediction with the
+   * ground truth filled in where it predicted background (`"union"`), so
+   * that a target stage 1 misses still gets patches.
+   */
+  trainAttention: "predicted" | "union";
 }
 
 /** Stage 2: contrastive (or other) pre-training of the encoder. */
@@ -196,17 +205,19 @@ const TINY: PipelineConfig = {
   },
   coarse: {
     masks: null,
-    epochs: 4,
+    epochs: 20,
     batchSize: 4,
     lr: 3e-3,
     widthMultiplier: 0.125,
     asppChannels: 16,
+    lowLevelSkip: true,
     dilate: 2,
+    trainAttention: "union",
   },
   pretrain: {
     method: "agcl",
-    epochs: 2,
-    stepsPerEpoch: 15,
+    epochs: 4,
+    stepsPerEpoch: 25,
     batchSize: 8,
     lr: 0.05,
     momentum: 0.9,
@@ -217,8 +228,8 @@ const TINY: PipelineConfig = {
     balance: "target",
   },
   segment: {
-    epochs: 3,
-    stepsPerEpoch: 20,
+    epochs: 5,
+    stepsPerEpoch: 50,
     batchSize: 8,
     lr: 3e-3,
     perTarget: 4,
@@ -254,7 +265,9 @@ function paper(backbone: 50 | 101): PipelineConfig {
       lr: 1e-4,
       widthMultiplier: 1,
       asppChannels: 256,
+      lowLevelSkip: true,
       dilate: 4,
+      trainAttention: "predicted",
     },
     pretrain: {
       method: "agcl",
@@ -522,7 +535,11 @@ export function validateConfig(
     max: 4,
   });
   num(c.coarse.asppChannels, "coarse.asppChannels", { int: true, min: 1 });
+  if (typeof c.coarse.lowLevelSkip !== "boolean") {
+    fail("coarse.lowLevelSkip", "expected a boolean");
+  }
   num(c.coarse.dilate, "coarse.dilate", { int: true, min: 0 });
+  oneOf(c.coarse.trainAttention, "coarse.trainAttention", ["predicted", "union"]);
   oneOf(c.pretrain.method, "pretrain.method", PRETRAIN_METHODS);
   num(c.pretrain.epochs, "pretrain.epochs", { int: true, min: 0 });
   num(c.pretrain.stepsPerEpoch, "pretrain.stepsPerEpoch", {

@@ -141,6 +141,36 @@ async function readCoarseMasks(
   return max <= 255 ? Uint8Array.from(v.data) : Int16Array.from(v.data);
 }
 
+/** Mean Dice over targets and cases of the attention maps (`null` without labels). */
+function meanCoarseDice(
+  cases: PreparedCase[],
+  attention: Map<string, LabelMap>,
+  targets: { id: number; name: string }[],
+): number | null {
+  let sum = 0, n = 0;
+  for (const c of cases) {
+    const a = attention.get(c.id);
+    if (!a || !c.label) continue;
+    for (const t of targets) {
+      let tp = 0, np = 0, nt = 0;
+      for (let i = 0; i < a.length; i++) {
+        const p = a[i] === t.id, q = c.label[i] === t.id;
+        if (p) np++;
+        if (q) nt++;
+        if (p && q) tp++;
+      }
+      sum += np + nt === 0 ? 1 : (2 * tp) / (np + nt);
+      n++;
+    }
+  }
+  return n ? sum / n : null;
+}
+
+/** Fills `map`'s background voxels with `truth`'s labels, in place. */
+function fillBackground(map: LabelMap, truth: LabelMap): void {
+  for (let i = 0; i < map.length; i++) if (map[i] === 0) map[i] = truth[i]!;
+}
+
 function samplingCases(
   cases: PreparedCase[],
   attention: Map<string, LabelMap>,
@@ -259,6 +289,7 @@ export async function runPipeline(
   // Stage 1.
   t0 = clock();
   const attention = new Map<string, LabelMap>();
+  const trainIds = new Set(data.train.map((c) => c.id));
   if (config.coarse.masks !== null) {
     for (const c of allCases) {
       attention.set(
@@ -303,6 +334,9 @@ export async function runPipeline(
           batchSize: config.coarse.batchSize,
           maxLabel,
         });
+        if (config.coarse.trainAttention === "union" && c.label && trainIds.has(c.id)) {
+          fillBackground(map, c.label);
+        }
         attention.set(c.id, growLabels(map, c.dims, config.coarse.dilate));
         bar.tick();
       }
@@ -312,6 +346,10 @@ export async function runPipeline(
     }
   }
   timings.coarse = clock() - t0;
+  const coarseDice = meanCoarseDice(data.evaluation, attention, data.targets);
+  if (coarseDice !== null) {
+    print(`stage 1: mean Dice of the attention on the evaluation cases ${coarseDice.toFixed(3)}`);
+  }
 
   // Stage 2.
   t0 = clock();
