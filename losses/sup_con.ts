@@ -1,5 +1,5 @@
 import * as tf from "@tensorflow/tfjs";
-import { weightedContrastive } from "./_contrastive.ts";
+import { samePairs, weightedContrastive } from "./_contrastive.ts";
 import {
   assertFeatures,
   assertPositive,
@@ -72,10 +72,11 @@ export function supConLoss(
   assertPositive(baseTemperature, "baseTemperature", fn);
   return tf.tidy(() => {
     const ids = toLabelTensor(labels, features.shape[0], "labels", fn);
-    const same = tf.cast(
-      tf.equal(tf.expandDims(ids, 1), tf.expandDims(ids, 0)),
-      "float32",
-    ) as tf.Tensor2D; // [batch, batch]
-    return weightedContrastive(features, same, temperature, baseTemperature);
+    return weightedContrastive(
+      features,
+      samePairs(ids), // [batch, batch]
+      temperature,
+      baseTemperature,
+    );
   });
 }
