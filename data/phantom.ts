@@ -118,7 +118,7 @@ function ellipsoid(
   // local = rotᵀ (q − centre)
   return {
     centre,
-    bound: Math.max(...semi) * (1.3 + waves.amp),
+    bound: Math.max(...semi) * (1.01 + waves.amp),
     radius(q: Vec3): number {
       const d0 = q[0] - centre[0], d1 = q[1] - centre[1], d2 = q[2] - centre[2];
       const l0 = (rot[0]![0]! * d0 + rot[1]![0]! * d1 + rot[2]![0]! * d2) /
@@ -146,7 +146,7 @@ function tube(points: Vec3[], radii: number[], waves: Waves): Shape {
   const half = Math.hypot(hi[0] - lo[0], hi[1] - lo[1], hi[2] - lo[2]) / 2;
   return {
     centre,
-    bound: half + Math.max(...radii) * (1.3 + waves.amp),
+    bound: half + Math.max(...radii) * (1.01 + waves.amp),
     radius(q: Vec3): number {
       let best = Infinity;
       for (let s = 0; s + 1 < points.length; s++) {
@@ -451,7 +451,9 @@ function renderCase(
           scale;
         let v = -1000;
         let lab = 0;
-        if (body.radius(q) < 1) {
+        // cheap test first: the body's waves move its edge by at most 2%
+        const e0 = q[0] / bx, e1 = q[1] / by;
+        if (e0 * e0 + e1 * e1 < 1.0404 && body.radius(q) < 1) {
           v = T.fat; // subcutaneous fat
           let visceral = false;
           if (inner.radius(q) < 1) {

@@ -192,7 +192,7 @@ export function decodeLabelPng(
 
 /** A VOC-layout dataset folder. */
 export interface VocDataset {
-  /** Absolute-or-given root folder. */
+  /** The root folder, as given to {@linkcode loadVoc}. */
   root: string;
   /** Class names; the index is the label value. */
   classes: readonly string[];

@@ -1,5 +1,5 @@
 import * as tf from "@tensorflow/tfjs";
-import { weightedContrastive } from "./_contrastive.ts";
+import { samePairs, weightedContrastive } from "./_contrastive.ts";
 import {
   assertFeatures,
   assertInRange,
@@ -92,14 +92,8 @@ export function modalTargetLoss(
     const batch = features.shape[0];
     const domain = toLabelTensor(labels.domain, batch, "labels.domain", fn);
     const target = toLabelTensor(labels.target, batch, "labels.target", fn);
-    const sameDomain = tf.cast(
-      tf.equal(tf.expandDims(domain, 1), tf.expandDims(domain, 0)),
-      "float32",
-    ); // [batch, batch]
-    const sameTarget = tf.cast(
-      tf.equal(tf.expandDims(target, 1), tf.expandDims(target, 0)),
-      "float32",
-    ); // [batch, batch]
+    const sameDomain = samePairs(domain); // [batch, batch]
+    const sameTarget = samePairs(target); // [batch, batch]
     // Full positives weigh 1, partial positives (same domain, other target)
     // weigh partialPositiveWeight.
     const weights = tf.mul(

@@ -12,3 +12,4 @@ export * from "./distance_transform.ts";
 export * from "./surface_distance.ts";
 export * from "./evaluate.ts";
 export * from "./evaluate_files.ts";
+export * from "./wilcoxon.ts";

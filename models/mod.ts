@@ -26,3 +26,5 @@ export * from "./atrous.ts";
 export * from "./resnet.ts";
 export * from "./heads.ts";
 export * from "./deeplab.ts";
+export * from "./safetensors.ts";
+export * from "./checkpoint.ts";

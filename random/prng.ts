@@ -161,7 +161,7 @@ export class Prng {
       (words[0] ^ sm()) >>> 0,
       (words[1] ^ sm()) >>> 0,
       (words[2] ^ sm()) >>> 0,
-      ((words[3] ^ sm()) >>> 0) | 1,
+      ((words[3] ^ sm()) | 1) >>> 0,
     ]);
     return child;
   }

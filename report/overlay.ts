@@ -24,11 +24,11 @@ export interface OverlaySlice {
 export interface OverlayOptions {
   /** Integer upscaling factor (nearest neighbour). @default {auto: ≥ 256 px tall} */
   scale?: number;
-  /** Opacity of the label colours. @default {0.45} */
+  /** Opacity of the label colours. @default {0.6} */
   alpha?: number;
 }
 
-/** Label colours (Tableau 10, then a few more), by label id − 1. */
+/** Label colours (Tableau 10 with gold for its grey, then a few more), by label id − 1. */
 const PALETTE: [number, number, number][] = [
   [31, 119, 180],
   [255, 127, 14],
@@ -39,7 +39,7 @@ const PALETTE: [number, number, number][] = [
   [227, 119, 194],
   [188, 189, 34],
   [23, 190, 207],
-  [127, 127, 127],
+  [255, 215, 0],
   [174, 199, 232],
   [255, 187, 120],
   [152, 223, 138],
@@ -97,7 +97,7 @@ export function overlayPng(
       );
     }
   }
-  const { alpha = 0.45 } = options;
+  const { alpha = 0.6 } = options;
   const scale = options.scale ?? Math.max(1, Math.ceil(256 / height));
   // Window to the 1st–99th percentile so outliers do not flatten the image.
   const sorted = Float64Array.from(image).sort();

@@ -21,6 +21,7 @@ import {
   temperatureSpec,
 } from "./figures.ts";
 import { overlayPng, type OverlaySlice } from "./overlay.ts";
+import { overlaysFromRun } from "./_overlays.ts";
 import type { MetricsSummary } from "../metrics/evaluate.ts";
 
 /** A slice to draw as an overlay, with a caption. */
@@ -33,8 +34,14 @@ export interface CaptionedSlice extends OverlaySlice {
 export interface RunReportOptions {
   /** Output folder. @default {"RUN/report"} */
   out?: string;
-  /** Overlay slices to draw (Fig. 7). @default {none} */
+  /**
+   * Overlay slices to draw (Fig. 7). By default, up to `maxOverlays` slices
+   * of the run's predictions with their images and truths from the dataset
+   * named in `config.json`.
+   */
   overlays?: CaptionedSlice[];
+  /** How many overlays to pick from `predictions/` when `overlays` is not given. @default {3} */
+  maxOverlays?: number;
   /** Seed of the embedding and of the point subsample. @default {0} */
   seed?: number;
   /** At most this many embedding points are mapped. @default {1500} */
@@ -198,7 +205,23 @@ export async function writeRunReport(
     });
   }
 
-  const overlays = options.overlays ?? [];
+  let overlays = options.overlays ?? [];
+  let overlayReason = "no slices given";
+  if (!options.overlays) {
+    try {
+      const found = await overlaysFromRun(
+        runDir,
+        run.config,
+        options.maxOverlays ?? 3,
+      );
+      overlays = found.slices;
+      overlayReason = found.reason ?? overlayReason;
+    } catch (e) {
+      overlayReason = `cannot read predictions: ${
+        e instanceof Error ? e.message : e
+      }`;
+    }
+  }
   if (overlays.length > 0) {
     const html: string[] = [];
     for (let i = 0; i < overlays.length; i++) {
@@ -214,7 +237,7 @@ export async function writeRunReport(
       );
     }
     sections.push({ title: "Overlays", html: html.join("\n") });
-  } else skipped.push("overlays: no slices given");
+  } else skipped.push(`overlays: ${overlayReason}`);
 
   if (skipped.length > 0) {
     sections.push({

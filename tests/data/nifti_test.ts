@@ -88,6 +88,10 @@ img = nib.Nifti1Image(c, aff)
 nib.save(img, f"{d}/four_d.nii.gz")
 for t in range(3):
     c[..., t].T.astype("<f8").tofile(f"{d}/four_d.nii.gz.{t}.expected")
+# an extension pushes vox_offset past 352
+img = nib.Nifti1Image(a, aff)
+img.header.extensions.append(nib.nifti1.Nifti1Extension("comment", b"AGCL test extension " * 7))
+save("with_ext.nii", img, a.astype("f8"))
 # NIfTI-2
 img = nib.Nifti2Image(a, aff)
 save("v2.nii", img, a.astype("f8"))
@@ -127,6 +131,9 @@ print(json.dumps(out))
         );
       }
     }
+    // the extension moved the voxels: vox_offset past the 352-byte minimum
+    const ext = await readNiftiHeader(`${dir}/with_ext.nii`);
+    assert.equal(ext.header.voxOffset, 512);
     const scaled = await readNifti(`${dir}/scaled_qform.nii.gz`);
     assert.ok(scaled.data instanceof Float32Array);
     assert.equal((scaled.header as NiftiHeader).littleEndian, false);

@@ -100,3 +100,12 @@ Deno.test("Prng rejects bad seeds, bounds and states", () => {
   });
   assert.throws(() => new Prng(1).setState([1, 2, 3]), { name: "TypeError" });
 });
+
+Deno.test("Prng.fork() always yields a valid state", () => {
+  // Regression: `x >>> 0 | 1` turned words with the top bit set negative.
+  const r = new Prng(10);
+  for (let i = 0; i < 1000; i++) {
+    const child = r.fork();
+    assert.ok(child.getState().every((w) => w >= 0 && w <= 0xffffffff));
+  }
+});

@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { loadDataset } from "../../data/dataset.ts";
+import { readNifti, writeNifti } from "../../data/nifti.ts";
+import { makePhantom } from "../../data/phantom.ts";
 import { writeRunReport } from "../../report/run_report.ts";
 import { assertFigure, writeSyntheticRun } from "./_synthetic_run.ts";
 
@@ -56,10 +59,44 @@ Deno.test("writeRunReport lists what it could not draw", async () => {
     assert.deepEqual(r.skipped, [
       "metrics: no metrics.json",
       "embedding map: no embeddings.json",
-      "overlays: no slices given",
+      "overlays: no predictions/ folder",
     ]);
     assert.ok(r.files.includes("loss_curves.png"));
     assert.match(await Deno.readTextFile(r.index), /Not drawn/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("writeRunReport draws overlays from the run's predictions and dataset", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const dsPath = await makePhantom({
+      dir: join(dir, "data"),
+      cases: 3,
+      size: [32, 32, 8],
+      seed: 5,
+    });
+    const ds = await loadDataset(dsPath);
+    const run = join(dir, "run");
+    await Deno.mkdir(join(run, "predictions"), { recursive: true });
+    await Deno.writeTextFile(
+      join(run, "config.json"),
+      JSON.stringify({ dataPath: dsPath }),
+    );
+    for (const e of ds.validation) {
+      await writeNifti(
+        join(run, "predictions", `${e.id}.nii.gz`),
+        await readNifti(e.label!),
+      );
+    }
+    const r = await writeRunReport(run);
+    assert.ok(r.files.includes("overlay_1.png"), JSON.stringify(r.skipped));
+    await assertFigure(join(r.dir, "overlay_1.png"));
+    assert.match(
+      await Deno.readTextFile(r.index),
+      new RegExp(`${ds.validation[0]!.id}, slice z=\\d+`),
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
