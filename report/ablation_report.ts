@@ -184,7 +184,7 @@ export async function writeAblationReport(
       const f = await writeFigure(
         outDir,
         `embedding_umap_${bb}`,
-        embeddingSpec(pts, { title: `Projection embeddings, ${bb}` }),
+        embeddingSpec(pts, { title: `Projection embeddings, ${bb}`, methods }),
       );
       files.push(f.svg, f.png);
       html.push(
