@@ -291,6 +291,52 @@ function slice(original: tf.KernelFunc): tf.KernelFunc {
   };
 }
 
+/** Transpose that swaps the last two axes only: blocked matrix transposes. */
+function transpose(original: tf.KernelFunc): tf.KernelFunc {
+  return (args) => {
+    const { x } = args.inputs as { x: tf.TensorInfo };
+    const perm = ((args.attrs ?? {}) as Attrs).perm as number[];
+    const rank = x.shape.length;
+    const swapsLastTwo = rank >= 2 && perm.length === rank &&
+      perm.every((
+        p,
+        i,
+      ) => (i < rank - 2
+        ? p === i
+        : p === (i === rank - 2 ? rank - 1 : rank - 2))
+      );
+    if ((x.dtype !== "float32" && x.dtype !== "int32") || !swapsLastTwo) {
+      return original(args);
+    }
+    const rows = x.shape[rank - 2]!;
+    const cols = x.shape[rank - 1]!;
+    if (rows < 16 || cols < 16) return original(args);
+    const backend = args.backend as unknown as WasmBackendLike;
+    const outShape = perm.map((p) => x.shape[p]!);
+    const out = backend.makeOutput(outShape, x.dtype);
+    const h = view(backend, x.dtype)!;
+    const xo = offsetOf(backend, x);
+    const oo = offsetOf(backend, out);
+    const mats = sizeOf(x.shape.slice(0, -2));
+    const B = 32;
+    for (let m = 0; m < mats; m++) {
+      const s = xo + m * rows * cols;
+      const d = oo + m * rows * cols;
+      for (let i0 = 0; i0 < rows; i0 += B) {
+        const i1 = Math.min(rows, i0 + B);
+        for (let j0 = 0; j0 < cols; j0 += B) {
+          const j1 = Math.min(cols, j0 + B);
+          for (let i = i0; i < i1; i++) {
+            const si = s + i * cols;
+            for (let j = j0; j < j1; j++) h[d + j * rows + i] = h[si + j]!;
+          }
+        }
+      }
+    }
+    return out;
+  };
+}
+
 let installed = false;
 
 /**
@@ -312,4 +358,5 @@ export function registerFastWasmKernels(): void {
   wrap("MaxPoolGrad", maxPoolGrad);
   wrap("Reverse", reverse);
   wrap("Slice", slice);
+  wrap("Transpose", transpose);
 }

@@ -16,6 +16,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { cpuBackend } from "./cpu.ts";
+import { registerLeanGradients } from "./_gradients.ts";
 import {
   type AdapterDescription,
   type Backend,
@@ -50,6 +51,9 @@ export async function setWasmAcceleration(
 // advice does not apply to Deno, so mark the banner as already shown.
 (tf.engine().findBackend("cpu") as { firstUse?: boolean } | null ?? {})
   .firstUse = false;
+
+// A leaner batch-norm gradient for every backend (same mathematics).
+registerLeanGradients();
 
 const REGISTRY: Readonly<Record<BackendName, () => Promise<Backend>>> = Object
   .freeze({

@@ -15,11 +15,12 @@ import { type BenchFlags, printTable, runPython, timeMs } from "./_common.ts";
 
 /** The PyTorch side: Eq. 3 as masks over a similarity matrix, autograd backward. */
 const TORCH = `import json, sys, time, torch
-torch.set_num_threads(2)
+torch.set_num_threads(int(sys.argv[6]))
 b, v, d, reps = (int(a) for a in sys.argv[1:5])
 T = 0.1
-g = torch.Generator().manual_seed(0)
-f = torch.randn(b, v, d, generator=g, requires_grad=True)
+# The same features as ours, raw float32 from the file named in argv[5].
+raw = open(sys.argv[5], "rb").read()
+f = torch.frombuffer(bytearray(raw), dtype=torch.float32).reshape(b, v, d).requires_grad_()
 domain = torch.arange(b) % 2
 target = (torch.arange(b) // 2) % 12
 def step():
@@ -36,12 +37,13 @@ def step():
     loss = -((pos * log_prob).sum(1) / (cnt + 1 - has) * has).sum() / has.sum().clamp(min=1)
     loss.backward()
     f.grad = None
-step()
+    return loss.item()
+value = step()
 t = []
 for _ in range(reps):
     t0 = time.perf_counter(); step(); t.append((time.perf_counter() - t0) * 1e3)
 t.sort()
-print(json.dumps({"ms": t[len(t) // 2], "threads": torch.get_num_threads()}))`;
+print(json.dumps({"ms": t[len(t) // 2], "threads": torch.get_num_threads(), "loss": value}))`;
 
 /**
  * Median ms of a stage-2 step: ResNet-18 (ImageNet stem, as the paper's
@@ -131,6 +133,9 @@ export default async function run(flags: BenchFlags): Promise<void> {
       await l.data();
       l.dispose();
     }, { reps: n });
+    const value = modalTargetLoss(f, { domain, target });
+    const loss = (await value.data())[0]!;
+    value.dispose();
     const both = await timeMs(async () => {
       const { value, grad } = lossAndGrad(f);
       await grad.data();
@@ -138,41 +143,49 @@ export default async function run(flags: BenchFlags): Promise<void> {
     }, { reps: n });
     f.dispose();
     measured.push({ name, ms: both });
-    rows.push([name, `[${batch}, ${views}, ${dim}]`, forward, both]);
+    rows.push([
+      name,
+      `[${batch}, ${views}, ${dim}]`,
+      loss.toFixed(6),
+      forward,
+      both,
+    ]);
   }
   let torchMs: number | undefined;
   if (flags.comparePytorch) {
-    const py = await runPython(TORCH, [batch, views, dim, reps].map(String)) as
-      | { ms: number; threads: number }
-      | undefined;
-    if (py) {
-      torchMs = py.ms;
+    const file = await Deno.makeTempFile({ suffix: ".f32" });
+    await Deno.writeFile(file, new Uint8Array(values.buffer));
+    // 2 threads is the reference; 1 thread shows how much of it is thread
+    // contention on a busy machine.
+    for (const threads of [2, 1]) {
+      const py = await runPython(TORCH, [
+        ...[batch, views, dim, reps].map(String),
+        file,
+        String(threads),
+      ]) as { ms: number; threads: number; loss: number } | undefined;
+      if (!py) continue;
+      torchMs ??= py.ms;
       rows.push([
-        `pytorch (${py.threads} threads)`,
+        `pytorch (${py.threads} thread${py.threads === 1 ? "" : "s"})`,
         `[${batch}, ${views}, ${dim}]`,
+        py.loss.toFixed(6),
         "",
         py.ms,
       ]);
     }
+    await Deno.remove(file);
   }
   printTable(
     [
       "backend",
       "features",
+      "loss",
       "forward ms",
       "forward + backward ms",
-      "× pytorch",
+      "× pytorch (2 threads)",
     ],
-    rows.map((r) => {
-      const m = measured.find((x) => x.name === r[0]);
-      return [
-        ...r,
-        m && torchMs ? (m.ms / torchMs).toFixed(2) : r[0]!.toString()
-            .startsWith("pytorch")
-          ? "1.00"
-          : "",
-      ];
-    }),
+    // Every row's forward + backward time over PyTorch's (2 threads).
+    rows.map((r) => [...r, torchMs ? (Number(r[4]) / torchMs).toFixed(2) : ""]),
   );
 
   // The loss's share of a stage-2 step, at the authors' batch of 4 samples.

@@ -12,7 +12,7 @@
  *
  * Options through the environment (the runner's flags are fixed):
  * `STEP_BENCH_MEMORY=200` runs the memory check (RSS and numTensors over
- * that many full steps) instead of timing.
+ * that many training steps of a smaller R18 DeepLab) instead of timing.
  *
  * The machine is shared and noisy: every number is a median of several
  * repetitions, PyTorch's included.
@@ -104,7 +104,12 @@ function supCon(z: tf.Tensor2D, labels: number[]): tf.Scalar {
   return tf.neg(tf.mean(perAnchor));
 }
 
-function buildOurs(models: ModelsApi, depth: 18 | 50): Net {
+function buildOurs(
+  models: ModelsApi,
+  depth: 18 | 50,
+  size = 128,
+  batch = 4,
+): Net {
   const net = models.createDeepLab({
     depth,
     inChannels: 2,
@@ -121,24 +126,24 @@ function buildOurs(models: ModelsApi, depth: 18 | 50): Net {
     seed: 2,
   });
   const x = tf.randomNormal(
-    [4, 128, 128, 2],
+    [batch, size, size, 2],
     0,
     1,
     "float32",
     3,
   ) as tf.Tensor4D;
   const x8 = tf.randomNormal(
-    [8, 128, 128, 2],
+    [2 * batch, size, size, 2],
     0,
     1,
     "float32",
     4,
   ) as tf.Tensor4D;
   const onehot = tf.oneHot(
-    tf.randomUniform([4, 128, 128], 0, 2, "int32", 5) as tf.Tensor3D,
+    tf.randomUniform([batch, size, size], 0, 2, "int32", 5) as tf.Tensor3D,
     2,
   ).toFloat() as tf.Tensor4D;
-  const labels = [0, 1, 2, 3, 0, 1, 2, 3];
+  const labels = [...Array(2 * batch).keys()].map((i) => i % batch);
   const opt = tf.train.sgd(1e-4);
   const all = net.trainableVariables();
   const dec = net.decoderVariables();
@@ -308,14 +313,26 @@ async function sgemmPeak(): Promise<number | undefined> {
   return (2 * n ** 3) / ms / 1e6;
 }
 
+/**
+ * RSS and live tensors over `steps` training steps (full, frozen-encoder and
+ * contrastive in turn) of a smaller R18 DeepLab (64×64, batch 2), per wasm
+ * variant: leaks show as growth.
+ */
 async function memoryCheck(models: ModelsApi, steps: number): Promise<void> {
+  const modes: Mode[] = [
+    "full step",
+    "frozen-encoder step",
+    "contrastive step",
+  ];
   for (const acc of ["blas", "xnnpack"] as const) {
     await selectBackend("wasm", { purpose: "train" });
-    await setWasmAcceleration(acc);
-    const net = buildOurs(models, 18);
+    if ((await setWasmAcceleration(acc).catch(() => undefined))?.name !== acc) {
+      continue;
+    }
+    const net = buildOurs(models, 18, 64, 2);
     const rows: (string | number)[][] = [];
     for (let i = 1; i <= steps; i++) {
-      await net.run("full step");
+      await net.run(modes[i % modes.length]!);
       if (i === 1 || i % Math.max(1, Math.floor(steps / 4)) === 0) {
         rows.push([`wasm (${acc})`, i, tf.memory().numTensors, rssMiB()]);
       }

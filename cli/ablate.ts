@@ -1,6 +1,160 @@
-/** `deno task ablate`: not built yet. */
-import { runCli } from "./_args.ts";
+/**
+ * `deno task ablate`: the pre-training ablation of the paper's Table 1.
+ * Runs `none`/`sscl`/`ce`/`supcon`/`agcl` × the chosen backbones through the
+ * pipeline on one split and seed (resumable: finished runs are skipped,
+ * unfinished ones resumed), then writes `table.md`, `table.csv`,
+ * `table.json` (with paired Wilcoxon tests of agcl against each baseline)
+ * and `report/index.html` under `--out`.
+ *
+ * ```sh
+ * deno task ablate --data ../shared/data/Task104_Digits/dataset.json \
+ *   --backbones 18 --out .runs/ablation-digits [--config overrides.json]
+ * ```
+ */
+import { runAblation } from "../report/ablation.ts";
+import { parseFlags, runCli, UsageError } from "./_args.ts";
 
-await runCli(() => {
-  throw new Error("deno task ablate is not implemented yet");
+const METHODS = ["none", "sscl", "ce", "supcon", "agcl"];
+
+/** The parts of pipeline/mod.ts the ablation drives. */
+interface PipelineApi {
+  PRESETS: Record<string, { model: { backbone: number } }>;
+  mergeConfig: (base: unknown, override: unknown) => unknown;
+  runPipeline?: (
+    config: unknown,
+    options: {
+      out: string;
+      resume?: boolean;
+      quiet?: boolean;
+      backend?: string;
+    },
+  ) => Promise<unknown>;
+}
+
+function list(flag: string, value: string): string[] {
+  const items = value.split(",").map((s) => s.trim()).filter((s) => s !== "");
+  if (items.length === 0) {
+    throw new UsageError(`ablate: --${flag} must list at least one value`);
+  }
+  return items;
+}
+
+await runCli(async () => {
+  const { values } = parseFlags("ablate", Deno.args, {
+    data: { type: "string" },
+    preset: { type: "string", default: "tiny" },
+    config: { type: "string" },
+    methods: { type: "string", default: METHODS.join(",") },
+    backbones: { type: "string" },
+    temperatures: { type: "string" },
+    seed: { type: "string" },
+    out: { type: "string", default: ".runs/ablation" },
+    backend: { type: "string", default: "auto" },
+    verbose: { type: "boolean", default: false },
+  });
+  const methods = list("methods", values.methods);
+  const bad = methods.filter((m) => !METHODS.includes(m));
+  if (bad.length > 0) {
+    throw new UsageError(
+      `ablate: unknown --methods ${bad.join(", ")}; valid: ${
+        METHODS.join(", ")
+      }`,
+    );
+  }
+  const pipeline = await import("../pipeline/mod.ts") as unknown as PipelineApi;
+  const runPipeline = pipeline.runPipeline;
+  if (typeof runPipeline !== "function") {
+    throw new Error(
+      "Cannot run the ablation as pipeline/mod.ts does not export runPipeline yet",
+    );
+  }
+  const base = pipeline.PRESETS[values.preset];
+  if (!base) {
+    throw new UsageError(
+      `ablate: unknown --preset '${values.preset}'; valid: ${
+        Object.keys(pipeline.PRESETS).join(", ")
+      }`,
+    );
+  }
+  let override: Record<string, unknown> = {};
+  if (values.config) {
+    try {
+      override = JSON.parse(await Deno.readTextFile(values.config));
+    } catch (e) {
+      throw new Error(
+        `Cannot read --config ${values.config}: ${
+          e instanceof Error ? e.message : e
+        }`,
+      );
+    }
+  }
+  if (values.data) override = { ...override, data: values.data };
+  if (values.seed !== undefined) {
+    const seed = Number(values.seed);
+    if (!Number.isInteger(seed)) {
+      throw new UsageError(
+        `ablate: --seed must be an integer: got '${values.seed}'`,
+      );
+    }
+    override = { ...override, seed };
+  }
+  const common = pipeline.mergeConfig(base, override) as {
+    model: { backbone: number };
+  };
+  const backbones = values.backbones
+    ? list("backbones", values.backbones).map((b) => {
+      const n = Number(b.replace(/^r/, ""));
+      if (![18, 34, 50, 101].includes(n)) {
+        throw new UsageError(
+          `ablate: --backbones must be among 18, 34, 50, 101: got '${b}'`,
+        );
+      }
+      return n;
+    })
+    : [common.model.backbone];
+  const temperatures = values.temperatures
+    ? list("temperatures", values.temperatures).map((t) => {
+      const v = Number(t);
+      if (!(v > 0)) {
+        throw new UsageError(`ablate: --temperatures must be > 0: got '${t}'`);
+      }
+      return v;
+    })
+    : [];
+  const t0 = performance.now();
+  const result = await runAblation({
+    out: values.out,
+    methods,
+    backbones,
+    temperatures,
+    configure: ({ method, backbone, temperature }) =>
+      pipeline.mergeConfig(common, {
+        model: { backbone },
+        pretrain: {
+          method,
+          ...(temperature !== undefined ? { temperature } : {}),
+        },
+      }),
+    runner: (config, o) =>
+      runPipeline(config, {
+        ...o,
+        quiet: !values.verbose,
+        backend: values.backend,
+      }),
+  });
+  console.log(`\nDice, mean ± std over cases:\n`);
+  console.log(result.table.markdown);
+  const sig = result.tests.filter((t) => t.target === "mean");
+  for (const t of sig) {
+    console.log(
+      `${t.backbone} agcl vs ${t.method} (per-case mean Dice): Wilcoxon p = ${
+        t.p === null ? "–" : t.p.toPrecision(3)
+      } (n = ${t.n})`,
+    );
+  }
+  console.log(
+    `\nwrote ${result.files.markdown}, ${result.files.csv}, ${result.files.json}, ${result.files.report} (${
+      ((performance.now() - t0) / 1000).toFixed(0)
+    } s)`,
+  );
 });

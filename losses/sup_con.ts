@@ -32,7 +32,9 @@ export interface SupConLossOptions {
  *
  * `features` are L2-normalised inside the function; a zero vector stays zero
  * (its norm is floored at 1e-12, as `torch.nn.functional.normalize`), so it
- * gives finite values rather than an error. Views are stacked view-major,
+ * gives finite values rather than an error; the gradient reaching such a
+ * vector is then scaled by 1e12, as in PyTorch, so keep features away from
+ * zero (a projection head's output is). Views are stacked view-major,
  * self-contrast is excluded from numerator and denominator, anchors with no
  * positive are left out of the mean, and when no anchor has a positive the
  * loss is 0 with a zero gradient.

@@ -52,6 +52,8 @@ export interface AblationReportOptions {
   table?: { header: string[]; rows: string[][] };
   /** Paired tests, drawn as stars above the baseline boxes. */
   tests?: PairedTest[];
+  /** Temperature sweep points (added to those found in the run folders). */
+  sweep?: TemperatureRow[];
   /** Seed of the embeddings. @default {0} */
   seed?: number;
   /** Points per embedding map. @default {800} */
@@ -182,7 +184,7 @@ export async function writeAblationReport(
       const f = await writeFigure(
         outDir,
         `embedding_umap_${bb}`,
-        embeddingSpec(pts, { title: `Projection embeddings, ${bb}` }),
+        embeddingSpec(pts, { title: `Projection embeddings, ${bb}`, methods }),
       );
       files.push(f.svg, f.png);
       html.push(
@@ -194,12 +196,15 @@ export async function writeAblationReport(
     } else skipped.push(`${bb}: no embeddings.json in any run`);
     sections.push({ title: `Backbone ${bb}`, html: html.join("\n") });
   }
-  const sweep: TemperatureRow[] = loaded.flatMap((r) =>
-    (r.files.sweep ?? []).map((p) => ({
-      method: `${r.method} ${r.backbone}`,
-      ...p,
-    }))
-  );
+  const sweep: TemperatureRow[] = [
+    ...(options.sweep ?? []),
+    ...loaded.flatMap((r) =>
+      (r.files.sweep ?? []).map((p) => ({
+        method: `${r.method} ${r.backbone}`,
+        ...p,
+      }))
+    ),
+  ];
   if (sweep.length > 0) {
     const f = await writeFigure(
       outDir,

@@ -30,19 +30,20 @@ export interface LogEntry {
 }
 
 function movingAverage(values: number[], window: number): number[] {
-  const out: number[] = [];
-  let sum = 0;
-  for (let i = 0; i < values.length; i++) {
-    sum += values[i]!;
-    if (i >= window) sum -= values[i - window]!;
-    out.push(sum / Math.min(i + 1, window));
-  }
-  return out;
+  // Centred window (shrinking at the ends), so the curve does not lag.
+  const half = Math.floor(window / 2);
+  const prefix = [0];
+  for (const v of values) prefix.push(prefix[prefix.length - 1]! + v);
+  return values.map((_, i) => {
+    const lo = Math.max(0, i - half),
+      hi = Math.min(values.length, i + half + 1);
+    return (prefix[hi]! - prefix[lo]!) / (hi - lo);
+  });
 }
 
 /**
  * Loss curves, one panel per stage (Fig. 5a): raw loss per step (faint) and a
- * moving average; coloured by method when entries carry one.
+ * centred moving average; coloured by method when entries carry one.
  *
  * @param entries Log lines (non-finite losses are dropped).
  * @param options Moving-average window and title.
@@ -263,7 +264,7 @@ export interface EmbeddingPoint {
  */
 export function embeddingSpec(
   points: EmbeddingPoint[],
-  options: { title?: string; axis?: string } = {},
+  options: { title?: string; axis?: string; methods?: string[] } = {},
 ): VegaLiteSpec {
   if (points.length === 0) {
     throw new TypeError("Cannot compute embeddingSpec as 'points' is empty");
@@ -296,7 +297,14 @@ export function embeddingSpec(
     return {
       title,
       data: { values: points },
-      facet: { column: { field: "method", type: "nominal", title: null } },
+      facet: {
+        column: {
+          field: "method",
+          type: "nominal",
+          title: null,
+          sort: options.methods ?? [...new Set(points.map((p) => p.method))],
+        },
+      },
       spec: { width: 260, height: 260, mark, encoding },
       resolve: { scale: { x: "independent", y: "independent" } },
     };

@@ -454,6 +454,16 @@ export function registerParitySuite(tag: string, ignore: boolean): void {
             tf.slice(x, begin, size),
             tf.slice(tf.reshape(x, [-1]), [1], [Math.max(0, xs.length - 2)]),
             tf.reverse(tf.cast(x, "int32"), [1]),
+            tf.transpose(tf.reshape(tf.range(0, 2 * 40 * 33), [2, 40, 33]), [
+              0,
+              2,
+              1,
+            ]),
+            tf.transpose(tf.tile(x, [1, 1, 5, 4]), [0, 1, 3, 2]),
+            tf.transpose(
+              tf.reshape(tf.tile(x, [1, 1, 5, 4]), [-1, 20 * shape[3]!]),
+              [1, 0],
+            ),
           ];
         };
         assertParity(

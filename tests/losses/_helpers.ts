@@ -96,3 +96,50 @@ export async function checkGradient(
   }
   assertAlmostEquals(analytic, numeric, tol, "gradient vs finite differences:");
 }
+
+/**
+ * The contrastive loss written out in float64 loops, independently of the
+ * tensor code: rows view-major, each anchor's weighted mean of
+ * −log(exp(zᵢ·zⱼ/T) / Σ_{k≠i} exp(zᵢ·zₖ/T)), anchors without a positive
+ * dropped, times T / baseT.
+ */
+export function referenceLoss(
+  features: number[][][],
+  weight: (i: number, j: number) => number,
+  temperature: number,
+  baseTemperature = temperature,
+): number {
+  const batch = features.length;
+  const views = features[0]!.length;
+  const rows: number[][] = [];
+  for (let v = 0; v < views; v++) {
+    for (let b = 0; b < batch; b++) {
+      const x = features[b]![v]!;
+      const norm = Math.max(Math.hypot(...x), 1e-12);
+      rows.push(x.map((c) => c / norm));
+    }
+  }
+  const dot = (a: number[], b: number[]) =>
+    a.reduce((s, c, k) => s + c * b[k]!, 0);
+  let total = 0;
+  let anchors = 0;
+  for (let i = 0; i < rows.length; i++) {
+    const logits = rows.map((r) => dot(rows[i]!, r) / temperature);
+    const others = logits.filter((_, k) => k !== i);
+    const max = Math.max(...others);
+    const logDen = max +
+      Math.log(others.reduce((s, l) => s + Math.exp(l - max), 0));
+    let num = 0;
+    let wsum = 0;
+    for (let j = 0; j < rows.length; j++) {
+      const w = j === i ? 0 : weight(i % batch, j % batch);
+      num += w * (logits[j]! - logDen);
+      wsum += w;
+    }
+    if (wsum > 0) {
+      total -= num / wsum;
+      anchors++;
+    }
+  }
+  return (temperature / baseTemperature) * total / Math.max(anchors, 1);
+}

@@ -91,6 +91,45 @@ Deno.test("diceLoss() with includeBackground false drops class 0", async () => {
   tf.dispose([p, loss]);
 });
 
+Deno.test("diceLoss() on a 2-class softmax without background is the binary loss of channel 1", async () => {
+  // The authors' stage-3 loss: foreground channel of a 2-class softmax,
+  // squared denominator, sums over batch and space, eps 1e-7.
+  const logits = tf.tensor4d(
+    [
+      0.3,
+      -0.2,
+      1.1,
+      0.4,
+      -0.7,
+      0.2,
+      0.5,
+      0.5,
+      0.9,
+      -1.3,
+      0.1,
+      0.8,
+      -0.4,
+      0.6,
+      0.2,
+      -0.1,
+    ],
+    [2, 2, 2, 2],
+  );
+  const probs = tf.softmax(logits) as tf.Tensor4D;
+  const fg = tf.squeeze(tf.slice(probs, [0, 0, 0, 1], [-1, -1, -1, 1]), [3]);
+  const y = [1, 0, 1, 1, 0, 0, 1, 0];
+  const options = {
+    squared: true,
+    reduction: "batch" as const,
+    smoothNr: 1e-7,
+    smoothDr: 1e-7,
+  };
+  const a = diceLoss(probs, y, { ...options, includeBackground: false });
+  const b = diceLoss(fg as tf.Tensor3D, y, options);
+  assertAlmostEquals(await read(a), await read(b), 1e-7);
+  tf.dispose([logits, probs, fg, a, b]);
+});
+
 Deno.test("diceLoss() gradient matches central finite differences", async () => {
   const p = tf.tensor3d(
     [0.2, 0.9, 0.4, 0.6, 0.1, 0.7, 0.3, 0.5, 0.8, 0.9, 0.2, 0.4],

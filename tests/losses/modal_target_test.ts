@@ -13,6 +13,7 @@ import {
   randomFeatures,
   read,
   REFERENCE,
+  referenceLoss,
 } from "./_helpers.ts";
 
 // Rows (view major) e1, e2, e1, e2 for samples 0 (e1 twins) and 1 (e2 twins).
@@ -199,3 +200,36 @@ for (const key of ["modal_b", "modal_b_partial"] as const) {
     },
   );
 }
+
+testOnBackends(
+  "modalTargetLoss() matches a float64 reference on a 24-sample batch",
+  async (backend) => {
+    // 3 domains × 4 targets, partial positives, several temperatures: larger
+    // reductions than the fixtures above, on every backend.
+    const f = randomFeatures([24, 2, 16], 27);
+    const values = await f.array();
+    const domain = Array.from({ length: 24 }, (_, i) => i % 3);
+    const target = Array.from({ length: 24 }, (_, i) => Math.floor(i / 3) % 4);
+    const settings: [number, number][] = [[0.07, 0], [0.1, 0.2], [1, 0.5]];
+    for (const [temperature, ppw] of settings) {
+      const loss = modalTargetLoss(f, { domain, target }, {
+        temperature,
+        partialPositiveWeight: ppw,
+      });
+      const expected = referenceLoss(
+        values,
+        (i, j) =>
+          domain[i] !== domain[j] ? 0 : target[i] === target[j] ? 1 : ppw,
+        temperature,
+      );
+      // Relative: logits reach 1/T.
+      assertAlmostEquals(
+        await read(loss),
+        expected,
+        tolerance(backend) * Math.max(1, expected),
+      );
+      loss.dispose();
+    }
+    f.dispose();
+  },
+);

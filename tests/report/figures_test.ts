@@ -23,7 +23,7 @@ Deno.test("lossCurveSpec: one panel per stage, moving average, method colours", 
   });
   const values =
     (spec.data as { values: { smooth: number; series: string }[] }).values;
-  assert.deepEqual(values.map((v) => v.smooth), [1, 0.75, 0.375]);
+  assert.deepEqual(values.map((v) => v.smooth), [0.75, 1.75 / 3, 0.375]); // centred window
   assert.equal(values[0]!.series, "segment");
   const tagged = lossCurveSpec(entries.map((e) => ({ ...e, method: "agcl" })));
   assert.equal(

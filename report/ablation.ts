@@ -1,0 +1,230 @@
+/**
+ * Runs a pre-training ablation (methods × backbones on one split and seed)
+ * through an injected pipeline runner, resumably, then writes the table,
+ * the paired tests and the comparative report.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import type { MetricsSummary } from "../metrics/evaluate.ts";
+import { type AblationRun, writeAblationReport } from "./ablation_report.ts";
+import {
+  type AblationMetrics,
+  type AblationTable,
+  ablationTable,
+  pairedTests,
+} from "./ablation_table.ts";
+import type { PairedTest } from "./ablation_report.ts";
+import type { TemperatureRow } from "./figures.ts";
+
+/** The pipeline call the ablation drives (`runPipeline` of `pipeline/`). */
+export type AblationRunner = (
+  config: unknown,
+  options: { out: string; resume: boolean },
+) => Promise<unknown>;
+
+/** Options for {@linkcode runAblation}. */
+export interface AblationOptions {
+  /** Folder of the ablation: one run folder per backbone and method, tables, report. */
+  out: string;
+  /** Pre-training methods, in table order. @default {["none", "sscl", "ce", "supcon", "agcl"]} */
+  methods?: string[];
+  /** Backbone depths. */
+  backbones: number[];
+  /** Builds the run config of a method, backbone and (for the sweep) temperature; same split and seed for all. */
+  configure: (
+    run: { method: string; backbone: number; temperature?: number },
+  ) => unknown;
+  /** Runs (or resumes) one pipeline run. */
+  runner: AblationRunner;
+  /** Extra `agcl` runs at these temperatures on the first backbone (Fig. 5b). */
+  temperatures?: number[];
+  /** Method the paired tests compare against. @default {"agcl"} */
+  reference?: string;
+  /** Progress lines. @default {console.log} */
+  print?: (line: string) => void;
+  /** Seed of the report's embeddings. @default {0} */
+  seed?: number;
+}
+
+/** Result of {@linkcode runAblation}. */
+export interface AblationResult {
+  /** Every run and its metrics. */
+  runs: (AblationRun & {
+    metrics: MetricsSummary;
+    status: "ran" | "resumed" | "skipped";
+  })[];
+  /** The table in every form. */
+  table: AblationTable;
+  /** The paired tests. */
+  tests: PairedTest[];
+  /** Temperature sweep points (empty without `temperatures`). */
+  sweep: TemperatureRow[];
+  /** Paths of the files written. */
+  files: { markdown: string; csv: string; json: string; report: string };
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
+}
+
+async function runOne(
+  dir: string,
+  config: () => unknown,
+  runner: AblationRunner,
+  print: (line: string) => void,
+): Promise<{ metrics: MetricsSummary; status: "ran" | "resumed" | "skipped" }> {
+  const metricsPath = join(dir, "metrics.json");
+  let status: "ran" | "resumed" | "skipped" = "skipped";
+  if (await exists(metricsPath)) {
+    print(`${dir}: finished, skipped`);
+  } else if (await exists(join(dir, "config.json"))) {
+    print(`${dir}: resuming`);
+    await runner(config(), { out: dir, resume: true });
+    status = "resumed";
+  } else {
+    print(`${dir}: starting`);
+    await runner(config(), { out: dir, resume: false });
+    status = "ran";
+  }
+  let metrics: MetricsSummary;
+  try {
+    metrics = JSON.parse(await Deno.readTextFile(metricsPath));
+  } catch (e) {
+    throw new Error(
+      `Cannot read ${metricsPath} after the run: ${
+        e instanceof Error ? e.message : e
+      }`,
+    );
+  }
+  return { metrics, status };
+}
+
+async function writeAtomic(path: string, text: string): Promise<void> {
+  const tmp = `${path}.tmp-${Deno.pid}`;
+  await Deno.writeTextFile(tmp, text);
+  await Deno.rename(tmp, path);
+}
+
+/**
+ * Runs every method × backbone (skipping finished runs, resuming unfinished
+ * ones), then writes `table.md`, `table.csv`, `table.json` (statistics and
+ * paired Wilcoxon tests of the reference against each baseline) and
+ * `report/index.html` under `out`.
+ *
+ * @param options Methods, backbones, config builder, runner.
+ * @returns Runs, table, tests and file paths.
+ * @throws {RangeError} When there is no method or backbone, or the reference is not among the methods.
+ * @throws {Error} When a run fails or leaves no metrics.json.
+ *
+ * @example
+ * ```ts ignore
+ * import { runAblation } from "@agcl/agcl/report";
+ * import { mergeConfig, PRESETS, runPipeline } from "@agcl/agcl/pipeline";
+ * await runAblation({
+ *   out: ".runs/ablation",
+ *   backbones: [18],
+ *   configure: ({ method, backbone }) =>
+ *     mergeConfig(PRESETS.tiny, { model: { backbone }, pretrain: { method } }),
+ *   runner: (config, o) => runPipeline(config as never, { ...o, quiet: true }),
+ * });
+ * ```
+ */
+export async function runAblation(
+  options: AblationOptions,
+): Promise<AblationResult> {
+  const {
+    out,
+    methods = ["none", "sscl", "ce", "supcon", "agcl"],
+    backbones,
+    reference = "agcl",
+    temperatures = [],
+    print = (l: string) => console.log(l),
+  } = options;
+  if (methods.length === 0 || backbones.length === 0) {
+    throw new RangeError(
+      `Cannot run the ablation as 'methods' and 'backbones' must not be empty: current values are [${methods}] and [${backbones}]`,
+    );
+  }
+  if (!methods.includes(reference)) {
+    throw new RangeError(
+      `Cannot run the ablation as the reference method '${reference}' is not among the methods [${methods}]`,
+    );
+  }
+  await Deno.mkdir(out, { recursive: true });
+  const runs: AblationResult["runs"] = [];
+  for (const backbone of backbones) {
+    for (const method of methods) {
+      const runDir = join(out, `r${backbone}-${method}`);
+      const r = await runOne(
+        runDir,
+        () => options.configure({ method, backbone }),
+        options.runner,
+        print,
+      );
+      runs.push({ method, backbone: `r${backbone}`, runDir, ...r });
+    }
+  }
+  const sweep: TemperatureRow[] = [];
+  for (const temperature of temperatures) {
+    const backbone = backbones[0]!;
+    const runDir = join(out, `r${backbone}-${reference}-t${temperature}`);
+    const r = await runOne(
+      runDir,
+      () => options.configure({ method: reference, backbone, temperature }),
+      options.runner,
+      print,
+    );
+    sweep.push({
+      temperature,
+      dice: r.metrics.mean.dice,
+      method: `${reference} r${backbone}`,
+    });
+  }
+  const withMetrics: AblationMetrics[] = runs.map((r) => ({
+    method: r.method,
+    backbone: r.backbone,
+    metrics: r.metrics,
+  }));
+  const table = ablationTable(withMetrics);
+  const tests = pairedTests(withMetrics, { reference });
+  const files = {
+    markdown: join(out, "table.md"),
+    csv: join(out, "table.csv"),
+    json: join(out, "table.json"),
+    report: join(out, "report", "index.html"),
+  };
+  await writeAtomic(files.markdown, table.markdown);
+  await writeAtomic(files.csv, table.csv);
+  await writeAtomic(
+    files.json,
+    JSON.stringify(
+      {
+        targets: table.targets,
+        rows: table.rows,
+        tests,
+        sweep,
+        runs: runs.map((r) => ({
+          method: r.method,
+          backbone: r.backbone,
+          runDir: r.runDir,
+        })),
+      },
+      null,
+      2,
+    ) + "\n",
+  );
+  await writeAblationReport(join(out, "report"), runs, {
+    table: table.text,
+    tests,
+    sweep,
+    seed: options.seed ?? 0,
+  });
+  return { runs, table, tests, sweep, files };
+}

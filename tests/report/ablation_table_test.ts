@@ -1,0 +1,70 @@
+import assert from "node:assert/strict";
+import { evaluateLabelMaps, summarizeMetrics } from "../../metrics/evaluate.ts";
+import { ablationTable, pairedTests } from "../../report/ablation_table.ts";
+
+const LABELS = { 1: "a", 2: "b" };
+
+/** A metrics summary with the given per-case Dice of target a (b perfect). */
+function metricsWith(diceA: number[]) {
+  // 4-voxel maps: truth a = [1, 1, 0, 0]; prediction covers k of the truth voxels of a.
+  return summarizeMetrics(diceA.map((d, i) => {
+    const truth = [1, 1, 2, 0];
+    const pred = d === 1 ? [1, 1, 2, 0] : d === 0 ? [0, 0, 2, 0] : [1, 0, 2, 0];
+    return {
+      image: `case_${i}`,
+      metrics: evaluateLabelMaps(pred, truth, {
+        dims: [4, 1, 1],
+        labels: LABELS,
+      }),
+    };
+  }));
+}
+
+Deno.test("ablationTable: mean ± sample std per target and of the per-case mean", () => {
+  const t = ablationTable([
+    { method: "none", backbone: "r18", metrics: metricsWith([1, 0, 1]) },
+    { method: "agcl", backbone: "r18", metrics: metricsWith([1, 1, 1]) },
+  ]);
+  assert.deepEqual(t.targets, ["a", "b", "mean"]);
+  const none = t.rows[0]!;
+  assert.equal(none.dice.a!.mean, 2 / 3);
+  assertClose(none.dice.a!.std!, Math.sqrt(1 / 3));
+  assert.equal(none.dice.mean!.mean, (1 + 0.5 + 1) / 3);
+  assert.equal(none.hd95.a!.n, 2); // the empty prediction has no distance
+  assert.deepEqual(t.text.rows[1], [
+    "r18",
+    "agcl",
+    "1.000 ± 0.000",
+    "1.000 ± 0.000",
+    "1.000 ± 0.000",
+  ]);
+  assert.match(t.markdown, /\| r18 \| agcl \| \*\*1\.000 ± 0\.000\*\* \|/);
+  assert.match(
+    t.csv,
+    /^r18,none,a,0\.6666666666666666,0\.57735026918962\d*,3,0,0,2,/m,
+  );
+  assert.throws(() => ablationTable([]), TypeError);
+});
+
+function assertClose(a: number, b: number): void {
+  assert.ok(Math.abs(a - b) < 1e-12, `${a} != ${b}`);
+}
+
+Deno.test("pairedTests pairs cases by image and tests agcl against each baseline", () => {
+  const agcl = metricsWith([1, 1, 1, 1, 1, 1]);
+  const none = metricsWith([0, 0, 0, 0, 0, 0]);
+  // Reverse the baseline's case order: pairing must follow the image names.
+  none.cases.reverse();
+  const tests = pairedTests([
+    { method: "agcl", backbone: "r18", metrics: agcl },
+    { method: "none", backbone: "r18", metrics: none },
+    { method: "none", backbone: "r50", metrics: none },
+  ]);
+  assert.deepEqual(tests.map((t) => [t.backbone, t.method, t.target, t.n]), [
+    ["r18", "none", "a", 6],
+    ["r18", "none", "b", 0],
+    ["r18", "none", "mean", 6],
+  ]);
+  assert.equal(tests[0]!.p, 2 / 64); // all 6 differences positive, exact
+  assert.equal(tests[1]!.p, null); // identical
+});
