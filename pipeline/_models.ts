@@ -3,20 +3,17 @@
  * variable (parameters and BN statistics) under a stable name for
  * checkpoints.
  */
-import * as tf from "@tensorflow/tfjs";
+import type * as tf from "@tensorflow/tfjs";
 import {
   createClassificationHead,
   createDeepLab,
   createEncoder,
   createProjectionHead,
+  type DeepLab,
+  type Encoder,
+  type Head,
 } from "../models/mod.ts";
 import type { PipelineConfig } from "./config.ts";
-
-type DeepLab = ReturnType<typeof createDeepLab>;
-type Encoder = ReturnType<typeof createEncoder>;
-type Head =
-  | ReturnType<typeof createProjectionHead>
-  | ReturnType<typeof createClassificationHead>;
 
 interface HasVariables {
   params: Record<string, tf.Variable>;
@@ -65,7 +62,10 @@ export function buildCoarseNet(
     asppChannels: config.coarse.asppChannels,
     lowLevelSkip: config.coarse.lowLevelSkip,
     // DeepLabv3+'s 48 low-level channels, scaled with the network's width.
-    lowLevelChannels: Math.max(8, Math.round(48 * config.coarse.widthMultiplier)),
+    lowLevelChannels: Math.max(
+      8,
+      Math.round(48 * config.coarse.widthMultiplier),
+    ),
     seed,
   });
 }

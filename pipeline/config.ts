@@ -539,7 +539,10 @@ export function validateConfig(
     fail("coarse.lowLevelSkip", "expected a boolean");
   }
   num(c.coarse.dilate, "coarse.dilate", { int: true, min: 0 });
-  oneOf(c.coarse.trainAttention, "coarse.trainAttention", ["predicted", "union"]);
+  oneOf(c.coarse.trainAttention, "coarse.trainAttention", [
+    "predicted",
+    "union",
+  ]);
   oneOf(c.pretrain.method, "pretrain.method", PRETRAIN_METHODS);
   num(c.pretrain.epochs, "pretrain.epochs", { int: true, min: 0 });
   num(c.pretrain.stepsPerEpoch, "pretrain.stepsPerEpoch", {

@@ -22,7 +22,9 @@ import type { MetricsSummary } from "../metrics/mod.ts";
  * } as unknown as Parameters<typeof formatMetricsTable>[0]));
  * ```
  */
-export function formatMetricsTable(metrics: Pick<MetricsSummary, "targets" | "mean">): string {
+export function formatMetricsTable(
+  metrics: Pick<MetricsSummary, "targets" | "mean">,
+): string {
   const names = Object.keys(metrics.targets);
   const w = Math.max(6, ...names.map((n) => n.length));
   const f = (v: number | null | undefined, d: number) =>
@@ -33,6 +35,8 @@ export function formatMetricsTable(metrics: Pick<MetricsSummary, "targets" | "me
     lines.push(`${n.padEnd(w)} ${f(m.dice, 3)} ${f(m.hd95, 2)} ${f(m.msd, 2)}`);
   }
   const m = metrics.mean;
-  lines.push(`${"mean".padEnd(w)} ${f(m.dice, 3)} ${f(m.hd95, 2)} ${f(m.msd, 2)}`);
+  lines.push(
+    `${"mean".padEnd(w)} ${f(m.dice, 3)} ${f(m.hd95, 2)} ${f(m.msd, 2)}`,
+  );
   return lines.join("\n");
 }

@@ -24,10 +24,9 @@ import {
   buildCoarseNet,
   buildEncoder,
   buildSegNet,
-  type DeepLab,
-  type Encoder,
   namedVariables,
 } from "./_models.ts";
+import type { DeepLab, Encoder } from "../models/mod.ts";
 
 /** A trained run's networks in memory. */
 export interface TrainedModel {

@@ -334,7 +334,10 @@ export async function runPipeline(
           batchSize: config.coarse.batchSize,
           maxLabel,
         });
-        if (config.coarse.trainAttention === "union" && c.label && trainIds.has(c.id)) {
+        if (
+          config.coarse.trainAttention === "union" && c.label &&
+          trainIds.has(c.id)
+        ) {
           fillBackground(map, c.label);
         }
         attention.set(c.id, growLabels(map, c.dims, config.coarse.dilate));
@@ -348,7 +351,11 @@ export async function runPipeline(
   timings.coarse = clock() - t0;
   const coarseDice = meanCoarseDice(data.evaluation, attention, data.targets);
   if (coarseDice !== null) {
-    print(`stage 1: mean Dice of the attention on the evaluation cases ${coarseDice.toFixed(3)}`);
+    print(
+      `stage 1: mean Dice of the attention on the evaluation cases ${
+        coarseDice.toFixed(3)
+      }`,
+    );
   }
 
   // Stage 2.
@@ -493,7 +500,11 @@ export async function runPipeline(
       if (c.label) {
         perCase.push({
           image: c.entry.image,
-          metrics: evaluateLabelMaps(fused, c.label, { dims: c.dims, spacing: c.spacing, labels }),
+          metrics: evaluateLabelMaps(fused, c.label, {
+            dims: c.dims,
+            spacing: c.spacing,
+            labels,
+          }),
         });
       }
       bar.tick();
