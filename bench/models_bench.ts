@@ -480,6 +480,13 @@ export default async function run(flags: BenchFlags): Promise<void> {
           warmup: 1,
         });
         results.push({ backend: name as BackendName, depth, mode, ms });
+        console.log(
+          `${name} R${depth} ${mode}: ${
+            ms.toFixed(0)
+          } ms (${tf.memory().numTensors} tensors, RSS ${
+            rssMiB().toFixed(0)
+          } MiB)`,
+        );
         peak = Math.max(peak, rssMiB());
       }
       b.dispose();

@@ -228,14 +228,18 @@ export function atrousConv2d(
       // tidy are gone by the time gradients are computed.
       save([xi, fi]);
       return {
-        value: forward(xi, fi, rate, taps),
+        // tidy: a custom gradient's intermediates would otherwise live
+        // until the whole forward (or backward) pass ends.
+        value: tf.tidy(() => forward(xi, fi, rate, taps)),
         gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
-          backward(
-            dy as tf.Tensor4D,
-            saved[0] as tf.Tensor4D,
-            saved[1] as tf.Tensor4D,
-            rate,
-            taps,
+          tf.tidy(() =>
+            backward(
+              dy as tf.Tensor4D,
+              saved[0] as tf.Tensor4D,
+              saved[1] as tf.Tensor4D,
+              rate,
+              taps,
+            )
           ),
       };
     },
