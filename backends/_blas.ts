@@ -25,6 +25,18 @@ export interface Blas {
     c: Float32Array,
     ldc: number,
   ): void;
+  /** cblas_sgemv in row-major order: y = α·op(A)·x + β·y (unit strides). */
+  sgemv(
+    transA: boolean,
+    m: number,
+    n: number,
+    alpha: number,
+    a: Float32Array,
+    lda: number,
+    x: Float32Array,
+    beta: number,
+    y: Float32Array,
+  ): void;
 }
 
 /** Libraries tried in order (the first that opens and has cblas_sgemm wins). */
@@ -43,6 +55,23 @@ const SYMBOLS = {
     parameters: [
       "i32",
       "i32",
+      "i32",
+      "i32",
+      "i32",
+      "i32",
+      "f32",
+      "buffer",
+      "i32",
+      "buffer",
+      "i32",
+      "f32",
+      "buffer",
+      "i32",
+    ],
+    result: "void",
+  },
+  cblas_sgemv: {
+    parameters: [
       "i32",
       "i32",
       "i32",
@@ -104,6 +133,7 @@ export function openBlas(): { blas?: Blas; reason: string } {
     try {
       const lib = Deno.dlopen(path, SYMBOLS);
       const f = lib.symbols.cblas_sgemm;
+      const v = lib.symbols.cblas_sgemv;
       const blas: Blas = {
         path,
         sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) {
@@ -122,6 +152,22 @@ export function openBlas(): { blas?: Blas; reason: string } {
             beta,
             c,
             ldc,
+          );
+        },
+        sgemv(transA, m, n, alpha, a, lda, x, beta, y) {
+          v(
+            ROW_MAJOR,
+            transA ? TRANS : NO_TRANS,
+            m,
+            n,
+            alpha,
+            a,
+            lda,
+            x,
+            1,
+            beta,
+            y,
+            1,
           );
         },
       };

@@ -34,6 +34,8 @@ export const BLAS_KERNELS: readonly string[] = [
   "Conv2DBackpropFilter",
   "BatchMatMul",
   "_FusedMatMul",
+  "Sum",
+  "Mean",
 ];
 
 /** Products smaller than this many multiply-adds stay on XNNPACK. */
@@ -400,6 +402,53 @@ function matMul(
   };
 }
 
+let ones = new Float32Array(0);
+
+/** Sum / Mean over every axis but the last as onesᵀ·X (sgemv, threaded). */
+function reduceLeading(
+  blas: Blas,
+  original: tf.KernelFunc,
+  mean: boolean,
+): tf.KernelFunc {
+  return (args) => {
+    const { x } = args.inputs as { x: tf.TensorInfo };
+    const a = (args.attrs ?? {}) as Attrs;
+    const axisAttr = a.axis as number | number[];
+    const axes = (Array.isArray(axisAttr) ? axisAttr : [axisAttr]).map((v) =>
+      v < 0 ? v + x.shape.length : v
+    ).sort((p, q) => p - q);
+    const rank = x.shape.length;
+    const leading = rank >= 2 && axes.length === rank - 1 &&
+      axes.every((v, i) => v === i);
+    const c = x.shape[rank - 1] ?? 0;
+    const rows = c > 0 ? sizeOf(x.shape) / c : 0;
+    if (x.dtype !== "float32" || !leading || rows * c < 1 << 14) {
+      return original(args);
+    }
+    const backend = args.backend as unknown as WasmBackendLike;
+    const outShape = a.keepDims
+      ? [...x.shape.slice(0, -1).map(() => 1), c]
+      : [c];
+    const out = backend.makeOutput(outShape, "float32");
+    if (ones.length < rows) {
+      ones = new Float32Array(Math.max(rows, 1 << 16)).fill(1);
+    }
+    const h = heapF32(backend);
+    blas.sgemv(
+      true,
+      rows,
+      c,
+      mean ? 1 / rows : 1,
+      h.subarray(offsetOf(backend, x)),
+      c,
+      ones,
+      0,
+      h.subarray(offsetOf(backend, out)),
+    );
+    return out;
+  };
+}
+
 let originals: Map<string, tf.KernelConfig> | undefined;
 
 /** Whether the BLAS kernels are currently installed. */
@@ -427,6 +476,8 @@ export function installBlasKernels(blas: Blas): void {
     Conv2DBackpropFilter: (o) => backpropFilter(blas, o),
     BatchMatMul: (o) => matMul(blas, o, false),
     _FusedMatMul: (o) => matMul(blas, o, true),
+    Sum: (o) => reduceLeading(blas, o, false),
+    Mean: (o) => reduceLeading(blas, o, true),
   };
   for (const [name, k] of saved) {
     tf.unregisterKernel(name, "wasm");

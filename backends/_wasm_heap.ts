@@ -34,7 +34,7 @@ export function offsetOf(backend: WasmBackendLike, t: tf.TensorInfo): number {
       `Cannot find tensor data on the wasm heap: shape [${t.shape}] was disposed or lives on another backend`,
     );
   }
-  return data.memoryOffset >> 2;
+  return data.memoryOffset / 4;
 }
 
 /** Number of elements of a shape. */

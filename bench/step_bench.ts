@@ -371,24 +371,45 @@ export default async function run(flags: BenchFlags): Promise<void> {
   for (const depth of flags.quick ? [18] as const : [18, 50] as const) {
     const ours = new Map<string, Map<Mode, number>>();
     let flops = new Map<Mode, number>();
+    const notes: string[] = [];
     for (const v of variants) {
       if (!v.depths.includes(depth)) continue;
       if (flags.backend && flags.backend !== "wasm") continue;
-      await selectBackend("wasm", { purpose: "train" });
-      const got = await setWasmAcceleration(v.acc).catch(() => undefined);
-      if (got?.name !== v.acc) continue;
-      const net = buildOurs(models, depth);
+      // Each variant in its own process: a fresh wasm heap (4 GiB at most,
+      // never returned), so one variant's peak cannot starve the next, and
+      // an out-of-memory abort loses only that variant's remaining modes.
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "-A",
+          import.meta.filename!,
+          String(depth),
+          v.acc,
+          String(reps),
+        ],
+        stdout: "piped",
+        stderr: "piped",
+        env: { NO_COLOR: "1" },
+      }).output();
       const times = new Map<Mode, number>();
-      for (const mode of v.modes) {
-        times.set(mode, await timeMs(() => net.run(mode), { reps, warmup: 1 }));
-        if (v.acc === "blas") {
-          flops.set(
-            mode,
-            await countFlops(() => net.run(mode)),
-          );
-        }
+      for (const line of new TextDecoder().decode(out.stdout).split("\n")) {
+        if (!line.startsWith("{")) continue;
+        const r = JSON.parse(line) as {
+          mode: Mode;
+          ms: number;
+          flops?: number;
+        };
+        times.set(r.mode, r.ms);
+        if (r.flops) flops.set(r.mode, r.flops);
       }
-      net.dispose();
+      if (!out.success) {
+        const err = new TextDecoder().decode(out.stderr).trim().split("\n")
+          .find((l) => /error|Abort/i.test(l)) ?? `exit ${out.code}`;
+        const missing = v.modes.filter((m) => !times.has(m));
+        notes.push(
+          `${v.label}: ${missing.join(", ")} failed: ${err}`,
+        );
+      }
       ours.set(v.label, times);
     }
     if (flops.size === 0) flops = new Map();
@@ -423,6 +444,7 @@ export default async function run(flags: BenchFlags): Promise<void> {
           } GFLOP/s (${py.threads} threads)`
           : ""),
     );
+    for (const n of notes) console.log(`note: ${n}`);
     printTable(
       [
         "mode",
@@ -436,3 +458,30 @@ export default async function run(flags: BenchFlags): Promise<void> {
     );
   }
 }
+
+/** Child process: `step_bench.ts DEPTH ACCELERATION REPS` → one JSON line per mode. */
+async function child(args: string[]): Promise<void> {
+  const [depth, acc, reps] = [
+    Number(args[0]) as 18 | 50,
+    args[1] as "blas" | "xnnpack",
+    Number(args[2]),
+  ];
+  const models = await loadModels();
+  if (!models) return;
+  await selectBackend("wasm", { purpose: "train" });
+  const got = await setWasmAcceleration(acc);
+  if (got?.name !== acc) {
+    throw new Error(`wasm acceleration ${acc} unavailable`);
+  }
+  const net = buildOurs(models, depth);
+  for (const mode of MODES) {
+    const ms = await timeMs(() => net.run(mode), { reps, warmup: 1 });
+    const flops = acc === "blas"
+      ? await countFlops(() => net.run(mode))
+      : undefined;
+    console.log(JSON.stringify({ mode, ms, ...(flops ? { flops } : {}) }));
+  }
+  net.dispose();
+}
+
+if (import.meta.main) await child(Deno.args);

@@ -1,14 +1,246 @@
 /**
- * `deno task train`: runs the AGCL pipeline. Until the pipeline lands
- * (issue #7), it selects the backend and reports what was chosen.
+ * `deno task train [flags]`: runs the three AGCL stages (coarse
+ * segmentation, pre-training, frozen-encoder segmentation), then inference,
+ * label fusion and metrics, into a run directory.
+ *
+ * With no flags it trains the `tiny` preset on the embedded phantom.
+ *
+ * @module
  */
-import { selectBackend } from "../backends/mod.ts";
-import { parseFlags, runCli } from "./_args.ts";
+import {
+  isPresetName,
+  mergeConfig,
+  type PartialConfig,
+  type PipelineConfig,
+  PRESETS,
+} from "../pipeline/config.ts";
+import { parseFlags, runCli, UsageError } from "./_args.ts";
 
-await runCli(async () => {
-  const { values } = parseFlags("train", Deno.args, {
-    backend: { type: "string", default: "auto" },
+/** Flags of `deno task train`. */
+export const TRAIN_FLAGS = {
+  data: { type: "string" },
+  preset: { type: "string" },
+  config: { type: "string" },
+  set: { type: "string", multiple: true },
+  pretrain: { type: "string" },
+  backbone: { type: "string" },
+  epochs: { type: "string" },
+  temperature: { type: "string" },
+  "patch-size": { type: "string" },
+  coarse: { type: "string" },
+  seed: { type: "string" },
+  backend: { type: "string", default: "auto" },
+  out: { type: "string" },
+  resume: { type: "boolean" },
+  quiet: { type: "boolean" },
+  help: { type: "boolean" },
+} as const;
+
+/** Usage text. */
+export const TRAIN_USAGE: string = `Usage: deno task train [flags]
+
+  --data PATH            dataset.json (Decathlon layout) or a PASCAL VOC folder; default: the embedded phantom
+  --preset NAME          tiny | paper-r50 | paper-r101 (default tiny)
+  --config FILE          JSON config (full or partial) merged over the preset
+  --set FIELD=VALUE      override any config field, e.g. --set pretrain.lr=0.01 (repeatable)
+  --pretrain METHOD      agcl | supcon | sscl | ce | none
+  --backbone DEPTH       18 | 34 | 50 | 101 (or resnet50)
+  --epochs N             epochs of every stage
+  --temperature T        contrastive temperature
+  --patch-size N         patch side in pixels
+  --coarse DIR           coarse masks as NIfTI (<case id>.nii.gz) instead of training stage 1
+  --seed N               seed for everything random
+  --backend NAME         auto | cpu | wasm | webgpu (default auto)
+  --out DIR              run directory (default .runs/<preset>-<time>)
+  --resume               continue the run in --out from its last complete checkpoint
+  --quiet                no progress bars
+`;
+
+function parseNumber(flag: string, text: string, int: boolean): number {
+  const v = Number(text);
+  if (
+    text.trim() === "" || !Number.isFinite(v) || (int && !Number.isInteger(v))
+  ) {
+    throw new UsageError(
+      `train: --${flag} must be ${
+        int ? "an integer" : "a number"
+      }: current value is "${text}"`,
+    );
+  }
+  return v;
+}
+
+function setPath(obj: Record<string, unknown>, path: string[], value: unknown) {
+  let cur = obj;
+  for (const key of path.slice(0, -1)) {
+    if (typeof cur[key] !== "object" || cur[key] === null) cur[key] = {};
+    cur = cur[key] as Record<string, unknown>;
+  }
+  cur[path[path.length - 1]!] = value;
+}
+
+function parseSetValue(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text; // a bare string such as a path or method name
+  }
+}
+
+/** The parsed command line: the merged config and the run options. */
+export interface TrainInvocation {
+  /** The merged, validated config. */
+  config: PipelineConfig;
+  /** Preset the config started from. */
+  preset: string;
+  /** Backend choice. */
+  backend: string;
+  /** Run directory, when given. */
+  out: string | undefined;
+  /** Resume the run in `out`. */
+  resume: boolean;
+  /** No progress bars. */
+  quiet: boolean;
+  /** Print usage and exit. */
+  help: boolean;
+}
+
+/**
+ * Parses `deno task train` arguments into a merged config: preset, then
+ * `--config`, then `--set`, then the named flags.
+ *
+ * @param args Command-line arguments.
+ * @returns The merged config and run options.
+ * @throws {UsageError} For an unknown flag (listing the valid ones), a bad
+ * value, or an unknown config field (listing the valid fields).
+ */
+export async function parseTrainArgs(args: string[]): Promise<TrainInvocation> {
+  const { values } = parseFlags("train", args, TRAIN_FLAGS);
+  const preset = values.preset ?? "tiny";
+  if (!isPresetName(preset)) {
+    throw new UsageError(
+      `train: unknown preset "${preset}": expected one of ${
+        Object.keys(PRESETS).map((p) => `"${p}"`).join(", ")
+      }`,
+    );
+  }
+  const layers: unknown[] = [];
+  if (values.config) {
+    let text: string;
+    try {
+      text = await Deno.readTextFile(values.config);
+    } catch (e) {
+      throw new Error(
+        `Cannot read config file ${values.config}: ${
+          e instanceof Error ? e.message : e
+        }`,
+      );
+    }
+    try {
+      layers.push(JSON.parse(text));
+    } catch (e) {
+      throw new Error(
+        `Cannot parse config file ${values.config} as JSON: ${
+          e instanceof Error ? e.message : e
+        }`,
+      );
+    }
+  }
+  const sets: Record<string, unknown> = {};
+  for (const s of values.set ?? []) {
+    const eq = s.indexOf("=");
+    if (eq <= 0) {
+      throw new UsageError(
+        `train: --set expects FIELD=VALUE: current value is "${s}"`,
+      );
+    }
+    setPath(sets, s.slice(0, eq).split("."), parseSetValue(s.slice(eq + 1)));
+  }
+  layers.push(sets);
+  const flags: PartialConfig = {};
+  if (values.data !== undefined) flags.data = values.data;
+  if (values.seed !== undefined) {
+    flags.seed = parseNumber("seed", values.seed, true);
+  }
+  if (values["patch-size"] !== undefined) {
+    flags.patchSize = parseNumber("patch-size", values["patch-size"], true);
+  }
+  if (values.backbone !== undefined) {
+    const depth = Number(values.backbone.replace(/^resnet-?/i, ""));
+    if (![18, 34, 50, 101].includes(depth)) {
+      throw new UsageError(
+        `train: --backbone must be one of 18, 34, 50, 101: current value is "${values.backbone}"`,
+      );
+    }
+    flags.model = { backbone: depth as 18 | 34 | 50 | 101 };
+  }
+  if (values.pretrain !== undefined || values.temperature !== undefined) {
+    flags.pretrain = {};
+    if (values.pretrain !== undefined) {
+      flags.pretrain.method = values
+        .pretrain as PipelineConfig["pretrain"]["method"];
+    }
+    if (values.temperature !== undefined) {
+      flags.pretrain.temperature = parseNumber(
+        "temperature",
+        values.temperature,
+        false,
+      );
+    }
+  }
+  if (values.epochs !== undefined) {
+    const epochs = parseNumber("epochs", values.epochs, true);
+    flags.coarse = { epochs };
+    flags.pretrain = { ...flags.pretrain, epochs };
+    flags.segment = { epochs };
+  }
+  if (values.coarse !== undefined) {
+    flags.coarse = { ...flags.coarse, masks: values.coarse };
+  }
+  layers.push(flags);
+  let config: PipelineConfig = PRESETS[preset];
+  for (const layer of layers) {
+    try {
+      config = mergeConfig(config, layer);
+    } catch (e) {
+      throw new UsageError(`train: ${e instanceof Error ? e.message : e}`);
+    }
+  }
+  return {
+    config,
+    preset,
+    backend: values.backend,
+    out: values.out,
+    resume: values.resume ?? false,
+    quiet: values.quiet ?? false,
+    help: values.help ?? false,
+  };
+}
+
+function defaultOut(preset: string): string {
+  const t = new Date().toISOString().replace(/[-:]/g, "").replace("T", "-")
+    .slice(0, 15);
+  return `.runs/${preset}-${t}`;
+}
+
+if (import.meta.main) {
+  await runCli(async () => {
+    const inv = await parseTrainArgs(Deno.args);
+    if (inv.help) {
+      console.log(TRAIN_USAGE);
+      return;
+    }
+    if (inv.resume && !inv.out) {
+      throw new UsageError(
+        "train: --resume needs --out RUN_DIR, the run to continue",
+      );
+    }
+    const { runPipeline } = await import("../pipeline/run.ts");
+    await runPipeline(inv.config, {
+      out: inv.out ?? defaultOut(inv.preset),
+      resume: inv.resume,
+      quiet: inv.quiet,
+      backend: inv.backend,
+    });
   });
-  const report = await selectBackend(values.backend, { purpose: "train" });
-  console.log(`backend: ${report.name} (${report.reason})`);
-});
+}

@@ -175,7 +175,8 @@ export function assignVariables(
         `Cannot load ${source}: variable '${k}' has shape [${t.shape}], expected [${v.shape}]`,
       );
     }
-    tf.tidy(() => v.assign(tf.tensor(t.data, v.shape, "float32")));
+    const values = v.dtype === "int32" ? Int32Array.from(t.data) : t.data;
+    tf.tidy(() => v.assign(tf.tensor(values, v.shape, v.dtype)));
   }
 }
 

@@ -1,5 +1,6 @@
 /** Small helpers shared by the training stages. */
 import * as tf from "@tensorflow/tfjs";
+import type { PatchBatch } from "../data/mod.ts";
 import type { Optimizer } from "./optim.ts";
 
 /**
@@ -37,4 +38,22 @@ export async function optimizeStep(
 /** Rounds `n` up to a multiple of `m`. */
 export function roundUp(n: number, m: number): number {
   return Math.ceil(n / m) * m;
+}
+
+/** Tensors of one patch batch, views flattened sample-major. */
+export interface BatchTensors {
+  /** `[size * views, p, p, channels]`; row `s * views + v` is view `v` of patch `s`. */
+  x: tf.Tensor4D;
+  /** `[size * views, p, p]` float32 binary labels, same row order. */
+  y: tf.Tensor3D;
+}
+
+/** Uploads a batch's `x` and `y`; the caller disposes them. */
+export function batchTensors(batch: PatchBatch): BatchTensors {
+  const { size, views, patchSize: p, channels } = batch;
+  const n = size * views;
+  return {
+    x: tf.tensor4d(batch.x, [n, p, p, channels], "float32"),
+    y: tf.tensor3d(Float32Array.from(batch.y), [n, p, p], "float32"),
+  };
 }

@@ -35,8 +35,8 @@ export interface ModelConfig {
   widthMultiplier: number;
   /** `imagenet` (7×7/2 + max-pool, the supplement) or `cifar` (3×3/1, the authors' code). */
   stem: "imagenet" | "cifar";
-  /** Encoder output stride. */
-  outputStride: 8 | 16 | 32;
+  /** Encoder output stride: 8, 16 or 32 with the ImageNet stem; 2, 4 or 8 with the CIFAR stem. */
+  outputStride: 2 | 4 | 8 | 16 | 32;
   /** ASPP branch channels (paper: 512). */
   asppChannels: number;
   /** ASPP atrous rates (paper: 6, 12, 18). */
@@ -63,8 +63,17 @@ export interface CoarseConfig {
   widthMultiplier: number;
   /** ASPP channels of the coarse network. */
   asppChannels: number;
-  /** Dilate the coarse mask by this many pixels to form the attention. */
+  /** DeepLabv3+ low-level skip in the coarse network (the paper's stage 1 is DeepLabv3+). */
+  lowLevelSkip: boolean;
+  /** Grow the coarse labels by this many pixels into background to form the attention. */
   dilate: number;
+  /**
+   * Attention of the training cases in stages 2 and 3: the stage-1
+   * prediction (`"predicted"`, as the paper), or the prediction with the
+   * ground truth filled in where it predicted background (`"union"`), so
+   * that a target stage 1 misses still gets patches.
+   */
+  trainAttention: "predicted" | "union";
 }
 
 /** Stage 2: contrastive (or other) pre-training of the encoder. */
@@ -196,17 +205,19 @@ const TINY: PipelineConfig = {
   },
   coarse: {
     masks: null,
-    epochs: 4,
+    epochs: 20,
     batchSize: 4,
     lr: 3e-3,
     widthMultiplier: 0.125,
     asppChannels: 16,
+    lowLevelSkip: true,
     dilate: 2,
+    trainAttention: "union",
   },
   pretrain: {
     method: "agcl",
-    epochs: 2,
-    stepsPerEpoch: 15,
+    epochs: 4,
+    stepsPerEpoch: 25,
     batchSize: 8,
     lr: 0.05,
     momentum: 0.9,
@@ -217,8 +228,8 @@ const TINY: PipelineConfig = {
     balance: "target",
   },
   segment: {
-    epochs: 3,
-    stepsPerEpoch: 20,
+    epochs: 5,
+    stepsPerEpoch: 50,
     batchSize: 8,
     lr: 3e-3,
     perTarget: 4,
@@ -254,7 +265,9 @@ function paper(backbone: 50 | 101): PipelineConfig {
       lr: 1e-4,
       widthMultiplier: 1,
       asppChannels: 256,
+      lowLevelSkip: true,
       dilate: 4,
+      trainAttention: "predicted",
     },
     pretrain: {
       method: "agcl",
@@ -484,7 +497,17 @@ export function validateConfig(
     max: 4,
   });
   oneOf(c.model.stem, "model.stem", ["imagenet", "cifar"]);
-  oneOf(c.model.outputStride, "model.outputStride", [8, 16, 32]);
+  const strides = c.model.stem === "cifar" ? [2, 4, 8] : [8, 16, 32];
+  if (!strides.includes(c.model.outputStride)) {
+    fail(
+      "model.outputStride",
+      `expected one of ${
+        strides.join(", ")
+      } with the ${c.model.stem} stem: current value is ${
+        JSON.stringify(c.model.outputStride)
+      }`,
+    );
+  }
   num(c.model.asppChannels, "model.asppChannels", { int: true, min: 1 });
   if (!Array.isArray(c.model.asppRates) || c.model.asppRates.length === 0) {
     fail("model.asppRates", "expected a non-empty array of positive integers");
@@ -512,7 +535,14 @@ export function validateConfig(
     max: 4,
   });
   num(c.coarse.asppChannels, "coarse.asppChannels", { int: true, min: 1 });
+  if (typeof c.coarse.lowLevelSkip !== "boolean") {
+    fail("coarse.lowLevelSkip", "expected a boolean");
+  }
   num(c.coarse.dilate, "coarse.dilate", { int: true, min: 0 });
+  oneOf(c.coarse.trainAttention, "coarse.trainAttention", [
+    "predicted",
+    "union",
+  ]);
   oneOf(c.pretrain.method, "pretrain.method", PRETRAIN_METHODS);
   num(c.pretrain.epochs, "pretrain.epochs", { int: true, min: 0 });
   num(c.pretrain.stepsPerEpoch, "pretrain.stepsPerEpoch", {

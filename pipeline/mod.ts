@@ -1,6 +1,5 @@
 /**
- * The `pipeline` part of AGCL for Deno: configs and presets, the run
- * directory, label fusion, sliding-window inference and the three stages.
+ * The `pipeline` part of AGCL for Deno.
  *
  * @module
  */
@@ -11,3 +10,6 @@ export * from "./label_fusion.ts";
 export * from "./sliding_window.ts";
 export * from "./optim.ts";
 export * from "./attention.ts";
+export * from "./evaluate.ts";
+export * from "./run.ts";
+export * from "./predict.ts";

@@ -58,6 +58,7 @@ export class Progress {
   #interval: number;
   #note = "";
   #finished = false;
+  #printed = "";
 
   /**
    * Starts a bar.
@@ -131,6 +132,11 @@ export class Progress {
     }
     if (!final && t - this.#last < this.#interval) return;
     this.#last = t;
-    this.#write(this.#line() + "\n");
+    const line = this.#line();
+    // The closing line repeats nothing already printed.
+    const key = `${this.#count} ${this.#note}`;
+    if (final && key === this.#printed) return;
+    this.#printed = key;
+    this.#write(line + "\n");
   }
 }

@@ -475,4 +475,28 @@ export function registerParitySuite(tag: string, ignore: boolean): void {
       await selectBackend("cpu");
     },
   );
+
+  Deno.test({
+    name: `per-channel sum/mean of large tensors on wasm (${tag}) match cpu`,
+    ignore,
+  }, async () => {
+    const prng = new Prng(23);
+    const xs = randn(prng, 4 * 16 * 16 * 70);
+    const f = () => {
+      const x = tf.tensor4d(xs, [4, 16, 16, 70]);
+      return [
+        tf.sum(x, [0, 1, 2]),
+        tf.mean(x, [0, 1, 2], true),
+        tf.sum(tf.reshape(x, [-1, 70]), 0),
+        tf.mean(x, [1, 2]),
+      ];
+    };
+    assertParity(
+      await runOn("wasm", f),
+      await runOn("cpu", f),
+      "large sum/mean",
+      1e-4,
+    );
+    await selectBackend("cpu");
+  });
 }

@@ -1,0 +1,131 @@
+/**
+ * The networks of the three stages, built from a config, with every
+ * variable (parameters and BN statistics) under a stable name for
+ * checkpoints.
+ */
+import type * as tf from "@tensorflow/tfjs";
+import {
+  createClassificationHead,
+  createDeepLab,
+  createEncoder,
+  createProjectionHead,
+  type DeepLab,
+  type Encoder,
+  type Head,
+} from "../models/mod.ts";
+import type { PipelineConfig } from "./config.ts";
+
+interface HasVariables {
+  params: Record<string, tf.Variable>;
+  state: Record<string, tf.Variable>;
+}
+
+/** All variables of models, prefixed (`encoder.conv1.weight`, …). */
+export function namedVariables(
+  parts: Record<string, HasVariables>,
+): Record<string, tf.Variable> {
+  const out: Record<string, tf.Variable> = {};
+  for (const [prefix, m] of Object.entries(parts)) {
+    for (const [k, v] of Object.entries(m.params)) out[`${prefix}.${k}`] = v;
+    for (const [k, v] of Object.entries(m.state)) out[`${prefix}.${k}`] = v;
+  }
+  return out;
+}
+
+/** Trainable variables of `vars` (by name) among `trainable`. */
+export function pickTrainable(
+  vars: Record<string, tf.Variable>,
+  trainable: tf.Variable[],
+): Record<string, tf.Variable> {
+  const set = new Set(trainable);
+  const out: Record<string, tf.Variable> = {};
+  for (const [k, v] of Object.entries(vars)) if (set.has(v)) out[k] = v;
+  return out;
+}
+
+/** The stage-1 multi-class network. */
+export function buildCoarseNet(
+  config: PipelineConfig,
+  inChannels: number,
+  nClasses: number,
+  seed: number,
+): DeepLab {
+  const m = config.model;
+  return createDeepLab({
+    depth: m.backbone,
+    inChannels,
+    stem: m.stem,
+    outputStride: m.outputStride,
+    widthMultiplier: config.coarse.widthMultiplier,
+    nClasses,
+    asppRates: m.asppRates,
+    asppChannels: config.coarse.asppChannels,
+    lowLevelSkip: config.coarse.lowLevelSkip,
+    // DeepLabv3+'s 48 low-level channels, scaled with the network's width.
+    lowLevelChannels: Math.max(
+      8,
+      Math.round(48 * config.coarse.widthMultiplier),
+    ),
+    seed,
+  });
+}
+
+/** The stage-2 encoder (image channels + attention). */
+export function buildEncoder(
+  config: PipelineConfig,
+  inChannels: number,
+  seed: number,
+): Encoder {
+  const m = config.model;
+  return createEncoder({
+    depth: m.backbone,
+    inChannels,
+    stem: m.stem,
+    outputStride: m.outputStride,
+    widthMultiplier: m.widthMultiplier,
+    seed,
+  });
+}
+
+/** The stage-2 head: projection (contrastive) or classification (`ce`). */
+export function buildHead(
+  config: PipelineConfig,
+  inFeatures: number,
+  nTargets: number,
+  seed: number,
+): Head {
+  if (config.pretrain.method === "ce") {
+    return createClassificationHead({ inFeatures, nClasses: nTargets, seed });
+  }
+  return createProjectionHead({
+    inFeatures,
+    hidden: config.model.projectionHidden || inFeatures,
+    outFeatures: config.model.projectionDim,
+    seed,
+  });
+}
+
+/** The stage-3 network: the (frozen) encoder and a 2-class ASPP decoder. */
+export function buildSegNet(
+  config: PipelineConfig,
+  encoder: Encoder,
+  inChannels: number,
+  seed: number,
+): DeepLab {
+  const m = config.model;
+  return createDeepLab({
+    depth: m.backbone,
+    inChannels,
+    stem: m.stem,
+    outputStride: m.outputStride,
+    widthMultiplier: m.widthMultiplier,
+    encoder,
+    nClasses: 2,
+    asppRates: m.asppRates,
+    asppChannels: m.asppChannels,
+    lowLevelSkip: m.lowLevelSkip,
+    seed,
+  });
+}
+
+export type { DeepLab, Encoder, Head };

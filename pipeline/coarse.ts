@@ -1,0 +1,178 @@
+/**
+ * Stage 1: coarse multi-class segmentation on whole axial slices, trained
+ * with cross-entropy plus Dice; its label maps (grown by a few pixels into
+ * background) are the attention of stages 2 and 3.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import { diceLoss } from "../losses/mod.ts";
+import { Prng, type PrngState } from "../random/prng.ts";
+import type { PipelineConfig } from "./config.ts";
+import { createAdam } from "./optim.ts";
+import type { StageSpec } from "./_stage_runner.ts";
+import { type DeepLab, namedVariables, pickTrainable } from "./_models.ts";
+import { optimizeStep, roundUp } from "./_train_util.ts";
+
+import type { LabelMap } from "../data/mod.ts";
+
+/** What slices are cut from: a canonical image, with an optional label map. */
+export interface SliceSource {
+  /** `[nx, ny, nz]`. */
+  dims: [number, number, number];
+  /** Image channels. */
+  channels: number;
+  /** `[nz, ny, nx, channels]`. */
+  image: Float32Array;
+  /** `[nz, ny, nx]` labels. */
+  label?: LabelMap;
+}
+
+/** Slice sides are padded to a multiple of this for the encoder's strides. */
+export function paddingMultiple(config: PipelineConfig): number {
+  return config.model.stem === "cifar" ? 8 : 32;
+}
+
+/**
+ * Copies slices into a zero-padded batch.
+ *
+ * @returns `x` `[b, h, w, channels]` and `y` `[b, h, w]` (0 where padded).
+ */
+export function sliceBatch(
+  cases: SliceSource[],
+  picks: [number, number][],
+  h: number,
+  w: number,
+): { x: Float32Array; y: Int32Array; channels: number } {
+  const channels = cases[picks[0]![0]]!.channels;
+  const x = new Float32Array(picks.length * h * w * channels);
+  const y = new Int32Array(picks.length * h * w);
+  picks.forEach(([ci, z], b) => {
+    const c = cases[ci]!;
+    const [nx, ny] = c.dims;
+    for (let r = 0; r < ny; r++) {
+      const src = (z * ny + r) * nx;
+      x.set(
+        c.image.subarray(src * channels, (src + nx) * channels),
+        ((b * h + r) * w) * channels,
+      );
+      if (c.label) {
+        for (let col = 0; col < nx; col++) {
+          y[(b * h + r) * w + col] = c.label[src + col]!;
+        }
+      }
+    }
+  });
+  return { x, y, channels };
+}
+
+/**
+ * Predicts a case's coarse label map with the stage-1 network (argmax over
+ * classes per pixel, slice by slice).
+ *
+ * @param net The stage-1 network.
+ * @param c The case.
+ * @param options Padding multiple and slices per forward pass.
+ * @returns `[nz, ny, nx]` labels.
+ */
+export async function predictCoarse(
+  net: DeepLab,
+  c: SliceSource,
+  options: { multiple: number; batchSize: number; maxLabel: number },
+): Promise<LabelMap> {
+  const [nx, ny, nz] = c.dims;
+  const h = roundUp(ny, options.multiple);
+  const w = roundUp(nx, options.multiple);
+  const out = options.maxLabel <= 255
+    ? new Uint8Array(nx * ny * nz)
+    : new Int16Array(nx * ny * nz);
+  for (let z0 = 0; z0 < nz; z0 += options.batchSize) {
+    const picks: [number, number][] = [];
+    for (let z = z0; z < Math.min(nz, z0 + options.batchSize); z++) {
+      picks.push([0, z]);
+    }
+    const { x, channels } = sliceBatch([c], picks, h, w);
+    const arg = tf.tidy(() => {
+      const input = tf.tensor4d(x, [picks.length, h, w, channels]);
+      return net.apply(input, { training: false }).argMax(-1);
+    });
+    const labels = await arg.data();
+    arg.dispose();
+    picks.forEach(([, z], b) => {
+      for (let r = 0; r < ny; r++) {
+        for (let col = 0; col < nx; col++) {
+          out[(z * ny + r) * nx + col] = labels[(b * h + r) * w + col]!;
+        }
+      }
+    });
+  }
+  return out;
+}
+
+/**
+ * Builds the stage-1 training spec: Adam on CE + multi-class Dice
+ * (background excluded) over shuffled batches of whole training slices.
+ */
+export function coarseStage(
+  config: PipelineConfig,
+  net: DeepLab,
+  cases: SliceSource[],
+  nClasses: number,
+  seed: number,
+): StageSpec {
+  const multiple = paddingMultiple(config);
+  const h = roundUp(Math.max(...cases.map((c) => c.dims[1])), multiple);
+  const w = roundUp(Math.max(...cases.map((c) => c.dims[0])), multiple);
+  const slices: [number, number][] = [];
+  cases.forEach((c, ci) => {
+    for (let z = 0; z < c.dims[2]; z++) slices.push([ci, z]);
+  });
+  const { batchSize, lr, epochs } = config.coarse;
+  const stepsPerEpoch = Math.ceil(slices.length / batchSize);
+  const variables = namedVariables({ coarse: net });
+  const trainable = pickTrainable(variables, net.trainableVariables());
+  const optimizer = createAdam(trainable);
+  const prng = new Prng(seed);
+  let order: [number, number][] = [];
+  let orderEpoch = -1;
+  return {
+    stage: "coarse",
+    epochs,
+    stepsPerEpoch,
+    variables,
+    optimizer,
+    getExtra: () => ({ prng: prng.getState(), orderEpoch }),
+    setExtra(extra) {
+      const e = extra as { prng: PrngState; orderEpoch: number };
+      prng.setState(e.prng);
+      orderEpoch = -1; // the order is redrawn at the next epoch start
+    },
+    async step(epoch, step) {
+      const i = step - epoch * stepsPerEpoch;
+      if (orderEpoch !== epoch) {
+        order = prng.shuffle(slices.slice());
+        orderEpoch = epoch;
+      }
+      const picks = order.slice(i * batchSize, (i + 1) * batchSize);
+      const { x, y, channels } = sliceBatch(cases, picks, h, w);
+      const loss = await optimizeStep(
+        () =>
+          tf.tidy(() => {
+            const input = tf.tensor4d(x, [picks.length, h, w, channels]);
+            const onehot = tf.oneHot(tf.tensor1d(y, "int32"), nClasses)
+              .reshape([picks.length, h, w, nClasses]);
+            const logits = net.apply(input, { training: true });
+            const ce = tf.losses.softmaxCrossEntropy(onehot, logits);
+            const dice = diceLoss(tf.softmax(logits), onehot, {
+              includeBackground: false,
+            });
+            return ce.add(dice) as tf.Scalar;
+          }),
+        trainable,
+        optimizer,
+        lr,
+      );
+      return { loss, lr };
+    },
+  };
+}

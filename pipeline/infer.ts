@@ -1,0 +1,87 @@
+/**
+ * Volume inference: per target, tile its attention region slice by slice
+ * with overlapping windows, blend the stage-3 probabilities (Gaussian, as
+ * MONAI's sliding window), then fuse the targets into one label map.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import type { InferenceConfig } from "./config.ts";
+import { fuseLabels, type TargetProbability } from "./label_fusion.ts";
+import { slidingWindowInference } from "./sliding_window.ts";
+import { foregroundProbability } from "./segment.ts";
+import type { DeepLab } from "./_models.ts";
+import type { LabelMap } from "../data/mod.ts";
+import { type CaseImage, cutWindows, targetRegion } from "./attention.ts";
+
+/** Options for {@linkcode segmentVolume}. */
+export interface SegmentVolumeOptions extends InferenceConfig {
+  /** Patch side. */
+  patchSize: number;
+  /** Target label ids, ascending (the fusion tie rule follows this order). */
+  targets: number[];
+  /** Called after each slice. */
+  onSlice?: (done: number, total: number) => void;
+}
+
+/**
+ * Segments a canonical volume: per-target sliding-window probabilities
+ * inside the attention, then label fusion (argmax among targets with
+ * p > 0.5 inside their own attention; ties go to the lower label).
+ *
+ * @param net The stage-3 network.
+ * @param c The image.
+ * @param attention `[nz, ny, nx]` coarse multi-class map.
+ * @param options Window and target settings.
+ * @returns `[nz, ny, nx]` fused labels.
+ */
+export async function segmentVolume(
+  net: DeepLab,
+  c: CaseImage,
+  attention: LabelMap,
+  options: SegmentVolumeOptions,
+): Promise<LabelMap> {
+  const [nx, ny, nz] = c.dims;
+  const p = options.patchSize;
+  const k = c.channels + 1;
+  const area = nx * ny;
+  const out = options.targets.some((t) => t > 255)
+    ? new Int16Array(area * nz)
+    : new Uint8Array(area * nz);
+  // Slice by slice, so memory holds one slice's probabilities per target.
+  for (let z = 0; z < nz; z++) {
+    const maps: TargetProbability[] = [];
+    for (const target of options.targets) {
+      const region = targetRegion(attention, c.dims, target, z);
+      if (!region) continue;
+      const prob = await slidingWindowInference(
+        [ny, nx],
+        region,
+        {
+          patchSize: p,
+          overlap: options.overlap,
+          mode: options.mode,
+          sigmaScale: options.sigmaScale,
+          batchSize: options.batchSize,
+        },
+        async (windows) => {
+          const x = cutWindows(c, attention, target, z, windows, p);
+          const input = tf.tensor4d(x, [windows.length, p, p, k]);
+          const fg = foregroundProbability(net, input);
+          const data = await fg.data() as Float32Array;
+          tf.dispose([input, fg]);
+          return data;
+        },
+      );
+      const att = new Uint8Array(area);
+      const base = z * area;
+      for (let v = 0; v < area; v++) {
+        att[v] = attention[base + v] === target ? 1 : 0;
+      }
+      maps.push({ label: target, prob, attention: att });
+    }
+    if (maps.length > 0) out.set(fuseLabels(maps), z * area);
+    options.onSlice?.(z + 1, nz);
+  }
+  return out;
+}

@@ -1,0 +1,276 @@
+/**
+ * Data preparation for a run: the dataset (or the embedded phantom), the
+ * train / evaluation split, and each case read, reoriented to canonical RAS
+ * and mapped to [0, 1], held in memory as channels-last slices.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import {
+  type CaseEntry,
+  type Dataset,
+  loadDataset,
+  makePhantom,
+  percentileNormalize,
+  readNifti,
+  toCanonical,
+  type Volume,
+  windowIntensity,
+} from "../data/mod.ts";
+import { Prng } from "../random/prng.ts";
+import type { IntensityMode, PipelineConfig } from "./config.ts";
+
+/** One case in memory, in canonical orientation. */
+export interface PreparedCase {
+  /** Case id (file base name). */
+  id: string;
+  /** The dataset entry. */
+  entry: CaseEntry;
+  /** Domain index into {@linkcode PreparedData.domains}. */
+  domain: number;
+  /** Canonical `[nx, ny, nz]`. */
+  dims: [number, number, number];
+  /** Canonical voxel spacing (mm). */
+  spacing: [number, number, number];
+  /** Image channels (1 for CT/MRI). */
+  channels: number;
+  /** `[nz, ny, nx, channels]` intensities in [0, 1]. */
+  image: Float32Array;
+  /** `[nz, ny, nx]` ground truth, when the entry has a label. */
+  label?: Uint8Array | Int16Array;
+  /** The image as read (original orientation), for writing predictions. */
+  original: Volume;
+}
+
+/** Where the evaluation cases came from. */
+export interface SplitInfo {
+  /** `"validation"`: the dataset's own list; `"held-out"`: part of training. */
+  source: "validation" | "held-out";
+  /** Ids of the training cases. */
+  train: string[];
+  /** Ids of the evaluation cases. */
+  evaluation: string[];
+  /** Fraction held out, for `"held-out"`. */
+  fraction?: number;
+}
+
+/** A prepared dataset. */
+export interface PreparedData {
+  /** The dataset. */
+  dataset: Dataset;
+  /** Label id → name, background excluded, ascending. */
+  targets: { id: number; name: string }[];
+  /** Domain names. */
+  domains: string[];
+  /** Training cases. */
+  train: PreparedCase[];
+  /** Evaluation cases. */
+  evaluation: PreparedCase[];
+  /** The split. */
+  split: SplitInfo;
+  /** Intensity mapping used (after resolving `auto`). */
+  intensity: Exclude<IntensityMode, "auto">;
+}
+
+/**
+ * Resolves the dataset path of a config: `config.data`, or the embedded
+ * phantom written under `cacheDir`.
+ */
+export async function resolveDataPath(
+  config: PipelineConfig,
+  cacheDir: string,
+): Promise<string> {
+  if (config.data !== null) return config.data;
+  const [nx, ny, nz] = config.phantom.size;
+  return await makePhantom({
+    dir: join(
+      cacheDir,
+      `phantom-${config.phantom.cases}-${nx}x${ny}x${nz}-s${config.seed}`,
+    ),
+    cases: config.phantom.cases,
+    seed: config.seed,
+    size: config.phantom.size,
+  });
+}
+
+function minOf(data: ArrayLike<number>): number {
+  let m = Infinity;
+  for (let i = 0; i < data.length; i++) if (data[i]! < m) m = data[i]!;
+  return m;
+}
+
+/**
+ * Resolves `intensity: "auto"` from one image: the HU window (−175..250)
+ * when it has values below −100 (CT in Hounsfield units), else percentiles.
+ */
+export async function resolveIntensity(
+  image: string,
+): Promise<Exclude<IntensityMode, "auto">> {
+  return minOf((await readNifti(image)).data) < -100 ? "window" : "percentile";
+}
+
+function normalize(
+  volume: Volume,
+  mode: Exclude<IntensityMode, "auto">,
+): Float32Array {
+  if (mode === "window") return windowIntensity(volume);
+  if (mode === "percentile") return percentileNormalize(volume);
+  return Float32Array.from(volume.data);
+}
+
+function asLabelMap(
+  data: ArrayLike<number>,
+  file: string,
+): Uint8Array | Int16Array {
+  let max = 0;
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i]!;
+    if (!Number.isInteger(v) || v < 0) {
+      throw new Error(
+        `Cannot use label file ${file}: voxel ${i} has value ${v}, expected a non-negative integer`,
+      );
+    }
+    if (v > max) max = v;
+  }
+  return max <= 255 ? Uint8Array.from(data) : Int16Array.from(data);
+}
+
+/**
+ * Reads one image (and label) into canonical orientation.
+ *
+ * @param entry The case.
+ * @param domain Its domain index.
+ * @param intensity The intensity mapping.
+ * @returns The case in memory.
+ * @throws {Error} For unreadable files (the message names the file).
+ */
+export async function prepareCase(
+  entry: CaseEntry,
+  domain: number,
+  intensity: Exclude<IntensityMode, "auto">,
+): Promise<PreparedCase> {
+  const original = await readNifti(entry.image);
+  const canon = toCanonical(original);
+  const image = normalize(canon, intensity);
+  const out: PreparedCase = {
+    id: entry.id,
+    entry,
+    domain,
+    dims: canon.dims,
+    spacing: canon.spacing,
+    channels: 1,
+    image,
+    original,
+  };
+  if (entry.label) {
+    const lab = toCanonical(await readNifti(entry.label));
+    if (lab.dims.some((d, i) => d !== canon.dims[i])) {
+      throw new Error(
+        `Cannot use case ${entry.id}: label ${entry.label} has dims [${lab.dims}] but image ${entry.image} has [${canon.dims}]`,
+      );
+    }
+    out.label = asLabelMap(lab.data, entry.label);
+  }
+  return out;
+}
+
+/**
+ * Loads the dataset of a config, splits it and reads every case.
+ *
+ * Evaluation uses the dataset's `validation` entries; when there are none,
+ * a seeded random `validationFraction` of `training` is held out (at least
+ * one case, and at least one left to train on).
+ *
+ * @param path `dataset.json` path.
+ * @param config The run's config (seed, split fraction, intensity).
+ * @param onCase Called after each case is read.
+ * @returns The prepared data.
+ * @throws {Error} When the dataset has fewer than 2 labelled cases, or a
+ * label has no voxel in the training cases (the label is named).
+ */
+export async function prepareData(
+  path: string,
+  config: PipelineConfig,
+  onCase?: (done: number, total: number) => void,
+): Promise<PreparedData> {
+  const dataset = await loadDataset(path);
+  const targets = Object.entries(dataset.labels)
+    .map(([k, v]) => ({ id: Number(k), name: v }))
+    .filter((t) => t.id > 0)
+    .sort((a, b) => a.id - b.id);
+  if (targets.length === 0) {
+    throw new Error(
+      `Cannot train on ${path}: its labels list no target besides background`,
+    );
+  }
+  const domains = dataset.domains.length ? dataset.domains : ["default"];
+  const labelled = dataset.training.filter((e) => e.label);
+  let trainEntries: CaseEntry[];
+  let evalEntries: CaseEntry[];
+  let split: SplitInfo;
+  const validation = dataset.validation.filter((e) => e.label);
+  if (validation.length > 0) {
+    trainEntries = labelled;
+    evalEntries = validation;
+    split = {
+      source: "validation",
+      train: trainEntries.map((e) => e.id),
+      evaluation: evalEntries.map((e) => e.id),
+    };
+  } else {
+    if (labelled.length < 2) {
+      throw new Error(
+        `Cannot train on ${path}: it has ${labelled.length} labelled training case(s) and no validation list; at least 2 are needed to hold one out`,
+      );
+    }
+    const order = new Prng(config.seed + 7919).shuffle(
+      labelled.map((_, i) => i),
+    );
+    const nEval = Math.min(
+      labelled.length - 1,
+      Math.max(1, Math.round(labelled.length * config.validationFraction)),
+    );
+    const evalSet = new Set(order.slice(0, nEval));
+    trainEntries = labelled.filter((_, i) => !evalSet.has(i));
+    evalEntries = labelled.filter((_, i) => evalSet.has(i));
+    split = {
+      source: "held-out",
+      fraction: config.validationFraction,
+      train: trainEntries.map((e) => e.id),
+      evaluation: evalEntries.map((e) => e.id),
+    };
+  }
+  if (trainEntries.length === 0) {
+    throw new Error(
+      `Cannot train on ${path}: it has no labelled training case`,
+    );
+  }
+  const intensity = config.intensity === "auto"
+    ? await resolveIntensity(trainEntries[0]!.image)
+    : config.intensity;
+  const total = trainEntries.length + evalEntries.length;
+  let done = 0;
+  const read = async (entries: CaseEntry[]) => {
+    const out: PreparedCase[] = [];
+    for (const e of entries) {
+      const d = Math.max(0, domains.indexOf(e.domain));
+      out.push(await prepareCase(e, d, intensity));
+      onCase?.(++done, total);
+    }
+    return out;
+  };
+  const train = await read(trainEntries);
+  const evaluation = await read(evalEntries);
+  const counts = new Map<number, number>();
+  for (const c of train) {
+    for (const v of c.label!) if (v) counts.set(v, (counts.get(v) ?? 0) + 1);
+  }
+  for (const t of targets) {
+    if (!counts.get(t.id)) {
+      throw new Error(
+        `Cannot train on ${path}: label ${t.id} ("${t.name}") has no voxels in the ${train.length} training case(s)`,
+      );
+    }
+  }
+  return { dataset, targets, domains, train, evaluation, split, intensity };
+}

@@ -1,0 +1,85 @@
+/**
+ * Stage 3: the encoder is frozen (eval mode, not optimised) and the ASPP
+ * decoder is trained with soft Dice on the foreground of a 2-class softmax,
+ * mapping [image, attention] patches to the binary mask of the attended
+ * target. Adam.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import type { BatchStream, BatchStreamState } from "../data/mod.ts";
+import { diceLoss } from "../losses/mod.ts";
+import type { PipelineConfig } from "./config.ts";
+import { createAdam } from "./optim.ts";
+import type { StageSpec } from "./_stage_runner.ts";
+import { type DeepLab, namedVariables, pickTrainable } from "./_models.ts";
+import { batchTensors, optimizeStep } from "./_train_util.ts";
+
+/**
+ * Foreground probability of the stage-3 network for a batch of patches.
+ *
+ * @param net The stage-3 network.
+ * @param x `[n, p, p, channels]` patches.
+ * @returns `[n, p, p]` probabilities.
+ */
+export function foregroundProbability(
+  net: DeepLab,
+  x: tf.Tensor4D,
+): tf.Tensor3D {
+  return tf.tidy(() => {
+    const logits = net.apply(x, { training: false });
+    const [n, h, w] = logits.shape;
+    return tf.softmax(logits).slice([0, 0, 0, 1], [n, h, w, 1])
+      .reshape([n, h, w]) as tf.Tensor3D;
+  });
+}
+
+/** Builds the stage-3 spec over a stream of single-view patches. */
+export function segmentStage(
+  config: PipelineConfig,
+  net: DeepLab,
+  stream: BatchStream,
+): StageSpec {
+  const s = config.segment;
+  // Every variable is saved; only the decoder's are optimised.
+  const variables = namedVariables({ segment: net }); // the encoder is under segment.backbone.*
+  const trainable = pickTrainable(variables, net.decoderVariables());
+  const optimizer = createAdam(trainable);
+  const stepsPerEpoch = s.stepsPerEpoch || stream.batchesPerEpoch;
+  return {
+    stage: "segment",
+    epochs: s.epochs,
+    stepsPerEpoch,
+    variables,
+    optimizer,
+    getExtra: () => ({ stream: stream.getState() }),
+    setExtra(extra) {
+      stream.setState((extra as { stream: BatchStreamState }).stream);
+    },
+    async step() {
+      const batch = stream.next();
+      const t = batchTensors(batch);
+      try {
+        const loss = await optimizeStep(
+          () =>
+            tf.tidy(() => {
+              const logits = net.apply(t.x, {
+                training: true,
+                freezeEncoder: true,
+              });
+              const [n, h, w] = logits.shape;
+              const fg = tf.softmax(logits).slice([0, 0, 0, 1], [n, h, w, 1])
+                .reshape([n, h, w]) as tf.Tensor3D;
+              return diceLoss(fg, t.y);
+            }),
+          trainable,
+          optimizer,
+          s.lr,
+        );
+        return { loss, lr: s.lr };
+      } finally {
+        tf.dispose([t.x, t.y]);
+      }
+    },
+  };
+}

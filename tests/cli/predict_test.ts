@@ -1,0 +1,52 @@
+import assert from "node:assert/strict";
+
+const ROOT = new URL("../../", import.meta.url).pathname;
+
+async function predict(args: string[]) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "cli/predict.ts", ...args],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).output();
+  return { code: out.code, stderr: new TextDecoder().decode(out.stderr) };
+}
+
+Deno.test("deno task predict: a missing flag is a usage error (exit 2)", async () => {
+  const r = await predict(["--model", "x"]);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /^error: predict: --image is required/);
+});
+
+Deno.test("deno task predict: an unknown flag lists the valid ones", async () => {
+  const r = await predict(["--modle", "x"]);
+  assert.equal(r.code, 2);
+  assert.match(
+    r.stderr,
+    /valid flags: --model, --image, --out, --coarse, --backend/,
+  );
+});
+
+Deno.test("deno task predict: a directory without a run is one clear line (exit 1)", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const r = await predict([
+      "--model",
+      dir,
+      "--image",
+      "in.nii.gz",
+      "--out",
+      `${dir}/o.nii.gz`,
+      "--backend",
+      "cpu",
+    ]);
+    assert.equal(r.code, 1);
+    assert.match(
+      r.stderr.trim().split("\n").pop()!,
+      /^error: .*(config\.json|in\.nii\.gz)/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -1,0 +1,95 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { writeNifti } from "../../data/mod.ts";
+import { mergeConfig, PRESETS } from "../../pipeline/config.ts";
+import { prepareData } from "../../pipeline/prepare.ts";
+
+const AFFINE = [[2, 0, 0, 0], [0, 2, 0, 0], [0, 0, 2, 0], [0, 0, 0, 1]];
+
+// A dataset of `n` 8×8×2 cases whose labels use only the values in `present`.
+async function makeDataset(
+  dir: string,
+  n: number,
+  present: number[],
+): Promise<string> {
+  await Deno.mkdir(join(dir, "imagesTr"), { recursive: true });
+  await Deno.mkdir(join(dir, "labelsTr"), { recursive: true });
+  const training = [];
+  for (let i = 0; i < n; i++) {
+    const img = Int16Array.from({ length: 128 }, (_, k) => (k * 7 + i) % 50);
+    const lab = new Uint8Array(128);
+    present.forEach((v, j) => lab.fill(v, 10 + j * 20, 20 + j * 20));
+    const meta = {
+      dims: [8, 8, 2] as [number, number, number],
+      spacing: [2, 2, 2] as [number, number, number],
+      affine: AFFINE,
+    };
+    await writeNifti(join(dir, "imagesTr", `c${i}.nii.gz`), {
+      ...meta,
+      data: img,
+    });
+    await writeNifti(join(dir, "labelsTr", `c${i}.nii.gz`), {
+      ...meta,
+      data: lab,
+    });
+    training.push({
+      image: `./imagesTr/c${i}.nii.gz`,
+      label: `./labelsTr/c${i}.nii.gz`,
+      domain: i % 2 ? "b" : "a",
+    });
+  }
+  const json = join(dir, "dataset.json");
+  await Deno.writeTextFile(
+    json,
+    JSON.stringify({
+      labels: { 0: "background", 1: "one", 2: "two" },
+      training,
+    }),
+  );
+  return json;
+}
+
+Deno.test("prepareData() holds out part of training when there is no validation list, and records it", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const json = await makeDataset(dir, 5, [1, 2]);
+    const config = mergeConfig(PRESETS.tiny, {
+      validationFraction: 0.4,
+      seed: 2,
+    });
+    const data = await prepareData(json, config);
+    assert.equal(data.split.source, "held-out");
+    assert.equal(data.split.fraction, 0.4);
+    assert.equal(data.evaluation.length, 2);
+    assert.equal(data.train.length, 3);
+    assert.deepEqual(
+      new Set([...data.split.train, ...data.split.evaluation]).size,
+      5,
+    );
+    assert.deepEqual(data.targets, [{ id: 1, name: "one" }, {
+      id: 2,
+      name: "two",
+    }]);
+    assert.deepEqual(data.domains, ["a", "b"]);
+    assert.equal(data.intensity, "percentile"); // no values below −100
+    const again = await prepareData(json, config);
+    assert.deepEqual(again.split, data.split); // seeded
+    const c = data.train[0]!;
+    assert.equal(c.image.length, 128);
+    assert.ok(c.image.every((v) => v >= 0 && v <= 1));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("prepareData() refuses a label with no voxels in training, naming it", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const json = await makeDataset(dir, 3, [1]);
+    await assert.rejects(prepareData(json, PRESETS.tiny), {
+      message: /label 2 \("two"\) has no voxels in the 2 training case\(s\)/,
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
