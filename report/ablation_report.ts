@@ -154,12 +154,20 @@ export async function writeAblationReport(
         diceBoxSpec(rows, {
           marks,
           methods: methods.filter((m) => these.some((r) => r.method === m)),
+          targets: [
+            ...new Set(
+              these.flatMap((r) => Object.keys(r.files.metrics?.targets ?? {})),
+            ),
+          ],
           title: `Dice per target, ${bb} (stars: Wilcoxon vs agcl)`,
         }),
       );
       files.push(f.svg, f.png);
       html.push(
-        figureHtml(f, `Per-target Dice per method, ${bb} (cf. Fig. 4)`),
+        figureHtml(
+          f,
+          `Per-target Dice per method over the cases that contain the target, ${bb} (cf. Fig. 4); stars: paired Wilcoxon test against the reference on every case`,
+        ),
       );
     } else skipped.push(`${bb}: no metrics.json in any run`);
     const log: LogEntry[] = these.flatMap((r) =>

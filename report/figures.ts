@@ -43,7 +43,8 @@ function movingAverage(values: number[], window: number): number[] {
 
 /**
  * Loss curves, one panel per stage (Fig. 5a): raw loss per step (faint) and a
- * centred moving average; coloured by method when entries carry one.
+ * centred moving average (window: a tenth of the curve unless given);
+ * coloured by method when entries carry one.
  *
  * @param entries Log lines (non-finite losses are dropped).
  * @param options Moving-average window and title.
@@ -61,7 +62,7 @@ export function lossCurveSpec(
   entries: LogEntry[],
   options: { window?: number; title?: string } = {},
 ): VegaLiteSpec {
-  const { window = 20, title = "Training loss per stage" } = options;
+  const { title = "Training loss per stage" } = options;
   const groups = new Map<string, LogEntry[]>();
   for (const e of entries) {
     if (!Number.isFinite(e.loss)) continue;
@@ -77,6 +78,9 @@ export function lossCurveSpec(
   const byMethod = entries.some((e) => e.method !== undefined);
   const values: Record<string, unknown>[] = [];
   for (const list of groups.values()) {
+    // Default window: a tenth of the curve (1 = raw for short curves), at most 50.
+    const window = options.window ??
+      Math.min(50, Math.max(1, Math.round(list.length / 10)));
     const smooth = movingAverage(list.map((e) => e.loss), window);
     list.forEach((e, i) => {
       values.push({
@@ -98,6 +102,7 @@ export function lossCurveSpec(
     field: "series",
     type: "nominal",
     title: byMethod ? "method" : "stage",
+    legend: { symbolOpacity: 1, symbolStrokeWidth: 3 },
   };
   return {
     title,
@@ -146,7 +151,7 @@ export interface DiceRow {
  * significance marks above each (e.g. "*" for p < 0.05 against AGCL).
  *
  * @param rows Per-case Dice values.
- * @param options Marks per target and method, method order, title.
+ * @param options Marks per target and method, method and target order, title.
  * @returns A Vega-Lite spec.
  * @throws {TypeError} When `rows` is empty.
  *
@@ -162,6 +167,7 @@ export function diceBoxSpec(
   options: {
     marks?: { method: string; target: string; text: string }[];
     methods?: string[];
+    targets?: string[];
     title?: string;
   } = {},
 ): VegaLiteSpec {
@@ -169,7 +175,7 @@ export function diceBoxSpec(
     throw new TypeError("Cannot compute diceBoxSpec as 'rows' is empty");
   }
   const methods = options.methods ?? [...new Set(rows.map((r) => r.method))];
-  const targets = [...new Set(rows.map((r) => r.target))];
+  const targets = options.targets ?? [...new Set(rows.map((r) => r.target))];
   const x = {
     field: "target",
     type: "nominal",

@@ -90,14 +90,29 @@ export function embedPoints(
   }));
 }
 
-/** Dice rows of every case and target of a metrics file. */
-export function diceRows(metrics: MetricsSummary, method: string): DiceRow[] {
+/**
+ * Dice rows of a metrics file for box plots: by default only the cases
+ * whose truth contains the target (a target absent from the truth scores 1
+ * or 0 by the empty-mask policy, which says nothing about its outline).
+ *
+ * @param metrics A `metrics.json` content.
+ * @param method Label of the run.
+ * @param options Whether to keep only cases whose truth has the target.
+ * @returns One row per case and target.
+ */
+export function diceRows(
+  metrics: MetricsSummary,
+  method: string,
+  options: { presentOnly?: boolean } = {},
+): DiceRow[] {
+  const { presentOnly = true } = options;
   return metrics.cases.flatMap((c) =>
-    Object.entries(c.targets).map(([target, m]) => ({
-      method,
-      target,
-      dice: m.dice,
-    }))
+    Object.entries(c.targets)
+      .filter(([, m]) =>
+        !presentOnly ||
+        (m.reason !== "both empty" && m.reason !== "truth empty")
+      )
+      .map(([target, m]) => ({ method, target, dice: m.dice }))
   );
 }
 
@@ -163,9 +178,18 @@ export async function writeRunReport(
     const html = [metricsTableHtml(run.metrics)];
     const rows = diceRows(run.metrics, name);
     if (rows.length > 0) {
-      const f = await writeFigure(dir, "dice_boxplot", diceBoxSpec(rows));
+      const f = await writeFigure(
+        dir,
+        "dice_boxplot",
+        diceBoxSpec(rows, { targets: Object.keys(run.metrics.targets) }),
+      );
       files.push(f.svg, f.png);
-      html.push(figureHtml(f, "Per-target Dice over cases (cf. Fig. 4)"));
+      html.push(
+        figureHtml(
+          f,
+          "Per-target Dice over the cases that contain the target (cf. Fig. 4)",
+        ),
+      );
     }
     sections.push({ title: "Metrics", html: html.join("\n") });
   } else skipped.push("metrics: no metrics.json");

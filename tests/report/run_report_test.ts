@@ -3,7 +3,8 @@ import { join } from "node:path";
 import { loadDataset } from "../../data/dataset.ts";
 import { readNifti, writeNifti } from "../../data/nifti.ts";
 import { makePhantom } from "../../data/phantom.ts";
-import { writeRunReport } from "../../report/run_report.ts";
+import { evaluateLabelMaps, summarizeMetrics } from "../../metrics/evaluate.ts";
+import { diceRows, writeRunReport } from "../../report/run_report.ts";
 import { assertFigure, writeSyntheticRun } from "./_synthetic_run.ts";
 
 Deno.test("writeRunReport writes every figure as SVG and PNG and an index that references them", async () => {
@@ -100,4 +101,23 @@ Deno.test("writeRunReport draws overlays from the run's predictions and dataset"
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("diceRows keeps only cases whose truth contains the target unless asked", () => {
+  const labels = { 1: "a", 2: "b" };
+  const m = summarizeMetrics([
+    {
+      image: "x",
+      metrics: evaluateLabelMaps([1, 0], [1, 0], { dims: [2, 1, 1], labels }),
+    },
+    {
+      image: "y",
+      metrics: evaluateLabelMaps([1, 2], [1, 0], { dims: [2, 1, 1], labels }),
+    },
+  ]);
+  assert.deepEqual(diceRows(m, "agcl"), [
+    { method: "agcl", target: "a", dice: 1 },
+    { method: "agcl", target: "a", dice: 1 },
+  ]);
+  assert.equal(diceRows(m, "agcl", { presentOnly: false }).length, 4);
 });
