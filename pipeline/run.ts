@@ -84,6 +84,7 @@ const RUN_KEYS = [
   "labels",
   "domains",
   "intensityResolved",
+  "channels",
 ] as const;
 
 /** Reads a run's config back (without the keys the run added). */
@@ -269,6 +270,7 @@ export async function runPipeline(
     labels: Object.fromEntries(data.targets.map((t) => [t.id, t.name])),
     domains: data.domains,
     intensityResolved: data.intensity,
+    channels: data.train[0]!.channels,
   };
   if (!resume) {
     print(`config: ${JSON.stringify(saved, null, 2)}`);
