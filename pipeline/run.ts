@@ -222,6 +222,8 @@ export async function runPipeline(
   if (resume) {
     config = (await readRunConfig(out)).config;
     last = await run.readLast();
+    // Steps logged after the last complete checkpoint will run again.
+    await run.truncateLog(last?.stage ?? "coarse", last?.step ?? 0);
   } else {
     validateConfig(config);
     let exists = false;
