@@ -14,6 +14,7 @@ import {
   type PipelineConfig,
   PRESETS,
 } from "../pipeline/config.ts";
+import { isVocFolder } from "../pipeline/prepare.ts";
 import { parseFlags, runCli, UsageError } from "./_args.ts";
 
 /** Flags of `deno task train`. */
@@ -125,6 +126,10 @@ export async function parseTrainArgs(args: string[]): Promise<TrainInvocation> {
     );
   }
   const layers: unknown[] = [];
+  // Natural images (a PASCAL VOC folder): the paper's T = 0.07, unless set.
+  if (values.data !== undefined && await isVocFolder(values.data)) {
+    layers.push({ pretrain: { temperature: 0.07 } });
+  }
   if (values.config) {
     let text: string;
     try {

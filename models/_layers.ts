@@ -250,11 +250,11 @@ function updateRunningStats(
 export function batchNorm(
   x: tf.Tensor4D,
   bn: BatchNormVars,
-  options: { training: boolean; relu: boolean },
+  options: { training: boolean; relu: boolean; residual?: tf.Tensor4D },
 ): tf.Tensor4D {
-  const { training, relu } = options;
+  const { training, relu, residual } = options;
   if (!training) {
-    const y = tf.batchNorm(
+    let y = tf.batchNorm(
       x,
       bn.runningMean,
       bn.runningVar,
@@ -262,16 +262,14 @@ export function batchNorm(
       bn.gamma,
       BN_EPS,
     ) as tf.Tensor4D;
+    if (residual) y = tf.add(y, residual);
     return relu ? tf.relu(y) : y;
   }
   const n = x.size / x.shape[3];
   const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const [xi, gamma, beta, save] = args as [
-      tf.Tensor4D,
-      tf.Tensor1D,
-      tf.Tensor1D,
-      tf.GradSaveFunc,
-    ];
+    const [xi, gamma, beta] = args as [tf.Tensor4D, tf.Tensor1D, tf.Tensor1D];
+    const res = residual ? args[3] as tf.Tensor4D : undefined;
+    const save = args[args.length - 1] as tf.GradSaveFunc;
     // tidy: a custom gradient's intermediates would otherwise live until
     // the whole forward (or backward) pass ends.
     const [y, mean, invStd] = tf.tidy(() => {
@@ -280,7 +278,8 @@ export function batchNorm(
       const invStd = tf.rsqrt(tf.add(variance, BN_EPS)); // [C]
       const scale = tf.mul(gamma, invStd);
       const shift = tf.sub(beta, tf.mul(mean, scale));
-      const linear = tf.add(tf.mul(xi, scale), shift) as tf.Tensor4D;
+      let linear = tf.add(tf.mul(xi, scale), shift) as tf.Tensor4D;
+      if (res) linear = tf.add(linear, res);
       return [relu ? tf.relu(linear) : linear, mean, invStd];
     }) as [tf.Tensor4D, tf.Tensor1D, tf.Tensor1D];
     save(relu ? [xi, mean, invStd, gamma, y] : [xi, mean, invStd, gamma]);
@@ -302,46 +301,53 @@ export function batchNorm(
               tf.div(tf.add(dBeta, tf.mul(xHat, dGamma)), n),
             ),
           );
-          return [dx, dGamma, dBeta];
+          // The residual's gradient is the masked incoming one.
+          return res ? [dx, dGamma, dBeta, d] : [dx, dGamma, dBeta];
         }),
     };
   });
-  return op(x, bn.gamma, bn.beta) as tf.Tensor4D;
+  return (residual
+    ? op(x, bn.gamma, bn.beta, residual)
+    : op(x, bn.gamma, bn.beta)) as tf.Tensor4D;
 }
 
 /**
- * conv → BN (→ ReLU). In eval mode the BN is folded into the convolution
+ * conv → BN (→ + residual) (→ ReLU). In eval mode the BN is folded into the convolution
  * (`w·γ/σ`, `β − μγ/σ`) and run as one fused op.
  */
 export function convBn(
   x: tf.Tensor4D,
   unit: ConvBn,
-  options: { training: boolean; relu: boolean },
+  options: { training: boolean; relu: boolean; residual?: tf.Tensor4D },
 ): tf.Tensor4D {
-  const { training, relu } = options;
+  const { training, relu, residual } = options;
   if (training) {
     return batchNorm(
       conv(x, unit.weight as tf.Tensor4D, unit.stride, unit.dilation),
       unit.bn,
-      { training, relu },
+      residual ? { training, relu, residual } : { training, relu },
     );
   }
   const { bn } = unit;
   const scale = tf.mul(bn.gamma, tf.rsqrt(tf.add(bn.runningVar, BN_EPS))); // [out]
   const weight = tf.mul(unit.weight, scale) as tf.Tensor4D; // scales the last (out) axis
   const bias = tf.sub(bn.beta, tf.mul(bn.runningMean, scale));
+  let y: tf.Tensor4D;
   if (unit.dilation > 1) {
-    const y = tf.add(conv(x, weight, 1, unit.dilation), bias) as tf.Tensor4D;
-    return relu ? tf.relu(y) : y;
+    y = tf.add(conv(x, weight, 1, unit.dilation), bias) as tf.Tensor4D;
+  } else {
+    y = tf.fused.conv2d({
+      x,
+      filter: weight,
+      strides: unit.stride,
+      pad: convPad(weight.shape[0], unit.stride, 1),
+      bias,
+      activation: relu && !residual ? "relu" : "linear",
+    });
+    if (!residual) return y;
   }
-  return tf.fused.conv2d({
-    x,
-    filter: weight,
-    strides: unit.stride,
-    pad: convPad(weight.shape[0], unit.stride, 1),
-    bias,
-    activation: relu ? "relu" : "linear",
-  });
+  if (residual) y = tf.add(y, residual);
+  return relu ? tf.relu(y) : y;
 }
 
 /** `x · W + b` (`[b, in]` → `[b, out]`), optionally with ReLU. */

@@ -73,8 +73,10 @@ export interface DeepLabConfig {
 export interface DeepLabApplyOptions extends ApplyOptions {
   /**
    * Run the encoder in eval mode (running BN statistics, its `state`
-   * untouched) while the decoder follows `training`: stage 3's frozen
-   * encoder. Optimise only {@linkcode DeepLab.decoderVariables} then.
+   * untouched) and off the gradient tape (no gradient reaches the encoder or
+   * the input, and none of its activations are kept), while the decoder
+   * follows `training`: stage 3's frozen encoder. Optimise only
+   * {@linkcode DeepLab.decoderVariables} then.
    * @default {false}
    */
   freezeEncoder?: boolean;
@@ -113,6 +115,41 @@ function checkInt(value: number, arg: string): void {
       `Cannot createDeepLab as '${arg}' must be a positive integer: current value is ${value}`,
     );
   }
+}
+
+/**
+ * Runs `encoder` in eval mode off the gradient tape (PyTorch's
+ * `torch.no_grad()`): a custom gradient whose forward ops are not recorded
+ * and whose gradient is zero, so a frozen-encoder step keeps none of the
+ * encoder's activations for a backward pass it will never take.
+ */
+function frozenEncoder(
+  encoder: Encoder,
+  x: tf.Tensor4D,
+  lowLevel: boolean,
+): { features: tf.Tensor4D; lowLevel?: tf.Tensor4D } {
+  // A custom gradient has one output: both maps travel flattened in one.
+  let shapes: [number, number, number, number][] = [];
+  const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const xi = args[0] as tf.Tensor4D;
+    const out = encoder.apply(xi, { training: false, lowLevel });
+    const maps = out.lowLevel ? [out.features, out.lowLevel] : [out.features];
+    shapes = maps.map((m) => m.shape);
+    return {
+      value: maps.length === 1
+        ? maps[0]!
+        : tf.concat(maps.map((m) => m.reshape([-1]))),
+      gradFunc: () => tf.zerosLike(xi),
+    };
+  });
+  const value = op(x);
+  if (shapes.length === 1) return { features: value as tf.Tensor4D };
+  const sizes = shapes.map((s) => s.reduce((a, b) => a * b, 1));
+  const [f, l] = tf.split(value, sizes);
+  return {
+    features: f!.reshape(shapes[0]!) as tf.Tensor4D,
+    lowLevel: l!.reshape(shapes[1]!) as tf.Tensor4D,
+  };
 }
 
 /**
@@ -273,10 +310,9 @@ export function createDeepLab(options: DeepLabOptions = {}): DeepLab {
     apply(x: tf.Tensor4D, options: DeepLabApplyOptions = {}): tf.Tensor4D {
       const { training = false, freezeEncoder = false } = options;
       return tf.tidy(() => {
-        const enc = encoder.apply(x, {
-          training: training && !freezeEncoder,
-          lowLevel: lowLevelSkip,
-        });
+        const enc = freezeEncoder
+          ? frozenEncoder(encoder, x, lowLevelSkip)
+          : encoder.apply(x, { training, lowLevel: lowLevelSkip });
         const f = enc.features;
         const [, h, w] = f.shape;
         const outs = branches.map((u) =>

@@ -299,14 +299,22 @@ export function createEncoder(options: EncoderOptions = {}): Encoder {
     block: Block,
     training: boolean,
   ): tf.Tensor4D {
-    let y = x;
-    block.units.forEach((u, i) => {
-      y = convBn(y, u, { training, relu: i < block.units.length - 1 });
-    });
     const identity = block.downsample
       ? convBn(x, block.downsample, { training, relu: false })
       : x;
-    return tf.relu(tf.add(y, identity));
+    const last = block.units.length - 1;
+    let y = x;
+    block.units.forEach((u, i) => {
+      // The last unit adds the shortcut before its ReLU, inside one op.
+      y = convBn(
+        y,
+        u,
+        i < last
+          ? { training, relu: true }
+          : { training, relu: true, residual: identity },
+      );
+    });
+    return y;
   }
 
   return {

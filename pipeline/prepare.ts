@@ -10,10 +10,13 @@ import {
   type CaseEntry,
   type Dataset,
   loadDataset,
+  loadVoc,
   makePhantom,
   percentileNormalize,
   readNifti,
+  readVocSample,
   toCanonical,
+  VOC_IGNORE,
   type Volume,
   windowIntensity,
 } from "../data/mod.ts";
@@ -70,6 +73,113 @@ export interface PreparedData {
   split: SplitInfo;
   /** Intensity mapping used (after resolving `auto`). */
   intensity: Exclude<IntensityMode, "auto">;
+  /** `true` for a PASCAL VOC folder (RGB, label 255 = ignore). */
+  voc: boolean;
+}
+
+/** Whether `path` is a folder (a PASCAL VOC root) rather than a `dataset.json`. */
+export async function isVocFolder(path: string): Promise<boolean> {
+  try {
+    return (await Deno.stat(path)).isDirectory;
+  } catch {
+    return false;
+  }
+}
+
+const IDENTITY = [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]];
+
+/**
+ * Reads a PASCAL VOC folder: `train` for training, `val` for evaluation.
+ * Images become 3-channel cases in [0, 1] (`[1, height, width, 3]`), masks
+ * keep 255 (ignore). Targets are the classes present in the training masks;
+ * the others are named in `onWarning`.
+ */
+async function prepareVoc(
+  root: string,
+  onCase?: (done: number, total: number) => void,
+  onWarning?: (message: string) => void,
+): Promise<PreparedData> {
+  const voc = await loadVoc(root);
+  const trainIds = voc.splits.train!;
+  const evalIds = voc.splits.val!;
+  const total = trainIds.length + evalIds.length;
+  let done = 0;
+  const read = async (ids: string[]) => {
+    const out: PreparedCase[] = [];
+    for (const id of ids) {
+      const s = await readVocSample(voc, id);
+      const { width: w, height: h } = s.image;
+      const image = new Float32Array(w * h * 3);
+      for (let i = 0; i < image.length; i++) image[i] = s.image.data[i]! / 255;
+      const entry: CaseEntry = {
+        id,
+        image: `${root}/JPEGImages/${id}.jpg`,
+        domain: "voc",
+      };
+      if (s.label) entry.label = `${root}/SegmentationClass/${id}.png`;
+      const c: PreparedCase = {
+        id,
+        entry,
+        domain: 0,
+        dims: [w, h, 1],
+        spacing: [1, 1, 1],
+        channels: 3,
+        image,
+        // Predictions are written as 2-D NIfTI on the pixel grid.
+        original: {
+          data: new Uint8Array(w * h),
+          dims: [w, h, 1],
+          spacing: [1, 1, 1],
+          affine: IDENTITY,
+        },
+      };
+      if (s.label) c.label = s.label.data;
+      out.push(c);
+      onCase?.(++done, total);
+    }
+    return out;
+  };
+  const train = await read(trainIds);
+  const evaluation = await read(evalIds);
+  const present = new Set<number>();
+  for (const c of train) {
+    for (const v of c.label ?? []) if (v && v !== VOC_IGNORE) present.add(v);
+  }
+  const targets = voc.classes.map((name, id) => ({ id, name }))
+    .filter((t) => t.id > 0 && present.has(t.id));
+  const absent = voc.classes.filter((_, id) => id > 0 && !present.has(id));
+  if (targets.length === 0) {
+    throw new Error(
+      `Cannot train on VOC folder ${root}: no class has pixels in the train split`,
+    );
+  }
+  if (absent.length) {
+    onWarning?.(
+      `VOC classes absent from the train split are not targets: ${
+        absent.join(", ")
+      }`,
+    );
+  }
+  const entries = (cs: PreparedCase[]) => cs.map((c) => c.entry);
+  const dataset: Dataset = {
+    name: "PASCAL VOC",
+    path: root,
+    labels: Object.fromEntries(voc.classes.map((n, i) => [i, n])),
+    domains: ["voc"],
+    training: entries(train),
+    validation: entries(evaluation),
+    test: [],
+  };
+  return {
+    dataset,
+    targets,
+    domains: ["voc"],
+    train,
+    evaluation,
+    split: { source: "validation", train: trainIds, evaluation: evalIds },
+    intensity: "none",
+    voc: true,
+  };
 }
 
 /**
@@ -175,7 +285,8 @@ export async function prepareCase(
 }
 
 /**
- * Loads the dataset of a config, splits it and reads every case.
+ * Loads the dataset of a config (a `dataset.json`, or a PASCAL VOC folder),
+ * splits it and reads every case.
  *
  * Evaluation uses the dataset's `validation` entries; when there are none,
  * a seeded random `validationFraction` of `training` is held out (at least
@@ -184,6 +295,7 @@ export async function prepareCase(
  * @param path `dataset.json` path.
  * @param config The run's config (seed, split fraction, intensity).
  * @param onCase Called after each case is read.
+ * @param onWarning Receives warnings (VOC classes absent from training).
  * @returns The prepared data.
  * @throws {Error} When the dataset has fewer than 2 labelled cases, or a
  * label has no voxel in the training cases (the label is named).
@@ -192,7 +304,9 @@ export async function prepareData(
   path: string,
   config: PipelineConfig,
   onCase?: (done: number, total: number) => void,
+  onWarning?: (message: string) => void,
 ): Promise<PreparedData> {
+  if (await isVocFolder(path)) return prepareVoc(path, onCase, onWarning);
   const dataset = await loadDataset(path);
   const targets = Object.entries(dataset.labels)
     .map(([k, v]) => ({ id: Number(k), name: v }))
@@ -272,5 +386,14 @@ export async function prepareData(
       );
     }
   }
-  return { dataset, targets, domains, train, evaluation, split, intensity };
+  return {
+    dataset,
+    targets,
+    domains,
+    train,
+    evaluation,
+    split,
+    intensity,
+    voc: false,
+  };
 }

@@ -14,6 +14,7 @@ import {
   samplePatches,
   type SamplingCase,
   toCanonical,
+  VOC_IGNORE,
   writeNifti,
 } from "../data/mod.ts";
 import { Prng } from "../random/prng.ts";
@@ -22,7 +23,9 @@ import { coarseStage, paddingMultiple, predictCoarse } from "./coarse.ts";
 import { growLabels } from "./attention.ts";
 import {
   type CaseMetrics,
+  confusionMatrix,
   evaluateLabelMaps,
+  meanIoUFromConfusion,
   type MetricsSummary,
   summarizeMetrics,
 } from "../metrics/mod.ts";
@@ -81,6 +84,7 @@ const RUN_KEYS = [
   "labels",
   "domains",
   "intensityResolved",
+  "channels",
 ] as const;
 
 /** Reads a run's config back (without the keys the run added). */
@@ -168,7 +172,9 @@ function meanCoarseDice(
 
 /** Fills `map`'s background voxels with `truth`'s labels, in place. */
 function fillBackground(map: LabelMap, truth: LabelMap): void {
-  for (let i = 0; i < map.length; i++) if (map[i] === 0) map[i] = truth[i]!;
+  for (let i = 0; i < map.length; i++) {
+    if (map[i] === 0 && truth[i] !== VOC_IGNORE) map[i] = truth[i]!;
+  }
 }
 
 function samplingCases(
@@ -244,6 +250,9 @@ export async function runPipeline(
   // Data.
   let t0 = clock();
   const dataPath = await resolveDataPath(config, join(out, "data"));
+  const warn = (m: string) => {
+    if (!quiet) console.error(`warning: ${m}`);
+  };
   let prepBar: Progress | undefined;
   const data = await prepareData(dataPath, config, (done, total) => {
     prepBar ??= new Progress(
@@ -253,7 +262,7 @@ export async function runPipeline(
     );
     prepBar.tick();
     if (done === total) prepBar.done();
-  });
+  }, warn);
   const saved = {
     ...config,
     dataPath,
@@ -261,6 +270,7 @@ export async function runPipeline(
     labels: Object.fromEntries(data.targets.map((t) => [t.id, t.name])),
     domains: data.domains,
     intensityResolved: data.intensity,
+    channels: data.train[0]!.channels,
   };
   if (!resume) {
     print(`config: ${JSON.stringify(saved, null, 2)}`);
@@ -362,9 +372,6 @@ export async function runPipeline(
   t0 = clock();
   const trainCases = samplingCases(data.train, attention);
   const evalCases = samplingCases(data.evaluation, attention);
-  const warn = (m: string) => {
-    if (!quiet) console.error(`warning: ${m}`);
-  };
   const encoder = buildEncoder(config, channels + 1, s.encoder);
   const head = buildHead(
     config,
@@ -483,6 +490,8 @@ export async function runPipeline(
     t0 = clock();
     const perCase: { image: string; metrics: CaseMetrics }[] = [];
     const labels = Object.fromEntries(data.targets.map((t) => [t.id, t.name]));
+    const vocClasses = Object.keys(data.dataset.labels).length;
+    const confusion = new Float64Array(vocClasses * vocClasses);
     const bar = new Progress("inference", data.evaluation.length, {
       mode: ctx.progress,
     });
@@ -498,6 +507,16 @@ export async function runPipeline(
         c,
       );
       if (c.label) {
+        if (data.voc) {
+          // VOC: pixels labelled 255 are ignored by every metric.
+          for (let i = 0; i < fused.length; i++) {
+            if (c.label[i] === VOC_IGNORE) fused[i] = 0;
+          }
+          confusionMatrix(fused, c.label, {
+            numClasses: vocClasses,
+            into: confusion,
+          });
+        }
         perCase.push({
           image: c.entry.image,
           metrics: evaluateLabelMaps(fused, c.label, {
@@ -510,13 +529,19 @@ export async function runPipeline(
       bar.tick();
     }
     bar.done();
-    const metrics = summarizeMetrics(perCase);
+    const metrics: MetricsSummary & { miou?: number } = summarizeMetrics(
+      perCase,
+    );
+    if (data.voc) metrics.miou = meanIoUFromConfusion(confusion).miou;
     await run.writeJson("metrics.json", metrics);
     timings.inference = clock() - t0;
     print(
       `\nDice on ${perCase.length} evaluation case(s) (${data.split.source}):`,
     );
     print(formatMetricsTable(metrics));
+    if (metrics.miou !== undefined) {
+      print(`mIoU (VOC, 255 ignored): ${metrics.miou.toFixed(3)}`);
+    }
     print(
       `\ntime (s): prepare ${timings.prepare.toFixed(1)}, coarse ${
         timings.coarse.toFixed(1)

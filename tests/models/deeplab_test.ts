@@ -186,6 +186,36 @@ testOnBackends(
   { purpose: "train", backends: ["cpu", "wasm"] },
 );
 
+Deno.test("freezeEncoder runs the encoder in eval mode, off the gradient tape", async () => {
+  for (const lowLevelSkip of [false, true]) {
+    const net = createDeepLab({ ...TINY, lowLevelSkip });
+    const x = tf.randomNormal(
+      [2, 16, 16, 2],
+      0,
+      1,
+      "float32",
+      6,
+    ) as tf.Tensor4D;
+    tf.dispose(net.apply(x, { training: true })); // non-trivial running statistics
+    const frozen = net.apply(x, { freezeEncoder: true });
+    const plain = net.apply(x);
+    assertAlmostEquals(await frozen.data(), await plain.data(), 1e-6);
+    const dx = tf.grad((a: tf.Tensor) =>
+      net.apply(a as tf.Tensor4D, { training: true, freezeEncoder: true }).sum()
+    )(x);
+    assert.equal((await tf.max(tf.abs(dx)).data())[0], 0);
+    const { grads, value } = tf.variableGrads(
+      () =>
+        net.apply(x, { training: true, freezeEncoder: true })
+          .sum() as tf.Scalar,
+      net.decoderVariables(),
+    );
+    assert.equal(Object.keys(grads).length, net.decoderVariables().length);
+    tf.dispose([x, frozen, plain, dx, value, ...Object.values(grads)]);
+    net.dispose();
+  }
+});
+
 Deno.test("a full DeepLab training step reaches every parameter", async () => {
   const net = createDeepLab({
     ...TINY,

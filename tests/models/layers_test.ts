@@ -10,9 +10,11 @@ function reference(
   gamma: tf.Tensor,
   beta: tf.Tensor,
   relu: boolean,
+  residual?: tf.Tensor,
 ): tf.Tensor {
   const { mean, variance } = tf.moments(x, [0, 1, 2]);
-  const y = tf.batchNorm(x, mean, variance, beta, gamma, 1e-5);
+  let y = tf.batchNorm(x, mean, variance, beta, gamma, 1e-5);
+  if (residual) y = tf.add(y, residual);
   return relu ? tf.relu(y) : y;
 }
 
@@ -62,6 +64,53 @@ testOnBackends(
       );
       tf.dispose([y, yRef, ...got, ...want]);
     }
+    // The block's last unit: relu(bn(x) + shortcut), gradients to all four.
+    const res = tf.randomNormal(
+      [2, 4, 5, 3],
+      0,
+      1,
+      "float32",
+      4,
+    ) as tf.Tensor4D;
+    const got = tf.grads((
+      a: tf.Tensor,
+      g: tf.Tensor,
+      be: tf.Tensor,
+      s: tf.Tensor,
+    ) =>
+      tf.sum(tf.mul(
+        batchNorm(a as tf.Tensor4D, {
+          ...bn,
+          gamma: g as tf.Variable,
+          beta: be as tf.Variable,
+        }, {
+          training: true,
+          relu: true,
+          residual: s as tf.Tensor4D,
+        }),
+        r,
+      ))
+    )([x, bn.gamma, bn.beta, res]);
+    const want = tf.grads((
+      a: tf.Tensor,
+      g: tf.Tensor,
+      be: tf.Tensor,
+      s: tf.Tensor,
+    ) => tf.sum(tf.mul(reference(a as tf.Tensor4D, g, be, true, s), r)))([
+      x,
+      bn.gamma,
+      bn.beta,
+      res,
+    ]);
+    for (let k = 0; k < 4; k++) {
+      assertAlmostEquals(
+        await got[k]!.data(),
+        await want[k]!.data(),
+        tol,
+        `residual gradient ${k}`,
+      );
+    }
+    tf.dispose([res, ...got, ...want]);
     assertNoLeak(() =>
       tf.grads((a: tf.Tensor) =>
         batchNorm(a as tf.Tensor4D, bn, { training: true, relu: true }).sum()
