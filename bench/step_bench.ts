@@ -334,11 +334,31 @@ async function memoryCheck(models: ModelsApi, steps: number): Promise<void> {
     for (let i = 1; i <= steps; i++) {
       await net.run(modes[i % modes.length]!);
       if (i === 1 || i % Math.max(1, Math.floor(steps / 4)) === 0) {
-        rows.push([`wasm (${acc})`, i, tf.memory().numTensors, rssMiB()]);
+        const heap =
+          (tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } })
+            .wasm.HEAPU8.buffer.byteLength / 2 ** 20;
+        rows.push([
+          `wasm (${acc})`,
+          i,
+          tf.memory().numTensors,
+          tf.memory().numBytes / 2 ** 20,
+          heap,
+          rssMiB(),
+        ]);
       }
     }
     net.dispose();
-    printTable(["backend", "step", "numTensors", "RSS MiB"], rows);
+    printTable(
+      [
+        "backend",
+        "step",
+        "numTensors",
+        "tensor MiB",
+        "wasm heap MiB",
+        "RSS MiB",
+      ],
+      rows,
+    );
   }
 }
 

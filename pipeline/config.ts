@@ -299,11 +299,14 @@ function paper(backbone: 50 | 101): PipelineConfig {
 }
 
 /**
- * The presets: `tiny` (a CPU demo: narrow ResNet-18 with the CIFAR stem,
- * 32×32 patches, a few epochs, minutes on 2 cores), `paper-r50` and
- * `paper-r101` (the paper's settings: ImageNet stem, output stride 8, ASPP
- * 512 at rates 6/12/18, 128×128 patches, 30 per target per slice, batch 4,
- * SGD 5e-4 with momentum 0.9 and weight decay 1e-4, T = 0.1, Adam 1e-4).
+ * The presets: `tiny` (a CPU demo on a 64×64×12 phantom: ResNet-18 at
+ * width 1/8 with the CIFAR stem, 32×32 patches, a coarse DeepLabv3+ for 20
+ * epochs, 100 pre-training and 250 decoder steps; about 4 CPU-minutes on the
+ * wasm backend with OpenBLAS), `paper-r50` and `paper-r101` (the paper's
+ * settings: ImageNet stem, output stride 8, ASPP 512 at rates 6/12/18,
+ * 128×128 patches, 30 per target per slice, batch 4, SGD 5e-4 with momentum
+ * 0.9 and weight decay 1e-4 for 5 epochs, T = 0.1, Adam 1e-4 for 10 decoder
+ * epochs, coarse model 23 epochs).
  */
 export const PRESETS: Readonly<Record<PresetName, PipelineConfig>> = Object
   .freeze({

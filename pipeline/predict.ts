@@ -70,7 +70,12 @@ export async function loadTrainedModel(runDir: string): Promise<TrainedModel> {
   }))
     .sort((a, b) => a.id - b.id);
   const maxLabel = Math.max(...targets.map((t) => t.id));
-  const channels = 1;
+  const channels = (saved.channels ?? 1) as number;
+  if (channels !== 1) {
+    throw new Error(
+      `Cannot load a model from ${runDir} for volumes: it was trained on ${channels}-channel images (e.g. PASCAL VOC); predictVolume segments single-channel volumes`,
+    );
+  }
   let coarse: DeepLab | null = null;
   if (config.coarse.masks === null) {
     const name = last.finished.coarse;

@@ -84,6 +84,7 @@ const RUN_KEYS = [
   "labels",
   "domains",
   "intensityResolved",
+  "channels",
 ] as const;
 
 /** Reads a run's config back (without the keys the run added). */
@@ -221,6 +222,8 @@ export async function runPipeline(
   if (resume) {
     config = (await readRunConfig(out)).config;
     last = await run.readLast();
+    // Steps logged after the last complete checkpoint will run again.
+    await run.truncateLog(last?.stage ?? "coarse", last?.step ?? 0);
   } else {
     validateConfig(config);
     let exists = false;
@@ -269,6 +272,7 @@ export async function runPipeline(
     labels: Object.fromEntries(data.targets.map((t) => [t.id, t.name])),
     domains: data.domains,
     intensityResolved: data.intensity,
+    channels: data.train[0]!.channels,
   };
   if (!resume) {
     print(`config: ${JSON.stringify(saved, null, 2)}`);

@@ -80,3 +80,31 @@ Deno.test("RunDir.readLast() ignores a missing, cut or dangling pointer", async 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("RunDir.truncateLog() at the start of a stage drops it and every later stage", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const run = new RunDir(dir);
+    await run.init();
+    await run.appendLog({
+      stage: "coarse",
+      epoch: 0,
+      step: 1,
+      loss: 1,
+      lr: 0.1,
+      ms: 1,
+    });
+    await run.appendLog({
+      stage: "pretrain",
+      epoch: 0,
+      step: 1,
+      loss: 1,
+      lr: 0.1,
+      ms: 1,
+    });
+    await run.truncateLog("coarse", 0);
+    assert.deepEqual(await run.readLog(), []);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
