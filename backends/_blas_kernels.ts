@@ -13,6 +13,7 @@ import {
   biasActivation,
   col2imRows,
   type ConvGeometry,
+  convInfoFromAttrs,
   geometry,
   im2colRows,
   isActivation,
@@ -49,21 +50,6 @@ function scratchOf(n: number): Float32Array {
 }
 
 type Attrs = Record<string, unknown>;
-
-function convInfo(
-  xShape: number[],
-  filterShape: number[],
-  a: Attrs,
-): tf.backend_util.Conv2DInfo {
-  return tf.backend_util.computeConv2DInfo(
-    xShape as [number, number, number, number],
-    filterShape as [number, number, number, number],
-    a.strides as [number, number] | number,
-    (a.dilations ?? 1) as [number, number] | number,
-    a.pad as "same",
-    a.dimRoundingMode as "floor" | undefined,
-  );
-}
 
 function nhwc(a: Attrs): boolean {
   return a.dataFormat === undefined || a.dataFormat === "NHWC";
@@ -145,7 +131,7 @@ function conv2d(
     if (!x || !filter || x.dtype !== "float32" || !nhwc(a)) {
       return original(args);
     }
-    const g = geometry(convInfo(x.shape, filter.shape, a));
+    const g = geometry(convInfoFromAttrs(x.shape, filter.shape, a));
     if (fused) {
       if (preluActivationWeights || !isActivation(a.activation)) {
         return original(args);
@@ -194,7 +180,7 @@ function backpropInput(blas: Blas, original: tf.KernelFunc): tf.KernelFunc {
     };
     if (dy.dtype !== "float32" || !nhwc(a)) return original(args);
     const inputShape = a.inputShape as number[];
-    const g = geometry(convInfo(inputShape, filter.shape, a));
+    const g = geometry(convInfoFromAttrs(inputShape, filter.shape, a));
     const P = g.n * g.oh * g.ow;
     const K = g.kh * g.kw * g.c;
     if (P * K * g.co < MIN_MACS && (a.dilations ?? 1) === 1) {
@@ -257,7 +243,7 @@ function backpropFilter(blas: Blas, original: tf.KernelFunc): tf.KernelFunc {
     const { x, dy } = args.inputs as { x: tf.TensorInfo; dy: tf.TensorInfo };
     if (x.dtype !== "float32" || !nhwc(a)) return original(args);
     const filterShape = a.filterShape as number[];
-    const g = geometry(convInfo(x.shape, filterShape, a));
+    const g = geometry(convInfoFromAttrs(x.shape, filterShape, a));
     const P = g.n * g.oh * g.ow;
     const K = g.kh * g.kw * g.c;
     const backend = args.backend as unknown as WasmBackendLike;

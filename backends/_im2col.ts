@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs";
 
 /** A 2-D convolution over NHWC input with an HWIO filter. */
 export interface ConvGeometry {
@@ -30,6 +30,28 @@ export interface ConvGeometry {
   /** Padding before the first row and column. */
   top: number;
   left: number;
+}
+
+/**
+ * Conv2D geometry from a kernel's shapes and attributes (`strides`,
+ * `dilations`, `pad`, `dimRoundingMode`), as tfjs computes it; `depthwise`
+ * for the depthwise kernels.
+ */
+export function convInfoFromAttrs(
+  inShape: readonly number[],
+  filterShape: readonly number[],
+  a: Record<string, unknown>,
+  depthwise = false,
+): tf.backend_util.Conv2DInfo {
+  return tf.backend_util.computeConv2DInfo(
+    [...inShape] as [number, number, number, number],
+    [...filterShape] as [number, number, number, number],
+    a.strides as [number, number] | number,
+    (a.dilations ?? 1) as [number, number] | number,
+    a.pad as "same",
+    a.dimRoundingMode as "floor" | undefined,
+    depthwise,
+  );
 }
 
 /** Reads the geometry out of tfjs's `Conv2DInfo` (channels-last only). */

@@ -10,6 +10,7 @@ import {
   biasActivation,
   col2imRows,
   type ConvGeometry,
+  convInfoFromAttrs,
   geometry,
   im2colCols,
   im2colRows,
@@ -129,33 +130,10 @@ function conv2dBackpropFilter(args: KernelArgs): tf.TensorInfo {
   assertFloat32("Conv2DBackpropFilter", x);
   assertNHWC("Conv2DBackpropFilter", a.dataFormat);
   const filterShape = a.filterShape as [number, number, number, number];
-  const info = tf.backend_util.computeConv2DInfo(
-    x.shape as [number, number, number, number],
-    filterShape,
-    a.strides as [number, number] | number,
-    (a.dilations ?? 1) as [number, number] | number,
-    a.pad as "same",
-    a.dimRoundingMode as "floor" | undefined,
-  );
+  const info = convInfoFromAttrs(x.shape, filterShape, a);
   return conv2dBackpropFilterPortable(backend, x, dy, geometry(info), [
     ...filterShape,
   ]);
-}
-
-function depthwiseInfo(
-  inShape: number[],
-  filterShape: number[],
-  a: Attrs,
-): tf.backend_util.Conv2DInfo {
-  return tf.backend_util.computeConv2DInfo(
-    inShape as [number, number, number, number],
-    filterShape as [number, number, number, number],
-    a.strides as [number, number] | number,
-    (a.dilations ?? 1) as [number, number] | number,
-    a.pad as "same",
-    a.dimRoundingMode as "floor" | undefined,
-    true,
-  );
 }
 
 /** Visits every (output pixel, filter tap) pair whose input lies inside. */
@@ -196,7 +174,7 @@ function depthwiseBackpropInput(args: KernelArgs): tf.TensorInfo {
   const a = attrs(args);
   assertFloat32("DepthwiseConv2dNativeBackpropInput", dy);
   const inputShape = a.inputShape as number[];
-  const info = depthwiseInfo(inputShape, filter.shape, a);
+  const info = convInfoFromAttrs(inputShape, filter.shape, a, true);
   const g = geometry(info);
   const mult = filter.shape[3]!;
   const out = backend.makeOutput([...inputShape], "float32");
@@ -227,7 +205,7 @@ function depthwiseBackpropFilter(args: KernelArgs): tf.TensorInfo {
   const a = attrs(args);
   assertFloat32("DepthwiseConv2dNativeBackpropFilter", x);
   const filterShape = a.filterShape as number[];
-  const info = depthwiseInfo(x.shape, filterShape, a);
+  const info = convInfoFromAttrs(x.shape, filterShape, a, true);
   const g = geometry(info);
   const mult = filterShape[3]!;
   const out = backend.makeOutput([...filterShape], "float32");
@@ -368,21 +346,6 @@ function xnnpackMisbehaves(g: ConvGeometry): boolean {
   return g.sh > g.kh || g.sw > g.kw;
 }
 
-function convInfoOf(
-  x: tf.TensorInfo,
-  filter: tf.TensorInfo,
-  a: Attrs,
-): tf.backend_util.Conv2DInfo {
-  return tf.backend_util.computeConv2DInfo(
-    x.shape as [number, number, number, number],
-    filter.shape as [number, number, number, number],
-    a.strides as [number, number] | number,
-    (a.dilations ?? 1) as [number, number] | number,
-    a.pad as "same",
-    a.dimRoundingMode as "floor" | undefined,
-  );
-}
-
 /** Conv2D and FusedConv2D that route XNNPACK's broken case around it. */
 function convFixed(original: tf.KernelFunc, fused: boolean): tf.KernelFunc {
   return (args) => {
@@ -397,7 +360,7 @@ function convFixed(original: tf.KernelFunc, fused: boolean): tf.KernelFunc {
     ) {
       return original(args);
     }
-    const g = geometry(convInfoOf(x, filter, a));
+    const g = geometry(convInfoFromAttrs(x.shape, filter.shape, a));
     if (!xnnpackMisbehaves(g)) return original(args);
     if (fused && (preluActivationWeights || !isActivation(a.activation))) {
       return original(args);
@@ -439,14 +402,7 @@ function backpropInputPortable(original: tf.KernelFunc): tf.KernelFunc {
       return original(args);
     }
     const inputShape = a.inputShape as number[];
-    const g = geometry(tf.backend_util.computeConv2DInfo(
-      inputShape as [number, number, number, number],
-      filter.shape as [number, number, number, number],
-      a.strides as [number, number] | number,
-      (a.dilations ?? 1) as [number, number] | number,
-      a.pad as "same",
-      a.dimRoundingMode as "floor" | undefined,
-    ));
+    const g = geometry(convInfoFromAttrs(inputShape, filter.shape, a));
     const backend = args.backend as unknown as WasmBackendLike;
     const P = g.n * g.oh * g.ow;
     const K = g.kh * g.kw * g.c;
