@@ -126,9 +126,13 @@ export async function parseTrainArgs(args: string[]): Promise<TrainInvocation> {
     );
   }
   const layers: unknown[] = [];
-  // Natural images (a PASCAL VOC folder): the paper's T = 0.07, unless set.
+  // Natural images (a PASCAL VOC folder): the paper's T = 0.07 and
+  // mirrored training slices, unless set.
   if (values.data !== undefined && await isVocFolder(values.data)) {
-    layers.push({ pretrain: { temperature: 0.07 } });
+    layers.push({
+      pretrain: { temperature: 0.07 },
+      coarse: { flip: "horizontal" },
+    });
   }
   if (values.config) {
     let text: string;

@@ -167,7 +167,7 @@ export function renderView(
       }
     }
   }
-  if (t.color && ch === 3) colorJitter(dest, p, t.color, inside);
+  if (t.color && ch === 3) colorJitter(dest, p * p, t.color, inside);
 }
 
 /**
@@ -175,16 +175,16 @@ export function renderView(
  * 0), in the fixed order brightness, contrast, saturation, hue, clamping to
  * `[0, 1]` after each step as torchvision does for float images. Hue is a
  * rotation of the chroma plane in YIQ space by `2π · hue`, a linear stand-in
- * for torchvision's HSV hue shift.
+ * for torchvision's HSV hue shift. `n` pixels, those with `inside[k] = 0`
+ * untouched.
  */
-function colorJitter(
-  dest: RenderDest,
-  p: number,
+export function colorJitter(
+  dest: Pick<RenderDest, "x" | "xOff" | "xStride">,
+  n: number,
   c: NonNullable<ViewTransform["color"]>,
   inside: Uint8Array,
 ): void {
   const { x: out, xOff, xStride } = dest;
-  const n = p * p;
   const b = c.brightness;
   let sum = 0;
   let count = 0;

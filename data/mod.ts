@@ -13,5 +13,6 @@ export * from "./orient.ts";
 export * from "./phantom.ts";
 export * from "./patch_sampler.ts";
 export * from "./augment.ts";
+export * from "./slice_augment.ts";
 export * from "./batch_stream.ts";
 export * from "./voc.ts";

@@ -9,7 +9,8 @@ import * as tf from "@tensorflow/tfjs";
 import { diceLoss } from "../losses/mod.ts";
 import { Prng, type PrngState } from "../random/prng.ts";
 import type { PipelineConfig } from "./config.ts";
-import { createAdam } from "./optim.ts";
+import { createAdam, scheduledLr } from "./optim.ts";
+import { augmentSliceBatch } from "../data/slice_augment.ts";
 import type { StageSpec } from "./_stage_runner.ts";
 import { type DeepLab, namedVariables, pickTrainable } from "./_models.ts";
 import { optimizeStep, roundUp } from "./_train_util.ts";
@@ -109,9 +110,50 @@ export async function predictCoarse(
   return out;
 }
 
+const SIDE = /(^|[^a-z])(left|right|[lr])([^a-z]|$)/i;
+
+/**
+ * Resolves `config.coarse.flip`: `"auto"` mirrors training slices when every
+ * case is a volume of more than one slice and no label name names a side
+ * (`left`, `right`, or a lone `l`/`r` word such as `kidney_l`).
+ *
+ * @param flip The configured value.
+ * @param labelNames Names of the target labels.
+ * @param cases The training cases (their `dims`).
+ * @returns Whether to mirror.
+ *
+ * @example
+ * ```ts
+ * import { resolveCoarseFlip } from "@agcl/agcl/pipeline";
+ * import assert from "node:assert/strict";
+ *
+ * const vol = [{ dims: [45, 108, 90] as [number, number, number] }];
+ * assert.equal(resolveCoarseFlip("auto", ["frontal", "temporal"], vol), true);
+ * assert.equal(resolveCoarseFlip("auto", ["kidney_left", "liver"], vol), false);
+ * assert.equal(resolveCoarseFlip("auto", ["digit_0"], [{ dims: [84, 64, 1] }]), false);
+ * ```
+ */
+export function resolveCoarseFlip(
+  flip: PipelineConfig["coarse"]["flip"],
+  labelNames: string[],
+  cases: { dims: [number, number, number] }[],
+): boolean {
+  if (flip !== "auto") return flip === "horizontal";
+  return cases.length > 0 && cases.every((c) => c.dims[2] > 1) &&
+    !labelNames.some((n) => SIDE.test(n));
+}
+
+/** Options of {@linkcode coarseStage}. */
+export interface CoarseStageOptions {
+  /** Mirror training slices left-right (resolved `coarse.flip`). */
+  flip: boolean;
+}
+
 /**
  * Builds the stage-1 training spec: Adam on CE + multi-class Dice
- * (background excluded) over shuffled batches of whole training slices.
+ * (background excluded) over shuffled batches of whole training slices,
+ * each augmented by `coarse.rotation`, `scale`, `translate`, `jitter` and
+ * the resolved mirror.
  */
 export function coarseStage(
   config: PipelineConfig,
@@ -119,6 +161,7 @@ export function coarseStage(
   cases: SliceSource[],
   nClasses: number,
   seed: number,
+  options: CoarseStageOptions = { flip: false },
 ): StageSpec {
   const multiple = paddingMultiple(config);
   const h = roundUp(Math.max(...cases.map((c) => c.dims[1])), multiple);
@@ -127,8 +170,20 @@ export function coarseStage(
   cases.forEach((c, ci) => {
     for (let z = 0; z < c.dims[2]; z++) slices.push([ci, z]);
   });
-  const { batchSize, lr, epochs } = config.coarse;
+  const { batchSize, lr: baseLr, epochs, schedule } = config.coarse;
   const stepsPerEpoch = Math.ceil(slices.length / batchSize);
+  const total = epochs * stepsPerEpoch;
+  const co = config.coarse;
+  const augment = {
+    flipP: options.flip ? 0.5 : 0,
+    degrees: co.rotation,
+    scale: co.scale,
+    translate: co.translate,
+    intensity: co.jitter ? {} : false as const,
+    color: co.jitter ? {} : false as const,
+  };
+  const augmenting = options.flip || co.rotation > 0 || co.translate > 0 ||
+    co.scale[0] !== 1 || co.scale[1] !== 1 || co.jitter;
   const variables = namedVariables({ coarse: net });
   const trainable = pickTrainable(variables, net.trainableVariables());
   const optimizer = createAdam(trainable);
@@ -155,6 +210,13 @@ export function coarseStage(
       }
       const picks = order.slice(i * batchSize, (i + 1) * batchSize);
       const { x, y, channels } = sliceBatch(cases, picks, h, w);
+      if (augmenting) {
+        augmentSliceBatch(x, y, [picks.length, h, w, channels], {
+          ...augment,
+          prng,
+        });
+      }
+      const lr = scheduledLr(schedule, baseLr, step, total);
       const loss = await optimizeStep(
         () =>
           tf.tidy(() => {

@@ -59,6 +59,8 @@ export interface CoarseConfig {
   batchSize: number;
   /** Adam learning rate. */
   lr: number;
+  /** Learning-rate schedule over the stage. */
+  schedule: LrSchedule;
   /** Channel width multiplier of the coarse network. */
   widthMultiplier: number;
   /** ASPP channels of the coarse network. */
@@ -74,6 +76,23 @@ export interface CoarseConfig {
    * that a target stage 1 misses still gets patches.
    */
   trainAttention: "predicted" | "union";
+  /**
+   * Left-right mirroring of training slices (probability 0.5):
+   * `"horizontal"`, `"none"`, or `"auto"` = mirror when the data are 3D
+   * volumes and no label name names a side (left/right), since anatomy is
+   * then bilaterally symmetric and a mirrored slice is still correctly
+   * labelled; 2D images (digits, photographs) and sided labels (kidney_left)
+   * are not mirrored. The run records the resolved choice in `config.json`.
+   */
+  flip: "auto" | "none" | "horizontal";
+  /** Random rotation of training slices, uniform in ±degrees (0 = off). */
+  rotation: number;
+  /** Random zoom range of training slices (`[1, 1]` = off). */
+  scale: [number, number];
+  /** Random shift of training slices, as a fraction of each side (0 = off). */
+  translate: number;
+  /** Random intensity (CT/MRI) or colour (RGB) jitter of training slices. */
+  jitter: boolean;
 }
 
 /** Stage 2: contrastive (or other) pre-training of the encoder. */
@@ -208,11 +227,17 @@ const TINY: PipelineConfig = {
     epochs: 10,
     batchSize: 4,
     lr: 3e-3,
+    schedule: "cosine",
     widthMultiplier: 0.125,
     asppChannels: 16,
     lowLevelSkip: true,
     dilate: 1,
     trainAttention: "union",
+    flip: "auto",
+    rotation: 10,
+    scale: [0.9, 1.1],
+    translate: 0.05,
+    jitter: true,
   },
   pretrain: {
     method: "agcl",
@@ -263,11 +288,17 @@ function paper(backbone: 50 | 101): PipelineConfig {
       epochs: 23,
       batchSize: 4,
       lr: 1e-4,
+      schedule: "constant",
       widthMultiplier: 1,
       asppChannels: 256,
       lowLevelSkip: true,
       dilate: 4,
       trainAttention: "predicted",
+      flip: "auto",
+      rotation: 10,
+      scale: [0.9, 1.1],
+      translate: 0.05,
+      jitter: true,
     },
     pretrain: {
       method: "agcl",
@@ -547,6 +578,25 @@ export function validateConfig(
     "predicted",
     "union",
   ]);
+  oneOf(c.coarse.schedule, "coarse.schedule", ["constant", "cosine"]);
+  oneOf(c.coarse.flip, "coarse.flip", ["auto", "none", "horizontal"]);
+  num(c.coarse.rotation, "coarse.rotation", { min: 0, max: 180 });
+  if (
+    !Array.isArray(c.coarse.scale) || c.coarse.scale.length !== 2 ||
+    c.coarse.scale.some((v) => typeof v !== "number" || !(v > 0)) ||
+    !(c.coarse.scale[0] <= c.coarse.scale[1])
+  ) {
+    fail(
+      "coarse.scale",
+      `expected [low, high] with 0 < low <= high: current value is ${
+        JSON.stringify(c.coarse.scale)
+      }`,
+    );
+  }
+  num(c.coarse.translate, "coarse.translate", { min: 0, max: 0.5 });
+  if (typeof c.coarse.jitter !== "boolean") {
+    fail("coarse.jitter", "expected a boolean");
+  }
   oneOf(c.pretrain.method, "pretrain.method", PRETRAIN_METHODS);
   num(c.pretrain.epochs, "pretrain.epochs", { int: true, min: 0 });
   num(c.pretrain.stepsPerEpoch, "pretrain.stepsPerEpoch", {

@@ -19,7 +19,12 @@ import {
 } from "../data/mod.ts";
 import { Prng } from "../random/prng.ts";
 import { type PipelineConfig, validateConfig } from "./config.ts";
-import { coarseStage, paddingMultiple, predictCoarse } from "./coarse.ts";
+import {
+  coarseStage,
+  paddingMultiple,
+  predictCoarse,
+  resolveCoarseFlip,
+} from "./coarse.ts";
 import { growLabels } from "./attention.ts";
 import {
   type CaseMetrics,
@@ -85,6 +90,7 @@ const RUN_KEYS = [
   "domains",
   "intensityResolved",
   "channels",
+  "coarseFlipResolved",
 ] as const;
 
 /** Reads a run's config back (without the keys the run added). */
@@ -265,6 +271,11 @@ export async function runPipeline(
     prepBar.tick();
     if (done === total) prepBar.done();
   }, warn);
+  const coarseFlip = resolveCoarseFlip(
+    config.coarse.flip,
+    data.targets.map((t) => t.name),
+    data.train,
+  );
   const saved = {
     ...config,
     dataPath,
@@ -273,6 +284,7 @@ export async function runPipeline(
     domains: data.domains,
     intensityResolved: data.intensity,
     channels: data.train[0]!.channels,
+    coarseFlipResolved: coarseFlip,
   };
   if (!resume) {
     print(`config: ${JSON.stringify(saved, null, 2)}`);
@@ -330,6 +342,7 @@ export async function runPipeline(
           data.train,
           maxLabel + 1,
           s.coarseShuffle,
+          { flip: coarseFlip },
         );
         try {
           await runStage(ctx, spec, resumeFor("coarse"));

@@ -1,0 +1,346 @@
+/**
+ * Whole-slice augmentation for training a segmentation network on full
+ * slices (stage 1 of the pipeline): a random zoom, rotation, shift and
+ * left-right mirror applied identically to the image (bilinear) and its
+ * multi-class label map (nearest neighbour), then the CT/MRI intensity or
+ * RGB colour transform of {@linkcode augmentPatch} on the image. Slices may
+ * be rectangular; everything runs on typed arrays in one inverse-mapped pass.
+ *
+ * @module
+ */
+import type { Prng } from "../random/prng.ts";
+import type {
+  ColorOptions,
+  IntensityOptions,
+  ViewTransform,
+} from "./augment.ts";
+import { resolveAugmentOptions } from "./augment.ts";
+import { colorJitter } from "./_render.ts";
+
+/** Options of {@linkcode sampleSliceTransform}; every transform is off unless asked for. */
+export interface SliceAugmentOptions {
+  /** Probability of a left-right mirror (columns reversed). @default {0} */
+  flipP?: number;
+  /** Rotation angles are uniform in `[-degrees, degrees]`. @default {0} */
+  degrees?: number;
+  /** Zoom factor range (`> 1` enlarges the content). @default {[1, 1]} */
+  scale?: [number, number];
+  /** Largest shift along each axis, as a fraction of that side. @default {0} */
+  translate?: number;
+  /** CT/MRI intensity transform (non-RGB images), as in {@linkcode augmentPatch}; `false` = off. @default {false} */
+  intensity?: IntensityOptions | false;
+  /** RGB colour jitter (3-channel images), as in {@linkcode augmentPatch}; `false` = off. @default {false} */
+  color?: ColorOptions | false;
+}
+
+/**
+ * One draw of {@linkcode sampleSliceTransform}. Output pixel `q` (relative
+ * to the slice centre) reads the source at `R(angle) · m(q − shift) / scale`,
+ * where `m` mirrors the column when `flip`: the content is zoomed by
+ * `scale`, rotated, mirrored and shifted by `shift` pixels.
+ */
+export interface SliceTransform {
+  /** Rotation in degrees; positive turns the content counter-clockwise as displayed (rows down). */
+  angle: number;
+  /** Zoom factor. */
+  scale: number;
+  /** Shift in pixels, `[columns, rows]`. */
+  shift: [number, number];
+  /** Left-right mirror. */
+  flip: boolean;
+  /** CT/MRI intensity `v' = scale · sign(v)|v|^gamma + shift`; absent when not applied. */
+  intensity?: ViewTransform["intensity"];
+  /** RGB colour jitter; absent when not applied. */
+  color?: ViewTransform["color"];
+}
+
+function checkRange(v: unknown, name: string): [number, number] {
+  if (
+    !Array.isArray(v) || v.length !== 2 || !(v[0] > 0) || !(v[0] <= v[1]) ||
+    !Number.isFinite(v[1])
+  ) {
+    throw new RangeError(
+      `Cannot augment slices as '${name}' must be [low, high] with 0 < low <= high: current value is ${
+        JSON.stringify(v)
+      }`,
+    );
+  }
+  return [v[0], v[1]];
+}
+
+function checkUnit(v: number, name: string, hi: number): number {
+  if (!(v >= 0 && v <= hi)) {
+    throw new RangeError(
+      `Cannot augment slices as '${name}' must be in [0, ${hi}]: current value is ${v}`,
+    );
+  }
+  return v;
+}
+
+/**
+ * Draws one slice transform from `prng`, in a fixed order (zoom, angle,
+ * shift, flip, then intensity or colour), so a seed fixes every transform.
+ * Draws are made only for the transforms that are on.
+ *
+ * @param prng The generator (advanced by the draws).
+ * @param options Which transforms, and their ranges.
+ * @param size `[rows, columns]` of the slice, for the shift in pixels.
+ * @param channels Image channels (3 = RGB: colour jitter instead of intensity).
+ * @returns The transform.
+ * @throws {RangeError} If an option is out of range.
+ *
+ * @example Usage
+ * ```ts
+ * import { sampleSliceTransform } from "@agcl/agcl/data";
+ * import { Prng } from "@agcl/agcl/random";
+ * import assert from "node:assert/strict";
+ *
+ * const t = sampleSliceTransform(new Prng(1), { degrees: 10, scale: [0.9, 1.1] }, [64, 88], 1);
+ * assert.ok(Math.abs(t.angle) <= 10 && t.scale >= 0.9 && t.scale <= 1.1);
+ * assert.equal(t.flip, false);
+ * ```
+ */
+export function sampleSliceTransform(
+  prng: Prng,
+  options: SliceAugmentOptions,
+  size: [number, number],
+  channels: number,
+): SliceTransform {
+  const flipP = checkUnit(options.flipP ?? 0, "flipP", 1);
+  const degrees = checkUnit(options.degrees ?? 0, "degrees", 180);
+  const [s0, s1] = checkRange(options.scale ?? [1, 1], "scale");
+  const translate = checkUnit(options.translate ?? 0, "translate", 1);
+  const resolved = resolveAugmentOptions({
+    crop: false,
+    rotation: false,
+    flip: false,
+    intensity: options.intensity ?? false,
+    color: options.color ?? false,
+  });
+  const t: SliceTransform = {
+    angle: 0,
+    scale: 1,
+    shift: [0, 0],
+    flip: false,
+  };
+  if (s1 > s0) t.scale = Math.exp(prng.uniform(Math.log(s0), Math.log(s1)));
+  else t.scale = s0;
+  if (degrees > 0) t.angle = prng.uniform(-degrees, degrees);
+  if (translate > 0) {
+    t.shift = [
+      prng.uniform(-translate, translate) * size[1],
+      prng.uniform(-translate, translate) * size[0],
+    ];
+  }
+  if (flipP > 0) t.flip = prng.next() < flipP;
+  if (channels === 3) {
+    const c = resolved.color;
+    if (c && prng.next() < c.p) {
+      t.color = {
+        brightness: prng.uniform(
+          Math.max(0, 1 - c.brightness),
+          1 + c.brightness,
+        ),
+        contrast: prng.uniform(Math.max(0, 1 - c.contrast), 1 + c.contrast),
+        saturation: prng.uniform(
+          Math.max(0, 1 - c.saturation),
+          1 + c.saturation,
+        ),
+        hue: prng.uniform(-c.hue, c.hue),
+      };
+    }
+  } else {
+    const it = resolved.intensity;
+    if (it && prng.next() < it.p) {
+      t.intensity = {
+        scale: prng.uniform(it.scale[0], it.scale[1]),
+        shift: prng.uniform(it.shift[0], it.shift[1]),
+        gamma: prng.uniform(it.gamma[0], it.gamma[1]),
+      };
+    }
+  }
+  return t;
+}
+
+/** A label map as {@linkcode augmentSlice} reads and writes it. */
+export type SliceLabels = Uint8Array | Int16Array | Int32Array;
+
+/**
+ * Applies `t` to one slice: output pixel centres are mapped back to the
+ * source (see {@linkcode SliceTransform}); the image is sampled bilinearly
+ * with 0 outside the slice, the labels by nearest neighbour with `fill`
+ * outside. The intensity transform is applied to pixels that sample the
+ * slice; pixels wholly outside stay 0.
+ *
+ * @param image `[h, w, channels]` source image.
+ * @param labels `[h, w]` source labels, or `null`.
+ * @param size `[h, w]`.
+ * @param channels Image channels.
+ * @param t The transform.
+ * @param out Destination arrays of the same sizes (new ones when omitted).
+ * @param fill Label outside the slice. @default {0}
+ * @returns The augmented image and labels.
+ * @throws {TypeError} If an array's length does not match `size` and `channels`.
+ *
+ * @example Mirroring a 1×3 slice
+ * ```ts
+ * import { augmentSlice } from "@agcl/agcl/data";
+ * import assert from "node:assert/strict";
+ *
+ * const r = augmentSlice(new Float32Array([1, 2, 3]), new Uint8Array([1, 0, 2]), [1, 3], 1,
+ *   { angle: 0, scale: 1, shift: [0, 0], flip: true });
+ * assert.deepEqual([...r.image], [3, 2, 1]);
+ * assert.deepEqual([...r.labels!], [2, 0, 1]);
+ * ```
+ */
+export function augmentSlice<L extends SliceLabels>(
+  image: Float32Array,
+  labels: L | null,
+  size: [number, number],
+  channels: number,
+  t: SliceTransform,
+  out: { image?: Float32Array; labels?: L } = {},
+  fill = 0,
+): { image: Float32Array; labels: L | null } {
+  const [h, w] = size;
+  const ch = channels;
+  const n = h * w;
+  if (
+    image.length !== n * ch || (labels !== null && labels.length !== n) ||
+    (out.image && out.image.length !== n * ch) ||
+    (out.labels && out.labels.length !== n)
+  ) {
+    throw new TypeError(
+      `Cannot augment slice as its arrays must be image [${h}, ${w}, ${ch}] and labels [${h}, ${w}]: current lengths are ${image.length}, ${
+        labels?.length ?? "-"
+      }`,
+    );
+  }
+  const img = out.image ?? new Float32Array(n * ch);
+  const lab = labels === null
+    ? null
+    : out.labels ?? (new (labels.constructor as { new (n: number): L })(n));
+  const rad = t.angle * Math.PI / 180;
+  const cos = Math.cos(rad) / t.scale;
+  const sin = Math.sin(rad) / t.scale;
+  const cx = w / 2;
+  const cy = h / 2;
+  const fs = t.flip ? -1 : 1;
+  const it = t.intensity;
+  const gamma = it ? it.gamma : 1;
+  const usePow = it !== undefined && gamma !== 1;
+  const inside = t.color && ch === 3 ? new Uint8Array(n) : null;
+  for (let i = 0; i < h; i++) {
+    const qy = i + 0.5 - cy - t.shift[1];
+    for (let j = 0; j < w; j++) {
+      const qx = fs * (j + 0.5 - cx - t.shift[0]);
+      const X = cx + cos * qx - sin * qy;
+      const Y = cy + sin * qx + cos * qy;
+      const o = i * w + j;
+      if (lab) {
+        const mx = Math.floor(X);
+        const my = Math.floor(Y);
+        lab[o] = mx >= 0 && mx < w && my >= 0 && my < h
+          ? labels![my * w + mx]!
+          : fill;
+      }
+      const u = X - 0.5;
+      const v = Y - 0.5;
+      const ix = Math.floor(u);
+      const iy = Math.floor(v);
+      if (ix < -1 || ix >= w || iy < -1 || iy >= h) {
+        for (let c = 0; c < ch; c++) img[o * ch + c] = 0;
+        continue;
+      }
+      if (inside) inside[o] = 1;
+      const fx = u - ix;
+      const fy = v - iy;
+      const in0 = iy >= 0;
+      const in1 = iy + 1 < h;
+      const ix0 = ix >= 0;
+      const ix1 = ix + 1 < w;
+      const b00 = (iy * w + ix) * ch;
+      const b10 = b00 + w * ch;
+      for (let c = 0; c < ch; c++) {
+        let val = 0;
+        if (in0 && ix0) val += (1 - fx) * (1 - fy) * image[b00 + c]!;
+        if (in0 && ix1) val += fx * (1 - fy) * image[b00 + ch + c]!;
+        if (in1 && ix0) val += (1 - fx) * fy * image[b10 + c]!;
+        if (in1 && ix1) val += fx * fy * image[b10 + ch + c]!;
+        if (it) {
+          if (usePow) {
+            val = val < 0 ? -Math.pow(-val, gamma) : Math.pow(val, gamma);
+          }
+          val = it.scale * val + it.shift;
+        }
+        img[o * ch + c] = val;
+      }
+    }
+  }
+  if (inside && t.color) {
+    colorJitter({ x: img, xOff: 0, xStride: ch }, n, t.color, inside);
+  }
+  return { image: img, labels: lab };
+}
+
+/** Seeded whole-slice augmentation of a batch, in place. */
+export interface AugmentSliceBatchOptions extends SliceAugmentOptions {
+  /** Generator to draw from (advanced). */
+  prng: Prng;
+  /** Label written outside the slice. @default {0} */
+  fill?: number;
+}
+
+/**
+ * Augments every slice of a `[b, h, w, channels]` batch and its `[b, h, w]`
+ * labels in place, each slice with its own draw of
+ * {@linkcode sampleSliceTransform}.
+ *
+ * @param x `[b, h, w, channels]` images.
+ * @param y `[b, h, w]` labels.
+ * @param shape `[b, h, w, channels]`.
+ * @param options Transforms, ranges and the generator.
+ * @returns The transforms drawn, one per slice.
+ * @throws {TypeError} If an array's length does not match `shape`.
+ * @throws {RangeError} If an option is out of range.
+ *
+ * @example Usage
+ * ```ts
+ * import { augmentSliceBatch } from "@agcl/agcl/data";
+ * import { Prng } from "@agcl/agcl/random";
+ * import assert from "node:assert/strict";
+ *
+ * const x = new Float32Array(2 * 4 * 6).fill(1);
+ * const y = new Int32Array(2 * 4 * 6).fill(3);
+ * const ts = augmentSliceBatch(x, y, [2, 4, 6, 1], { prng: new Prng(0), flipP: 1 });
+ * assert.equal(ts.length, 2);
+ * assert.ok(ts.every((t) => t.flip) && y.every((v) => v === 3));
+ * ```
+ */
+export function augmentSliceBatch<L extends SliceLabels>(
+  x: Float32Array,
+  y: L,
+  shape: [number, number, number, number],
+  options: AugmentSliceBatchOptions,
+): SliceTransform[] {
+  const [b, h, w, ch] = shape;
+  if (x.length !== b * h * w * ch || y.length !== b * h * w) {
+    throw new TypeError(
+      `Cannot augment slice batch as x must hold [${shape}] and y [${b}, ${h}, ${w}] values: current lengths are ${x.length}, ${y.length}`,
+    );
+  }
+  const { prng, fill = 0, ...aug } = options;
+  const ts: SliceTransform[] = [];
+  const n = h * w;
+  for (let k = 0; k < b; k++) {
+    const t = sampleSliceTransform(prng, aug, [h, w], ch);
+    ts.push(t);
+    const xs = x.slice(k * n * ch, (k + 1) * n * ch);
+    const ys = y.slice(k * n, (k + 1) * n) as L;
+    augmentSlice(xs, ys, [h, w], ch, t, {
+      image: x.subarray(k * n * ch, (k + 1) * n * ch),
+      labels: y.subarray(k * n, (k + 1) * n) as L,
+    }, fill);
+  }
+  return ts;
+}

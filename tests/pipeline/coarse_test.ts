@@ -1,0 +1,97 @@
+import assert from "node:assert/strict";
+import * as tf from "@tensorflow/tfjs";
+import { selectBackend } from "../../backends/mod.ts";
+import {
+  coarseStage,
+  resolveCoarseFlip,
+  type SliceSource,
+} from "../../pipeline/coarse.ts";
+import { mergeConfig, PRESETS } from "../../pipeline/config.ts";
+import { buildCoarseNet } from "../../pipeline/_models.ts";
+import { Prng } from "../../random/prng.ts";
+
+await selectBackend("cpu", { purpose: "train" });
+
+const vol = (nz: number) => ({
+  dims: [16, 16, nz] as [number, number, number],
+});
+
+Deno.test("resolveCoarseFlip: auto mirrors side-free 3D labels only", () => {
+  const brain = ["frontal", "insula_cingulate", "deep_grey", "cerebellum"];
+  assert.equal(resolveCoarseFlip("auto", brain, [vol(90), vol(90)]), true);
+  // A label that names a side, in any of the usual spellings.
+  for (
+    const sided of [
+      "kidney_left",
+      "Right Kidney",
+      "left-lung",
+      "kidney_l",
+      "R_adrenal",
+      "adrenal gland (right)",
+    ]
+  ) {
+    assert.equal(
+      resolveCoarseFlip("auto", [...brain, sided], [vol(90)]),
+      false,
+      sided,
+    );
+  }
+  // Words merely containing l/r or left/right letters do not count.
+  assert.equal(
+    resolveCoarseFlip("auto", ["liver", "bright_spot", "cleft"], [vol(4)]),
+    true,
+  );
+  // 2D images (a single slice) are never mirrored by auto.
+  assert.equal(resolveCoarseFlip("auto", ["digit_0"], [vol(1), vol(4)]), false);
+  assert.equal(resolveCoarseFlip("auto", brain, []), false);
+  // Explicit choices win.
+  assert.equal(
+    resolveCoarseFlip("horizontal", ["kidney_left"], [vol(1)]),
+    true,
+  );
+  assert.equal(resolveCoarseFlip("none", brain, [vol(90)]), false);
+});
+
+function tinyCases(): SliceSource[] {
+  const prng = new Prng(2);
+  return [0, 1].map(() => {
+    const [nx, ny, nz] = [16, 12, 3];
+    const image = new Float32Array(nx * ny * nz);
+    const label = new Uint8Array(nx * ny * nz);
+    for (let i = 0; i < image.length; i++) {
+      const x = i % nx;
+      label[i] = x < 5 ? 1 : x > 10 ? 2 : 0;
+      image[i] = label[i]! * 0.4 + 0.1 * prng.next();
+    }
+    return { dims: [nx, ny, nz], channels: 1, image, label };
+  });
+}
+
+Deno.test("coarseStage: augmented steps are seeded, leak-free, and the cosine lr decays", async () => {
+  const config = mergeConfig(PRESETS.tiny, {
+    coarse: { epochs: 1, batchSize: 2, rotation: 20, jitter: true },
+  });
+  const run = async () => {
+    const net = buildCoarseNet(config, 1, 3, 7);
+    const spec = coarseStage(config, net, tinyCases(), 3, 5, { flip: true });
+    const out: { loss: number; lr: number }[] = [];
+    const before = tf.memory().numTensors;
+    try {
+      for (let s = 0; s < spec.stepsPerEpoch; s++) {
+        out.push(await spec.step(0, s));
+      }
+      assert.equal(tf.memory().numTensors, before);
+    } finally {
+      spec.optimizer?.dispose();
+      net.dispose();
+    }
+    return out;
+  };
+  const a = await run();
+  const b = await run();
+  assert.deepEqual(a, b);
+  assert.equal(a.length, 3); // 6 slices, 2 per step
+  assert.equal(a[0]!.lr, config.coarse.lr);
+  assert.ok(a[2]!.lr < a[1]!.lr && a[1]!.lr < a[0]!.lr);
+  assert.ok(a.every((s) => Number.isFinite(s.loss)));
+});
