@@ -15,3 +15,4 @@ export * from "./patch_sampler.ts";
 export * from "./augment.ts";
 export * from "./batch_stream.ts";
 export * from "./voc.ts";
+export * from "./image.ts";
