@@ -1,17 +1,18 @@
 /**
  * `deno task predict --model RUN_DIR --image in.nii.gz --out out.nii.gz`:
  * segments one volume with a trained run and writes the label map with the
- * input's header and affine.
+ * input's header and affine. Runs trained on a PASCAL VOC folder also take
+ * `--image photo.jpg|.png --out labels.png` (an 8-bit label PNG with the VOC
+ * palette, the input's size). See {@linkcode predictFile}.
  *
  * @module
  */
-import { readNifti, writeNifti } from "../data/mod.ts";
 import { selectBackend } from "../backends/mod.ts";
-import { predictVolume } from "../pipeline/predict.ts";
+import { predictFile } from "../pipeline/predict.ts";
 import { parseFlags, runCli, UsageError } from "./_args.ts";
 
 const USAGE =
-  `Usage: deno task predict --model RUN_DIR --image in.nii.gz --out out.nii.gz [--coarse mask.nii.gz] [--backend auto|cpu|wasm|webgpu]`;
+  `Usage: deno task predict --model RUN_DIR --image in.nii.gz|in.jpg|in.png --out out.nii.gz|out.png [--coarse mask.nii.gz|mask.png] [--backend auto|cpu|wasm|webgpu]`;
 
 await runCli(async () => {
   const { values } = parseFlags("predict", Deno.args, {
@@ -33,15 +34,12 @@ await runCli(async () => {
   }
   const report = await selectBackend(values.backend, { purpose: "infer" });
   console.error(`backend: ${report.name} (${report.reason})`);
-  const volume = await readNifti(values.image!);
-  const options = values.coarse
-    ? { coarse: await readNifti(values.coarse) }
-    : {};
-  const labels = await predictVolume(values.model!, volume, options);
-  let max = 0;
-  for (const v of labels) max = Math.max(max, v);
-  await writeNifti(values.out!, { ...volume, data: labels }, {
-    datatype: max <= 255 ? "uint8" : "int16",
-  });
-  console.log(`wrote ${values.out}`);
+  const options = values.coarse ? { coarse: values.coarse } : {};
+  const r = await predictFile(
+    values.model!,
+    values.image!,
+    values.out!,
+    options,
+  );
+  console.log(`wrote ${r.out}`);
 });

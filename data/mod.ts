@@ -16,3 +16,4 @@ export * from "./augment.ts";
 export * from "./slice_augment.ts";
 export * from "./batch_stream.ts";
 export * from "./voc.ts";
+export * from "./image.ts";

@@ -1,18 +1,32 @@
 /**
- * Segmenting new volumes with a trained run: {@linkcode loadTrainedModel}
- * and {@linkcode predictVolume}.
+ * Segmenting new images with a trained run: {@linkcode loadTrainedModel},
+ * {@linkcode predictVolume} (NIfTI volumes, one per channel),
+ * {@linkcode predictImage} (JPEG/PNG pixels, for runs trained on PASCAL VOC
+ * folders) and {@linkcode predictFile} (file in, file out, as
+ * `deno task predict`).
  *
  * @module
  */
 import {
+  decodeLabelPng,
   fromCanonical,
+  isImagePath,
+  type LabelImage,
   type LabelMap,
   percentileNormalize,
+  type PixelImage,
+  readImage,
+  readNifti,
+  readNiftiHeader,
   toCanonical,
   type Volume,
   type VoxelArray,
   windowIntensity,
+  writeLabelPng,
+  writeNifti,
 } from "../data/mod.ts";
+import { readFileClear } from "../data/_io.ts";
+import type { CaseImage } from "./attention.ts";
 import type { PipelineConfig } from "./config.ts";
 import { paddingMultiple, predictCoarse } from "./coarse.ts";
 import { growLabels } from "./attention.ts";
@@ -34,8 +48,14 @@ export interface TrainedModel {
   config: PipelineConfig;
   /** Targets (label id and name), ascending. */
   targets: { id: number; name: string }[];
-  /** Intensity mapping the run used. */
+  /**
+   * Intensity mapping the run used for single-channel volumes. Runs on
+   * multi-channel images (PASCAL VOC) record `"none"` and map 8-bit values
+   * `v` to `v / 255`.
+   */
   intensity: "window" | "percentile" | "none";
+  /** Image channels the run was trained on: 1 (CT/MRI volumes) or 3 (RGB). */
+  channels: number;
   /** Stage-1 network, or `null` when the run used given coarse masks. */
   coarse: DeepLab | null;
   /** The frozen encoder. */
@@ -71,11 +91,6 @@ export async function loadTrainedModel(runDir: string): Promise<TrainedModel> {
     .sort((a, b) => a.id - b.id);
   const maxLabel = Math.max(...targets.map((t) => t.id));
   const channels = (saved.channels ?? 1) as number;
-  if (channels !== 1) {
-    throw new Error(
-      `Cannot load a model from ${runDir} for volumes: it was trained on ${channels}-channel images (e.g. PASCAL VOC); predictVolume segments single-channel volumes`,
-    );
-  }
   let coarse: DeepLab | null = null;
   if (config.coarse.masks === null) {
     const name = last.finished.coarse;
@@ -105,6 +120,7 @@ export async function loadTrainedModel(runDir: string): Promise<TrainedModel> {
     targets,
     intensity:
       (saved.intensityResolved ?? "percentile") as TrainedModel["intensity"],
+    channels,
     coarse,
     encoder,
     segment,
@@ -114,6 +130,73 @@ export async function loadTrainedModel(runDir: string): Promise<TrainedModel> {
       encoder.dispose();
     },
   };
+}
+
+/** The stage-1 attention of a canonical image: its own or a given coarse mask, grown. */
+async function attentionOf(
+  m: TrainedModel,
+  c: CaseImage,
+  coarse: LabelMap | undefined,
+): Promise<LabelMap> {
+  const maxLabel = Math.max(...m.targets.map((t) => t.id));
+  let attention: LabelMap;
+  if (coarse) {
+    attention = coarse;
+  } else if (m.coarse) {
+    attention = await predictCoarse(m.coarse, c, {
+      multiple: paddingMultiple(m.config),
+      batchSize: m.config.coarse.batchSize,
+      maxLabel,
+    });
+  } else {
+    throw new Error(
+      "Cannot predict as the run was trained with given coarse masks: pass one (--coarse FILE)",
+    );
+  }
+  return growLabels(attention, c.dims, m.config.coarse.dilate);
+}
+
+/** Stage 1 (or the given mask), then stage 3 and label fusion, on a canonical image. */
+async function segmentCanonical(
+  m: TrainedModel,
+  c: CaseImage,
+  coarse: LabelMap | undefined,
+): Promise<LabelMap> {
+  const attention = await attentionOf(m, c, coarse);
+  return await segmentVolume(m.segment, c, attention, {
+    ...m.config.inference,
+    patchSize: m.config.patchSize,
+    targets: m.targets.map((t) => t.id),
+  });
+}
+
+/** A coarse label map as the smallest label array that holds the run's labels. */
+function asAttention(m: TrainedModel, data: ArrayLike<number>): LabelMap {
+  const maxLabel = Math.max(...m.targets.map((t) => t.id));
+  return maxLabel <= 255 ? Uint8Array.from(data) : Int16Array.from(data);
+}
+
+/** `v / 255` for 8-bit values, as the run's training JPEGs were mapped. */
+function scale8bit(
+  data: ArrayLike<number>,
+  source: string,
+  into: Float32Array,
+  offset: number,
+  stride: number,
+): void {
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i]!;
+    if (!(Number.isInteger(v) && v >= 0 && v <= 255)) {
+      throw new RangeError(
+        `Cannot predict ${source}: voxel ${i} is ${v}, expected 8-bit values 0..255 (the run maps them to [0, 1] as its training images)`,
+      );
+    }
+    into[i * stride + offset] = v / 255;
+  }
+}
+
+function runName(model: TrainedModel | string): string {
+  return typeof model === "string" ? `run ${model}` : "the run";
 }
 
 /** Options for {@linkcode predictVolume}. */
@@ -128,28 +211,72 @@ export interface PredictVolumeOptions {
  * sliding-window stage-3 inference per target, label fusion, and the result
  * back in the input's layout.
  *
+ * Runs trained on multi-channel images (PASCAL VOC, 3 channels) take one
+ * volume per channel on the same grid (the volumes of a 4D NIfTI), with
+ * 8-bit values mapped to `v / 255` as the training JPEGs were.
+ *
  * @param model A run directory or a model from {@linkcode loadTrainedModel}.
- * @param volume The image.
+ * @param volume The image: one volume, or one per channel for multi-channel runs.
  * @param options A coarse mask, for runs trained with given masks.
  * @returns Labels in the input's voxel layout (write them with the input's header).
+ * @throws {TypeError} When the number of channels differs from the run's,
+ * or the channel volumes have different grids.
+ * @throws {RangeError} When a multi-channel volume has values outside 0..255.
  * @throws {Error} When a coarse mask is needed and missing or of another grid.
  */
 export async function predictVolume(
   model: TrainedModel | string,
-  volume: Volume,
+  volume: Volume | Volume[],
   options: PredictVolumeOptions = {},
 ): Promise<VoxelArray> {
+  const planes = Array.isArray(volume) ? volume : [volume];
+  if (planes.length === 0) {
+    throw new TypeError(
+      "Cannot predict as 'volume' is an empty list: expected one volume per channel",
+    );
+  }
   const m = typeof model === "string" ? await loadTrainedModel(model) : model;
   try {
-    const canon = toCanonical(volume);
-    const image = m.intensity === "window"
-      ? windowIntensity(canon)
-      : m.intensity === "percentile"
-      ? percentileNormalize(canon)
-      : Float32Array.from(canon.data);
-    const c = { dims: canon.dims, channels: 1, image };
-    const maxLabel = Math.max(...m.targets.map((t) => t.id));
-    let attention: LabelMap;
+    if (planes.length !== m.channels) {
+      throw new TypeError(
+        `Cannot predict with ${
+          runName(model)
+        } as it was trained on ${m.channels}-channel images and was given ${planes.length} volume(s)${
+          m.channels > 1
+            ? ": pass one volume per channel (or use predictImage)"
+            : ""
+        }`,
+      );
+    }
+    const first = planes[0]!;
+    const canon = toCanonical(first);
+    let image: Float32Array;
+    if (m.channels === 1) {
+      image = m.intensity === "window"
+        ? windowIntensity(canon)
+        : m.intensity === "percentile"
+        ? percentileNormalize(canon)
+        : Float32Array.from(canon.data);
+    } else {
+      image = new Float32Array(canon.data.length * m.channels);
+      planes.forEach((p, k) => {
+        const cp = k === 0 ? canon : toCanonical(p);
+        if (cp.dims.some((d, i) => d !== canon.dims[i])) {
+          throw new TypeError(
+            `Cannot predict as channel ${k} has dims [${cp.dims}] and channel 0 [${canon.dims}]`,
+          );
+        }
+        scale8bit(
+          cp.data,
+          `channel ${k}${p.path ? ` of '${p.path}'` : ""}`,
+          image,
+          k,
+          m.channels,
+        );
+      });
+    }
+    const c = { dims: canon.dims, channels: m.channels, image };
+    let coarse: LabelMap | undefined;
     if (options.coarse) {
       const cv = toCanonical(options.coarse);
       if (cv.dims.some((d, i) => d !== canon.dims[i])) {
@@ -157,28 +284,284 @@ export async function predictVolume(
           `Cannot predict as the coarse mask has dims [${cv.dims}] and the image [${canon.dims}]`,
         );
       }
-      attention = maxLabel <= 255
-        ? Uint8Array.from(cv.data)
-        : Int16Array.from(cv.data);
-    } else if (m.coarse) {
-      attention = await predictCoarse(m.coarse, c, {
-        multiple: paddingMultiple(m.config),
-        batchSize: m.config.coarse.batchSize,
-        maxLabel,
-      });
-    } else {
-      throw new Error(
-        "Cannot predict as the run was trained with given coarse masks: pass one (--coarse FILE)",
-      );
+      coarse = asAttention(m, cv.data);
     }
-    attention = growLabels(attention, canon.dims, m.config.coarse.dilate);
-    const fused = await segmentVolume(m.segment, c, attention, {
-      ...m.config.inference,
-      patchSize: m.config.patchSize,
-      targets: m.targets.map((t) => t.id),
-    });
-    return fromCanonical(fused, volume);
+    const fused = await segmentCanonical(m, c, coarse);
+    return fromCanonical(fused, first);
   } finally {
     if (typeof model === "string") m.dispose();
   }
+}
+
+/** Options for {@linkcode predictImage}. */
+export interface PredictImageOptions {
+  /** Coarse mask of the same size; required when the run used `--coarse`. */
+  coarse?: LabelImage;
+}
+
+/**
+ * Segments a JPEG/PNG-sized image with a run trained on multi-channel
+ * images (a PASCAL VOC folder): pixels mapped to `v / 255` as in training,
+ * stage-1 attention (or the given coarse mask), sliding-window stage-3
+ * inference per target and label fusion, on the pixel grid (top row first).
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { readImage, writeLabelPng } from "@agcl/agcl/data";
+ * import { loadTrainedModel, predictImage } from "@agcl/agcl/pipeline";
+ * const model = await loadTrainedModel(".runs/voc");
+ * const labels = await predictImage(model, await readImage("photo.jpg"));
+ * await writeLabelPng("labels.png", labels);
+ * model.dispose();
+ * ```
+ *
+ * @param model A run directory or a model from {@linkcode loadTrainedModel}.
+ * @param image The image, with as many channels as the run's.
+ * @param options A coarse mask, for runs trained with given masks.
+ * @returns Class ids `[height, width]` (0 = background).
+ * @throws {TypeError} When the run was trained on single-channel volumes,
+ * or the image's channels differ from the run's.
+ * @throws {RangeError} When the run has labels above 255.
+ * @throws {Error} When a coarse mask is needed and missing or of another size.
+ */
+export async function predictImage(
+  model: TrainedModel | string,
+  image: PixelImage,
+  options: PredictImageOptions = {},
+): Promise<LabelImage> {
+  const { width, height, channels } = image;
+  if (image.data.length !== width * height * channels) {
+    throw new TypeError(
+      `Cannot predict as 'image.data' has ${image.data.length} values: expected ${width}×${height}×${channels}`,
+    );
+  }
+  const m = typeof model === "string" ? await loadTrainedModel(model) : model;
+  try {
+    if (m.channels === 1) {
+      throw new TypeError(
+        `Cannot predict a ${channels}-channel image with ${
+          runName(model)
+        } as it was trained on single-channel volumes: give a NIfTI volume (.nii or .nii.gz, predictVolume)`,
+      );
+    }
+    if (channels !== m.channels) {
+      throw new TypeError(
+        `Cannot predict with ${
+          runName(model)
+        } as it was trained on ${m.channels}-channel images and the image has ${channels} channel(s)`,
+      );
+    }
+    const maxLabel = Math.max(...m.targets.map((t) => t.id));
+    if (maxLabel > 255) {
+      throw new RangeError(
+        `Cannot predict an image with ${
+          runName(model)
+        } as its labels go up to ${maxLabel}: an 8-bit label image holds 0..255`,
+      );
+    }
+    const data = new Float32Array(image.data.length);
+    for (let i = 0; i < data.length; i++) data[i] = image.data[i]! / 255;
+    const c = {
+      dims: [width, height, 1] as [number, number, number],
+      channels,
+      image: data,
+    };
+    let coarse: LabelMap | undefined;
+    if (options.coarse) {
+      const { width: w, height: h } = options.coarse;
+      if (w !== width || h !== height) {
+        throw new Error(
+          `Cannot predict as the coarse mask is ${w}×${h} and the image ${width}×${height}`,
+        );
+      }
+      coarse = asAttention(m, options.coarse.data);
+    }
+    const fused = await segmentCanonical(m, c, coarse);
+    return { width, height, data: Uint8Array.from(fused) };
+  } finally {
+    if (typeof model === "string") m.dispose();
+  }
+}
+
+/** Options for {@linkcode predictFile}. */
+export interface PredictFileOptions {
+  /**
+   * Coarse mask file (`.nii`/`.nii.gz`, or a label `.png` for image
+   * inputs); required when the run used `--coarse`.
+   */
+  coarse?: string;
+  /** Palette of a `.png` output (see {@linkcode encodeLabelPng}). @default {"voc"} */
+  palette?: "voc" | "grey";
+}
+
+/** What {@linkcode predictFile} wrote. */
+export interface PredictFileResult {
+  /** The output file. */
+  out: string;
+  /** `"png"` (8-bit label PNG) or `"nifti"`. */
+  format: "png" | "nifti";
+  /** Grid of the labels `[nx, ny, nz]` (`[width, height, 1]` for images). */
+  dims: [number, number, number];
+  /** The labels as written: `[nz, ny, nx]`, x fastest (`[height, width]` for images). */
+  labels: VoxelArray;
+}
+
+function kindOf(path: string): "image" | "nifti" | null {
+  if (isImagePath(path)) return "image";
+  if (/\.nii(\.gz)?$/i.test(path)) return "nifti";
+  return null;
+}
+
+/**
+ * Segments one file with a trained run and writes the labels, as
+ * `deno task predict`:
+ *
+ * - `.nii`/`.nii.gz` in: a volume for single-channel runs; for
+ *   multi-channel runs a 4D NIfTI with one 8-bit volume per channel. Out:
+ *   NIfTI with the input's header and affine (uint8, int16 past 255).
+ * - `.jpg`/`.jpeg`/`.png` in (multi-channel runs only, decoded as
+ *   {@linkcode readImage}): out a `.png` 8-bit label map the size of the
+ *   input (indexed, VOC palette), or a 2D `.nii`/`.nii.gz` on the pixel
+ *   grid (identity affine, as the run's own `predictions/`).
+ *
+ * Extensions are checked before anything is read; the output is written
+ * atomically, and not at all when any step fails.
+ *
+ * @param model A run directory or a model from {@linkcode loadTrainedModel}.
+ * @param imagePath The input file.
+ * @param outPath The output file.
+ * @param options Coarse mask file, PNG palette.
+ * @returns What was written.
+ * @throws {TypeError} For an unknown extension, a NIfTI-to-PNG request,
+ * or channels that differ from the run's.
+ * @throws {Error} Naming the file when it is missing or unreadable.
+ */
+export async function predictFile(
+  model: TrainedModel | string,
+  imagePath: string,
+  outPath: string,
+  options: PredictFileOptions = {},
+): Promise<PredictFileResult> {
+  const inKind = kindOf(imagePath);
+  const outKind = kindOf(outPath);
+  if (inKind === null) {
+    throw new TypeError(
+      `Cannot predict '${imagePath}' as its extension is not one of .nii, .nii.gz, .jpg, .jpeg, .png`,
+    );
+  }
+  if (outKind === null || (outKind === "image" && !/\.png$/i.test(outPath))) {
+    throw new TypeError(
+      `Cannot write predictions to '${outPath}' as its extension is not one of .nii, .nii.gz, .png`,
+    );
+  }
+  if (inKind === "nifti" && outKind === "image") {
+    throw new TypeError(
+      `Cannot write predictions for NIfTI '${imagePath}' to PNG '${outPath}': write .nii or .nii.gz (PNG output is for JPEG/PNG inputs)`,
+    );
+  }
+  const m = typeof model === "string" ? await loadTrainedModel(model) : model;
+  try {
+    if (inKind === "image") {
+      if (m.channels === 1) {
+        throw new TypeError(
+          `Cannot predict '${imagePath}' with ${
+            runName(model)
+          } as it was trained on single-channel volumes: give a NIfTI volume (.nii or .nii.gz)`,
+        );
+      }
+      const image = await readImage(imagePath);
+      if (image.channels !== m.channels) {
+        throw new TypeError(
+          `Cannot predict '${imagePath}' with ${
+            runName(model)
+          } as it was trained on ${m.channels}-channel images and the file has ${image.channels} channel(s)`,
+        );
+      }
+      const opts: PredictImageOptions = {};
+      if (options.coarse) {
+        opts.coarse = await readCoarseImage(options.coarse);
+      }
+      const labels = await predictImage(m, image, opts);
+      const dims: [number, number, number] = [labels.width, labels.height, 1];
+      if (outKind === "image") {
+        await writeLabelPng(
+          outPath,
+          labels,
+          options.palette ? { palette: options.palette } : {},
+        );
+        return { out: outPath, format: "png", dims, labels: labels.data };
+      }
+      await writeNifti(outPath, {
+        data: labels.data,
+        dims,
+        spacing: [1, 1, 1],
+        affine: [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]],
+      });
+      return { out: outPath, format: "nifti", dims, labels: labels.data };
+    }
+    let planes: Volume[];
+    if (m.channels === 1) {
+      planes = [await readNifti(imagePath)];
+    } else {
+      const info = await readNiftiHeader(imagePath);
+      if (info.volumes !== m.channels) {
+        throw new TypeError(
+          `Cannot predict NIfTI file '${imagePath}' with ${
+            runName(model)
+          } as it was trained on ${m.channels}-channel images: expected a 4D NIfTI with ${m.channels} volumes (one per channel, 8-bit), found ${info.volumes} volume(s) of [${info.dims}]`,
+        );
+      }
+      planes = [];
+      for (let k = 0; k < m.channels; k++) {
+        planes.push(await readNifti(imagePath, { volumeIndex: k }));
+      }
+    }
+    const vopts: PredictVolumeOptions = {};
+    if (options.coarse) vopts.coarse = await readNifti(options.coarse);
+    const labels = await predictVolume(
+      m,
+      m.channels === 1 ? planes[0]! : planes,
+      vopts,
+    );
+    let max = 0;
+    for (const v of labels) max = Math.max(max, v);
+    const first = planes[0]!;
+    // A 4D input's header keeps its intent (e.g. vector); labels are plain.
+    const header = m.channels === 1 || first.header === undefined
+      ? first.header
+      : { ...first.header as object, intentCode: 0, intentName: "" };
+    await writeNifti(outPath, { ...first, header, data: labels }, {
+      datatype: max <= 255 ? "uint8" : "int16",
+    });
+    return { out: outPath, format: "nifti", dims: first.dims, labels };
+  } finally {
+    if (typeof model === "string") m.dispose();
+  }
+}
+
+/** A coarse mask for an image input: a label PNG, or a NIfTI on the pixel grid. */
+async function readCoarseImage(path: string): Promise<LabelImage> {
+  if (/\.png$/i.test(path)) {
+    return decodeLabelPng(
+      await readFileClear(path, "coarse mask"),
+      `coarse mask '${path}'`,
+    );
+  }
+  const v = toCanonical(await readNifti(path));
+  if (v.dims[2] !== 1) {
+    throw new TypeError(
+      `Cannot use coarse mask '${path}' for an image: expected a 2D NIfTI, found dims [${v.dims}]`,
+    );
+  }
+  const data = new Uint8Array(v.data.length);
+  for (let i = 0; i < data.length; i++) {
+    const x = v.data[i]!;
+    if (!(Number.isInteger(x) && x >= 0 && x <= 255)) {
+      throw new RangeError(
+        `Cannot use coarse mask '${path}': voxel ${i} is ${x}, expected a label 0..255`,
+      );
+    }
+    data[i] = x;
+  }
+  return { width: v.dims[0], height: v.dims[1], data };
 }

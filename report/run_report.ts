@@ -20,14 +20,23 @@ import {
   lossCurveSpec,
   temperatureSpec,
 } from "./figures.ts";
-import { overlayPng, type OverlaySlice } from "./overlay.ts";
+import {
+  overlayFigure,
+  type OverlayFigureOptions,
+  type OverlaySlice,
+  type PanelSides,
+} from "./overlay.ts";
 import { overlaysFromRun } from "./_overlays.ts";
 import type { MetricsSummary } from "../metrics/evaluate.ts";
 
-/** A slice to draw as an overlay, with a caption. */
+/** A slice to draw as an overlay, in display orientation, with a caption. */
 export interface CaptionedSlice extends OverlaySlice {
-  /** Caption, e.g. `case_001 z=12`. */
+  /** Caption, also the figure's title, e.g. `case_001, slice z=12 of 40`. */
   caption: string;
+  /** How the slice is displayed (the figure's second line), e.g. `axial, radiological view: …`. */
+  view?: string;
+  /** Orientation letters at the panel edges, e.g. `R`/`L`/`A`/`P`. */
+  sides?: PanelSides;
 }
 
 /** Options for {@linkcode writeRunReport}. */
@@ -248,16 +257,27 @@ export async function writeRunReport(
   }
   if (overlays.length > 0) {
     const html: string[] = [];
+    const labels = run.config?.labels;
     for (let i = 0; i < overlays.length; i++) {
-      const file = `overlay_${i + 1}.png`;
-      await Deno.writeFile(join(dir, file), overlayPng(overlays[i]!));
-      files.push(file);
+      const o = overlays[i]!;
+      const opts: OverlayFigureOptions = { title: o.caption };
+      if (o.view) opts.subtitle = o.view;
+      if (o.sides) opts.sides = o.sides;
+      if (labels && typeof labels === "object") {
+        opts.labels = labels as Record<string, string>;
+      }
+      const fig = await overlayFigure(o, opts);
+      const f = { svg: `overlay_${i + 1}.svg`, png: `overlay_${i + 1}.png` };
+      await Deno.writeTextFile(join(dir, f.svg), fig.svg);
+      await Deno.writeFile(join(dir, f.png), fig.png);
+      files.push(f.svg, f.png);
       html.push(
-        `<figure><img src="${esc(file)}" alt="${
-          esc(overlays[i]!.caption)
-        }"><figcaption>${
-          esc(overlays[i]!.caption)
-        }: image | prediction | truth (cf. Fig. 7)</figcaption></figure>`,
+        figureHtml(
+          f,
+          `${o.caption}: image | prediction | truth${
+            o.view ? `; ${o.view}` : ""
+          } (cf. Fig. 7)`,
+        ),
       );
     }
     sections.push({ title: "Overlays", html: html.join("\n") });

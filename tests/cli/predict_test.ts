@@ -50,3 +50,21 @@ Deno.test("deno task predict: a directory without a run is one clear line (exit 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("deno task predict: an unknown output extension is refused before anything is read", async () => {
+  const r = await predict([
+    "--model",
+    "no-such-run",
+    "--image",
+    "photo.jpg",
+    "--out",
+    "labels.bmp",
+    "--backend",
+    "cpu",
+  ]);
+  assert.equal(r.code, 1);
+  assert.match(
+    r.stderr.trim().split("\n").pop()!,
+    /^error: Cannot write predictions to 'labels\.bmp' as its extension is not one of \.nii, \.nii\.gz, \.png$/,
+  );
+});

@@ -17,7 +17,9 @@ Deno.test("writeRunReport writes every figure as SVG and PNG and an index that r
       truth: Array.from({ length: 64 }, (_, i) => (i % 8 < 5 ? 1 : 0)),
       width: 8,
       height: 8,
-      caption: "case_0 z=1",
+      caption: "case_0, slice z=1",
+      view: "axial, radiological view",
+      sides: { left: "R", right: "L", top: "A", bottom: "P" },
     };
     const r = await writeRunReport(dir, { overlays: [slice], seed: 3 });
     assert.deepEqual(r.skipped, []);
@@ -42,7 +44,24 @@ Deno.test("writeRunReport writes every figure as SVG and PNG and an index that r
         `index misses ${f}`,
       );
     }
-    assert.ok(html.includes("overlay_1.png"));
+    assert.ok(html.includes("overlay_1.png") && html.includes("overlay_1.svg"));
+    assert.match(
+      html,
+      /case_0, slice z=1: image \| prediction \| truth; axial, radiological view/,
+    );
+    const svg = await Deno.readTextFile(join(r.dir, "overlay_1.svg"));
+    for (
+      const t of [
+        "case_0, slice z=1",
+        "prediction",
+        "truth",
+        ">R<",
+        ">A<",
+        "1 liver",
+      ]
+    ) {
+      assert.ok(svg.includes(t), `overlay SVG misses ${t}`);
+    }
     assert.match(html, /<td>liver<\/td><td>0\.\d{3}<\/td>/);
   } finally {
     await Deno.remove(dir, { recursive: true });

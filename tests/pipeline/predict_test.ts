@@ -1,0 +1,344 @@
+import assert from "node:assert/strict";
+import { basename, join } from "node:path";
+import { decode as decodePng, encode as encodePng } from "fast-png";
+import {
+  decodeJpeg,
+  readImage,
+  readNifti,
+  vocColor,
+  writeNifti,
+} from "../../data/mod.ts";
+import {
+  loadTrainedModel,
+  predictFile,
+  predictImage,
+  predictVolume,
+  runPipeline,
+} from "../../pipeline/mod.ts";
+import { parseTrainArgs } from "../../cli/train.ts";
+import { assertNoLeakAsync } from "../_utils.ts";
+import { H, vocFixture, W } from "./_voc_fixture.ts";
+
+const MICRO =
+  new URL("../testdata/micro_config.json", import.meta.url).pathname;
+
+// Two micro runs, trained once for every test below: one on a synthetic VOC
+// folder (3 channels), one on the embedded phantom (1 channel).
+const VOC = await Deno.makeTempDir();
+await vocFixture(VOC);
+const VOC_RUN = await Deno.makeTempDir();
+const PHANTOM_RUN = await Deno.makeTempDir();
+// wasm: tfjs 4.22's cpu ResizeBilinearGrad swaps height and width, which
+// breaks training on the non-square VOC images.
+const quiet = { quiet: true, backend: "wasm", print: () => {} };
+// Long enough (about 5 s) for the VOC run to find the cat in b1.
+const VOC_ARGS = [
+  "--set",
+  "coarse.epochs=40",
+  "--set",
+  "segment.epochs=10",
+  "--set",
+  "segment.lr=0.01",
+];
+await runPipeline(
+  (await parseTrainArgs(["--config", MICRO, "--data", VOC, ...VOC_ARGS]))
+    .config,
+  { ...quiet, out: VOC_RUN },
+);
+await runPipeline((await parseTrainArgs(["--config", MICRO])).config, {
+  ...quiet,
+  out: PHANTOM_RUN,
+});
+const JPG = join(VOC, "JPEGImages", "b1.jpg");
+// What the run itself predicted for b1 (2D NIfTI on the pixel grid).
+const RUN_B1: number[] = Array.from(
+  (await readNifti(join(VOC_RUN, "predictions", "b1.nii.gz"))).data,
+);
+
+globalThis.addEventListener("unload", () => {
+  for (const d of [VOC, VOC_RUN, PHANTOM_RUN]) {
+    Deno.removeSync(d, { recursive: true });
+  }
+});
+
+async function tempDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir();
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Files left in `dir` (no temporary files of atomic writes). */
+async function listing(dir: string): Promise<string[]> {
+  const names: string[] = [];
+  for await (const e of Deno.readDir(dir)) names.push(e.name);
+  return names.sort();
+}
+
+Deno.test("predictFile() JPEG → indexed VOC-palette PNG, the input's size, the run's own prediction", async () => {
+  await tempDir(async (dir) => {
+    const out = join(dir, "labels.png");
+    const r = await predictFile(VOC_RUN, JPG, out);
+    assert.equal(r.format, "png");
+    assert.deepEqual(r.dims, [W, H, 1]);
+    const png = decodePng(await Deno.readFile(out));
+    assert.deepEqual([png.width, png.height, png.channels, png.depth], [
+      W,
+      H,
+      1,
+      8,
+    ]);
+    assert.ok(png.palette, "an indexed PNG");
+    assert.deepEqual(png.palette![8], vocColor(8)); // cat
+    assert.deepEqual(png.palette![12], vocColor(12)); // dog
+    const ids = Array.from(png.data);
+    // Only background and the run's targets (cat 8, dog 12).
+    assert.ok(
+      ids.every((v) => v === 0 || v === 8 || v === 12),
+      `${new Set(ids)}`,
+    );
+    assert.ok(ids.includes(8), "the micro run finds the cat");
+    // Same decoder, mapping, attention and fusion as the run's evaluation.
+    assert.deepEqual(ids, RUN_B1);
+    assert.deepEqual(await listing(dir), ["labels.png"]);
+  });
+});
+
+Deno.test("predictFile() PNG input (RGB, RGBA) gives the JPEG's labels; greyscale labels on request", async () => {
+  await tempDir(async (dir) => {
+    const rgb = decodeJpeg(await Deno.readFile(JPG));
+    const rgba = new Uint8Array(W * H * 4);
+    for (let i = 0; i < W * H; i++) {
+      rgba.set([...rgb.data.subarray(3 * i, 3 * i + 3), 128], 4 * i);
+    }
+    await Deno.writeFile(
+      join(dir, "rgb.png"),
+      encodePng({ width: W, height: H, data: rgb.data, channels: 3, depth: 8 }),
+    );
+    await Deno.writeFile(
+      join(dir, "rgba.png"),
+      encodePng({ width: W, height: H, data: rgba, channels: 4, depth: 8 }),
+    );
+    for (const name of ["rgb.png", "rgba.png"]) {
+      const out = join(dir, `${name}.labels.png`);
+      await predictFile(VOC_RUN, join(dir, name), out, { palette: "grey" });
+      const png = decodePng(await Deno.readFile(out));
+      assert.equal(png.palette, undefined);
+      assert.deepEqual([png.width, png.height, png.channels], [W, H, 1]);
+      assert.deepEqual(Array.from(png.data), RUN_B1, name);
+    }
+  });
+});
+
+Deno.test("predictFile() image → 2D NIfTI, and a 4D 8-bit NIfTI (one volume per channel) → NIfTI", async () => {
+  await tempDir(async (dir) => {
+    const a = await predictFile(VOC_RUN, JPG, join(dir, "b1.nii.gz"));
+    const v = await readNifti(join(dir, "b1.nii.gz"));
+    assert.deepEqual(v.dims, [W, H, 1]);
+    assert.deepEqual(Array.from(v.data), RUN_B1);
+    assert.deepEqual(Array.from(a.labels), RUN_B1);
+    // [W, H, 1, 3] uint8: written as [W, H, 3], then dim[0] = 4, dim[3] = 1,
+    // dim[4] = 3 (same bytes, x fastest, then y, then the channel).
+    const rgb = decodeJpeg(await Deno.readFile(JPG));
+    const planar = new Uint8Array(W * H * 3);
+    for (let i = 0; i < W * H; i++) {
+      for (let k = 0; k < 3; k++) planar[k * W * H + i] = rgb.data[3 * i + k]!;
+    }
+    const four = join(dir, "rgb4d.nii");
+    await writeNifti(four, {
+      data: planar,
+      dims: [W, H, 3],
+      spacing: [1, 1, 1],
+      affine: [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]],
+    });
+    const bytes = await Deno.readFile(four);
+    const dv = new DataView(bytes.buffer);
+    dv.setInt16(40, 4, true);
+    dv.setInt16(46, 1, true);
+    dv.setInt16(48, 3, true);
+    await Deno.writeFile(four, bytes);
+    const out = join(dir, "rgb4d_labels.nii.gz");
+    await predictFile(VOC_RUN, four, out);
+    const w = await readNifti(out);
+    assert.deepEqual(w.dims, [W, H, 1]);
+    assert.deepEqual(Array.from(w.data), RUN_B1);
+  });
+});
+
+Deno.test("predictFile() single-channel run: NIfTI out byte-identical to the run's own prediction", async () => {
+  const metrics = JSON.parse(
+    await Deno.readTextFile(join(PHANTOM_RUN, "metrics.json")),
+  );
+  const image: string = metrics.cases[0].image;
+  const id = basename(image).replace(/\.nii(\.gz)?$/, "");
+  await tempDir(async (dir) => {
+    const out = join(dir, `${id}.nii.gz`);
+    await predictFile(PHANTOM_RUN, image, out);
+    assert.deepEqual(
+      await Deno.readFile(out),
+      await Deno.readFile(join(PHANTOM_RUN, "predictions", `${id}.nii.gz`)),
+    );
+  });
+});
+
+Deno.test("predictFile() clear errors, and no output file, for bad inputs", async () => {
+  await tempDir(async (dir) => {
+    const out = join(dir, "o.png");
+    const grey = join(dir, "grey.png");
+    await Deno.writeFile(
+      grey,
+      encodePng({
+        width: W,
+        height: H,
+        data: new Uint8Array(W * H).fill(90),
+        channels: 1,
+        depth: 8,
+      }),
+    );
+    await assert.rejects(() => predictFile(VOC_RUN, grey, out), {
+      name: "TypeError",
+      message:
+        /grey\.png' with run .* trained on 3-channel images and the file has 1 channel/,
+    });
+    await assert.rejects(() => predictFile(VOC_RUN, join(dir, "x.bmp"), out), {
+      name: "TypeError",
+      message: /'.*x\.bmp' as its extension is not one of .nii, .nii.gz, .jpg/,
+    });
+    await assert.rejects(() => predictFile(VOC_RUN, JPG, join(dir, "o.jpg")), {
+      name: "TypeError",
+      message: /o\.jpg' as its extension is not one of .nii, .nii.gz, .png/,
+    });
+    await assert.rejects(
+      () => predictFile(VOC_RUN, join(dir, "missing.jpg"), out),
+      { name: "Error", message: /image '.*missing\.jpg' as it does not exist/ },
+    );
+    const junk = join(dir, "junk.jpg");
+    await Deno.writeFile(junk, new Uint8Array([0xff, 0xd8, 0xff, 1, 2, 3]));
+    await assert.rejects(() => predictFile(VOC_RUN, junk, out), {
+      name: "Error",
+      message: /Cannot decode image '.*junk\.jpg' as a JPEG/,
+    });
+    const text = join(dir, "text.png");
+    await Deno.writeTextFile(text, "not an image");
+    await assert.rejects(() => predictFile(VOC_RUN, text, out), {
+      message: /image '.*text\.png': expected a JPEG or PNG file/,
+    });
+    // A 3D NIfTI for a 3-channel run; NIfTI → PNG; a JPEG for a 1-channel run.
+    const plain = join(dir, "plain.nii.gz");
+    await writeNifti(plain, {
+      data: new Uint8Array(W * H),
+      dims: [W, H, 1],
+      spacing: [1, 1, 1],
+      affine: [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]],
+    });
+    await assert.rejects(
+      () => predictFile(VOC_RUN, plain, join(dir, "o.nii.gz")),
+      {
+        name: "TypeError",
+        message: /expected a 4D NIfTI with 3 volumes .* found 1 volume/,
+      },
+    );
+    await assert.rejects(() => predictFile(VOC_RUN, plain, out), {
+      name: "TypeError",
+      message: /to PNG '.*o\.png': write .nii or .nii.gz/,
+    });
+    await assert.rejects(() => predictFile(PHANTOM_RUN, JPG, out), {
+      name: "TypeError",
+      message: /trained on single-channel volumes: give a NIfTI volume/,
+    });
+    assert.deepEqual(await listing(dir), [
+      "grey.png",
+      "junk.jpg",
+      "plain.nii.gz",
+      "text.png",
+    ]);
+    assert.equal(await exists(out), false);
+  });
+});
+
+Deno.test("predictImage() and predictVolume() check channels against the run's", async () => {
+  const model = await loadTrainedModel(VOC_RUN);
+  try {
+    assert.equal(model.channels, 3);
+    await assert.rejects(
+      () =>
+        predictImage(model, {
+          width: 2,
+          height: 2,
+          channels: 1,
+          data: new Uint8Array(4),
+        }),
+      { name: "TypeError", message: /3-channel images and the image has 1/ },
+    );
+    const v = await readNifti(join(VOC_RUN, "predictions", "b1.nii.gz"));
+    await assert.rejects(() => predictVolume(model, v), {
+      name: "TypeError",
+      message: /3-channel images and was given 1 volume/,
+    });
+    await assert.rejects(
+      () =>
+        predictVolume(model, [v, v, {
+          ...v,
+          data: new Float32Array(W * H).fill(0.5),
+        }]),
+      {
+        name: "RangeError",
+        message:
+          /channel 2 of '.*b1\.nii\.gz': voxel 0 is 0\.5, expected 8-bit/,
+      },
+    );
+  } finally {
+    model.dispose();
+  }
+  const mono = await loadTrainedModel(PHANTOM_RUN);
+  try {
+    assert.equal(mono.channels, 1);
+    const rgb = await readImage(JPG);
+    await assert.rejects(() => predictImage(mono, rgb), {
+      name: "TypeError",
+      message: /trained on single-channel volumes/,
+    });
+  } finally {
+    mono.dispose();
+  }
+});
+
+Deno.test("predictImage() and predictVolume() do not leak tensors", async () => {
+  const model = await loadTrainedModel(VOC_RUN);
+  try {
+    const image = await readImage(JPG);
+    let labels: number[] = [];
+    await assertNoLeakAsync(async () => {
+      labels = Array.from((await predictImage(model, image)).data);
+      return [];
+    });
+    assert.deepEqual(labels, RUN_B1);
+    const planes = [0, 1, 2].map((k) => ({
+      data: Uint8Array.from(
+        { length: W * H },
+        (_, i) => image.data[3 * i + k]!,
+      ),
+      dims: [W, H, 1] as [number, number, number],
+      spacing: [1, 1, 1] as [number, number, number],
+      affine: [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]],
+    }));
+    await assertNoLeakAsync(async () => {
+      labels = Array.from(await predictVolume(model, planes));
+      return [];
+    });
+    assert.deepEqual(labels, RUN_B1);
+  } finally {
+    model.dispose();
+  }
+});
