@@ -64,3 +64,33 @@ Deno.test("mergeConfig() rejects values of the wrong type or range", () => {
     message: /must be an object/,
   });
 });
+
+Deno.test("mergeConfig() checks the stage-1 augmentation fields", () => {
+  const ok = mergeConfig(PRESETS.tiny, {
+    coarse: { flip: "horizontal", scale: [0.8, 1.2], rotation: 0 },
+  });
+  assert.deepEqual(ok.coarse.scale, [0.8, 1.2]);
+  assert.equal(ok.coarse.flip, "horizontal");
+  assert.throws(() => mergeConfig(PRESETS.tiny, { coarse: { flip: "lr" } }), {
+    message:
+      /'coarse.flip': expected one of "auto", "none", "horizontal": current value is "lr"/,
+  });
+  assert.throws(
+    () => mergeConfig(PRESETS.tiny, { coarse: { scale: [1.2, 0.8] } }),
+    {
+      message:
+        /'coarse.scale': expected \[low, high\] with 0 < low <= high: current value is \[1.2,0.8\]/,
+    },
+  );
+  assert.throws(
+    () => mergeConfig(PRESETS.tiny, { coarse: { translate: 0.7 } }),
+    { message: /'coarse.translate': expected <= 0.5: current value is 0.7/ },
+  );
+  assert.throws(() => mergeConfig(PRESETS.tiny, { coarse: { jitter: 1 } }), {
+    message: /'coarse.jitter': expected a boolean/,
+  });
+  assert.throws(
+    () => mergeConfig(PRESETS.tiny, { coarse: { schedule: "step" } }),
+    { message: /'coarse.schedule': expected one of "constant", "cosine"/ },
+  );
+});
