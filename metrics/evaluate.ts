@@ -200,6 +200,12 @@ export interface MetricsEntry {
   hd?: number | null;
   /** Why the distances are `null` (per case only). */
   reason?: string;
+  /**
+   * Mean Dice over the cases whose ground truth contains the target (MONAI's
+   * `DiceMetric(ignore_empty=True)`), `null` when no case does (summaries
+   * only). Differs from `dice` when the target is absent from some cases.
+   */
+  dicePresent?: number | null;
 }
 
 /** Per target: how many cases, how many values entered each mean, how many were `null`. */
@@ -216,6 +222,10 @@ export interface TargetCounts {
   msdNull: number;
   /** Null reasons and how often each occurred. */
   reasons: Record<string, number>;
+  /** Cases whose ground truth contains the target (the cases of `dicePresent`). */
+  present: number;
+  /** Cases where the target was predicted but is absent from the ground truth. */
+  falsePositive: number;
 }
 
 /** The content of `metrics.json` (shape shared by `train` and `eval`). */
@@ -279,8 +289,12 @@ export function summarizeMetrics(
     for (const m of per) {
       if (m.reason) reasons[m.reason] = (reasons[m.reason] ?? 0) + 1;
     }
+    const present = per.filter((m) =>
+      m.reason !== "truth empty" && m.reason !== "both empty"
+    );
     targets[n] = {
       dice: meanOf(per.map((m) => m.dice))!,
+      dicePresent: meanOf(present.map((m) => m.dice)),
       hd95: meanOf(hd95),
       msd: meanOf(msd),
       iou: meanOf(per.map((m) => m.iou))!,
@@ -293,6 +307,8 @@ export function summarizeMetrics(
       hd95Null: per.length - hd95.length,
       msdNull: per.length - msd.length,
       reasons,
+      present: present.length,
+      falsePositive: reasons["truth empty"] ?? 0,
     };
   }
   const all = Object.values(targets);
@@ -305,6 +321,7 @@ export function summarizeMetrics(
     targets,
     mean: {
       dice: pick((t) => t.dice) ?? 0,
+      dicePresent: pick((t) => t.dicePresent),
       hd95: pick((t) => t.hd95),
       msd: pick((t) => t.msd),
       iou: pick((t) => t.iou) ?? 0,

@@ -132,6 +132,9 @@ export function metricsTableHtml(m: MetricsSummary): string {
     return [
       name,
       fmt(t.dice),
+      fmt(t.dicePresent),
+      c?.present === undefined ? "" : String(c.present),
+      c?.falsePositive === undefined ? "" : String(c.falsePositive),
       fmt(t.hd95, 2),
       fmt(t.msd, 2),
       c ? `${c.hd95Null ?? c.cases - c.hd95} of ${c.cases}` : "",
@@ -140,13 +143,19 @@ export function metricsTableHtml(m: MetricsSummary): string {
   rows.push([
     "mean",
     fmt(m.mean.dice),
+    fmt(m.mean.dicePresent),
+    "",
+    "",
     fmt(m.mean.hd95, 2),
     fmt(m.mean.msd, 2),
     "",
   ]);
   return tableHtml([
     "target",
-    "Dice",
+    "Dice (all cases)",
+    "Dice (cases with the target)",
+    "cases with the target",
+    "false-positive cases",
     "HD95 (mm)",
     "MSD (mm)",
     "distances undefined",

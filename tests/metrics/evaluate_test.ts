@@ -76,11 +76,42 @@ Deno.test("summarizeMetrics averages over cases, counts nulls, never NaN", () =>
     hd95Null: 1,
     msdNull: 1,
     reasons: { "both empty": 1 },
+    present: 1,
+    falsePositive: 0,
   });
+  // dice|gt leaves out cases whose truth lacks the target: b only in case 1.
+  assert.equal(s.targets.b!.dicePresent, 2 / 3);
+  assert.equal(s.targets.a!.dicePresent, s.targets.a!.dice);
+  assert.equal(
+    s.mean.dicePresent,
+    (s.targets.a!.dicePresent! + s.targets.b!.dicePresent!) / 2,
+  );
   assert.equal(s.cases[1]!.targets.b!.reason, "both empty");
   assert.equal(s.mean.dice, (s.targets.a!.dice + s.targets.b!.dice) / 2);
   assert.ok(!JSON.stringify(s).includes("NaN"));
   assert.throws(() => summarizeMetrics([]), TypeError);
+});
+
+Deno.test("summarizeMetrics: a target predicted where absent counts as a false positive; never present → dicePresent null", () => {
+  const labels = { 1: "a", 2: "b" };
+  // Case 1: b predicted, absent from the truth. Case 2: b absent from both.
+  const c1 = evaluateLabelMaps([1, 2, 0], [1, 0, 0], {
+    dims: [3, 1, 1],
+    labels,
+  });
+  const c2 = evaluateLabelMaps([1, 0, 0], [1, 0, 0], {
+    dims: [3, 1, 1],
+    labels,
+  });
+  const s = summarizeMetrics([
+    { image: "x", metrics: c1 },
+    { image: "y", metrics: c2 },
+  ]);
+  assert.equal(s.targets.b!.dice, 0.5);
+  assert.equal(s.targets.b!.dicePresent, null);
+  assert.equal(s.counts.b!.falsePositive, 1);
+  assert.equal(s.counts.b!.present, 0);
+  assert.equal(s.mean.dicePresent, 1); // only a has cases with a truth
 });
 
 Deno.test("evaluateLabelMaps rejects bad input with clear errors", () => {
