@@ -143,17 +143,34 @@ export function resolveCoarseFlip(
     !labelNames.some((n) => SIDE.test(n));
 }
 
+/**
+ * Resolves `config.coarse.jitter`: `"auto"` jitters intensities unless they
+ * come through a fixed HU window.
+ *
+ * @param jitter The configured value.
+ * @param intensity The intensity mapping the data used (`auto` resolved).
+ * @returns Whether to jitter.
+ */
+export function resolveCoarseJitter(
+  jitter: PipelineConfig["coarse"]["jitter"],
+  intensity: "window" | "percentile" | "none",
+): boolean {
+  return jitter === "auto" ? intensity !== "window" : jitter;
+}
+
 /** Options of {@linkcode coarseStage}. */
 export interface CoarseStageOptions {
   /** Mirror training slices left-right (resolved `coarse.flip`). */
   flip: boolean;
+  /** Intensity or colour jitter (resolved `coarse.jitter`). */
+  jitter: boolean;
 }
 
 /**
  * Builds the stage-1 training spec: Adam on CE + multi-class Dice
  * (background excluded) over shuffled batches of whole training slices,
- * each augmented by `coarse.rotation`, `scale`, `translate`, `jitter` and
- * the resolved mirror.
+ * each augmented by `coarse.rotation`, `scale`, `translate` and the
+ * resolved mirror and jitter.
  */
 export function coarseStage(
   config: PipelineConfig,
@@ -161,7 +178,7 @@ export function coarseStage(
   cases: SliceSource[],
   nClasses: number,
   seed: number,
-  options: CoarseStageOptions = { flip: false },
+  options: CoarseStageOptions = { flip: false, jitter: false },
 ): StageSpec {
   const multiple = paddingMultiple(config);
   const h = roundUp(Math.max(...cases.map((c) => c.dims[1])), multiple);
@@ -179,11 +196,11 @@ export function coarseStage(
     degrees: co.rotation,
     scale: co.scale,
     translate: co.translate,
-    intensity: co.jitter ? {} : false as const,
-    color: co.jitter ? {} : false as const,
+    intensity: options.jitter ? {} : false as const,
+    color: options.jitter ? {} : false as const,
   };
   const augmenting = options.flip || co.rotation > 0 || co.translate > 0 ||
-    co.scale[0] !== 1 || co.scale[1] !== 1 || co.jitter;
+    co.scale[0] !== 1 || co.scale[1] !== 1 || options.jitter;
   const variables = namedVariables({ coarse: net });
   const trainable = pickTrainable(variables, net.trainableVariables());
   const optimizer = createAdam(trainable);

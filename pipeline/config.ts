@@ -91,8 +91,15 @@ export interface CoarseConfig {
   scale: [number, number];
   /** Random shift of training slices, as a fraction of each side (0 = off). */
   translate: number;
-  /** Random intensity (CT/MRI) or colour (RGB) jitter of training slices. */
-  jitter: boolean;
+  /**
+   * Random intensity (scale, shift, gamma) or colour (RGB) jitter of
+   * training slices: `true`, `false`, or `"auto"` = on unless the images are
+   * mapped through a fixed HU window (CT intensities are calibrated, so
+   * jitter only blurs the contrasts that tell organs apart; MRI and photo
+   * intensities vary between scanners and cameras). The run records the
+   * resolved choice in `config.json`.
+   */
+  jitter: "auto" | boolean;
 }
 
 /** Stage 2: contrastive (or other) pre-training of the encoder. */
@@ -227,7 +234,7 @@ const TINY: PipelineConfig = {
     epochs: 10,
     batchSize: 4,
     lr: 3e-3,
-    schedule: "cosine",
+    schedule: "constant",
     widthMultiplier: 0.125,
     asppChannels: 16,
     lowLevelSkip: true,
@@ -237,7 +244,7 @@ const TINY: PipelineConfig = {
     rotation: 10,
     scale: [0.9, 1.1],
     translate: 0.05,
-    jitter: true,
+    jitter: "auto",
   },
   pretrain: {
     method: "agcl",
@@ -298,7 +305,7 @@ function paper(backbone: 50 | 101): PipelineConfig {
       rotation: 10,
       scale: [0.9, 1.1],
       translate: 0.05,
-      jitter: true,
+      jitter: "auto",
     },
     pretrain: {
       method: "agcl",
@@ -594,9 +601,7 @@ export function validateConfig(
     );
   }
   num(c.coarse.translate, "coarse.translate", { min: 0, max: 0.5 });
-  if (typeof c.coarse.jitter !== "boolean") {
-    fail("coarse.jitter", "expected a boolean");
-  }
+  oneOf(c.coarse.jitter, "coarse.jitter", ["auto", true, false]);
   oneOf(c.pretrain.method, "pretrain.method", PRETRAIN_METHODS);
   num(c.pretrain.epochs, "pretrain.epochs", { int: true, min: 0 });
   num(c.pretrain.stepsPerEpoch, "pretrain.stepsPerEpoch", {

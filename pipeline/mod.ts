@@ -13,4 +13,4 @@ export * from "./attention.ts";
 export * from "./evaluate.ts";
 export * from "./run.ts";
 export * from "./predict.ts";
-export { resolveCoarseFlip } from "./coarse.ts";
+export { resolveCoarseFlip, resolveCoarseJitter } from "./coarse.ts";

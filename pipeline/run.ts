@@ -24,6 +24,7 @@ import {
   paddingMultiple,
   predictCoarse,
   resolveCoarseFlip,
+  resolveCoarseJitter,
 } from "./coarse.ts";
 import { growLabels } from "./attention.ts";
 import {
@@ -91,6 +92,7 @@ const RUN_KEYS = [
   "intensityResolved",
   "channels",
   "coarseFlipResolved",
+  "coarseJitterResolved",
 ] as const;
 
 /** Reads a run's config back (without the keys the run added). */
@@ -276,6 +278,10 @@ export async function runPipeline(
     data.targets.map((t) => t.name),
     data.train,
   );
+  const coarseJitter = resolveCoarseJitter(
+    config.coarse.jitter,
+    data.intensity,
+  );
   const saved = {
     ...config,
     dataPath,
@@ -285,6 +291,7 @@ export async function runPipeline(
     intensityResolved: data.intensity,
     channels: data.train[0]!.channels,
     coarseFlipResolved: coarseFlip,
+    coarseJitterResolved: coarseJitter,
   };
   if (!resume) {
     print(`config: ${JSON.stringify(saved, null, 2)}`);
@@ -342,7 +349,7 @@ export async function runPipeline(
           data.train,
           maxLabel + 1,
           s.coarseShuffle,
-          { flip: coarseFlip },
+          { flip: coarseFlip, jitter: coarseJitter },
         );
         try {
           await runStage(ctx, spec, resumeFor("coarse"));

@@ -4,6 +4,7 @@ import { selectBackend } from "../../backends/mod.ts";
 import {
   coarseStage,
   resolveCoarseFlip,
+  resolveCoarseJitter,
   type SliceSource,
 } from "../../pipeline/coarse.ts";
 import { mergeConfig, PRESETS } from "../../pipeline/config.ts";
@@ -52,6 +53,14 @@ Deno.test("resolveCoarseFlip: auto mirrors side-free 3D labels only", () => {
   assert.equal(resolveCoarseFlip("none", brain, [vol(90)]), false);
 });
 
+Deno.test("resolveCoarseJitter: auto is off for HU-windowed CT only", () => {
+  assert.equal(resolveCoarseJitter("auto", "window"), false);
+  assert.equal(resolveCoarseJitter("auto", "percentile"), true);
+  assert.equal(resolveCoarseJitter("auto", "none"), true);
+  assert.equal(resolveCoarseJitter(true, "window"), true);
+  assert.equal(resolveCoarseJitter(false, "percentile"), false);
+});
+
 function tinyCases(): SliceSource[] {
   const prng = new Prng(2);
   return [0, 1].map(() => {
@@ -69,11 +78,14 @@ function tinyCases(): SliceSource[] {
 
 Deno.test("coarseStage: augmented steps are seeded, leak-free, and the cosine lr decays", async () => {
   const config = mergeConfig(PRESETS.tiny, {
-    coarse: { epochs: 1, batchSize: 2, rotation: 20, jitter: true },
+    coarse: { epochs: 1, batchSize: 2, rotation: 20, schedule: "cosine" },
   });
   const run = async () => {
     const net = buildCoarseNet(config, 1, 3, 7);
-    const spec = coarseStage(config, net, tinyCases(), 3, 5, { flip: true });
+    const spec = coarseStage(config, net, tinyCases(), 3, 5, {
+      flip: true,
+      jitter: true,
+    });
     const out: { loss: number; lr: number }[] = [];
     const before = tf.memory().numTensors;
     try {

@@ -87,7 +87,7 @@ Deno.test("mergeConfig() checks the stage-1 augmentation fields", () => {
     { message: /'coarse.translate': expected <= 0.5: current value is 0.7/ },
   );
   assert.throws(() => mergeConfig(PRESETS.tiny, { coarse: { jitter: 1 } }), {
-    message: /'coarse.jitter': expected a boolean/,
+    message: /'coarse.jitter': expected one of "auto", true, false/,
   });
   assert.throws(
     () => mergeConfig(PRESETS.tiny, { coarse: { schedule: "step" } }),
