@@ -167,7 +167,7 @@ export interface CoarseStageOptions {
 }
 
 /**
- * Builds the stage-1 training spec: Adam on CE + multi-class Dice
+ * Builds the stage-1 training spec: Adam on CE + multi-class batch Dice
  * (background excluded) over shuffled batches of whole training slices,
  * each augmented by `coarse.rotation`, `scale`, `translate` and the
  * resolved mirror and jitter.
@@ -242,8 +242,13 @@ export function coarseStage(
               .reshape([picks.length, h, w, nClasses]);
             const logits = net.apply(input, { training: true });
             const ce = tf.losses.softmaxCrossEntropy(onehot, logits);
+            // Batch Dice (MONAI `batch=True`, nnU-Net's batch_dice): one
+            // Dice per class over the whole batch, so a class present in
+            // any slice of the batch gets its full gradient; per-slice Dice
+            // spends most of the term on classes absent from the slice.
             const dice = diceLoss(tf.softmax(logits), onehot, {
               includeBackground: false,
+              reduction: "batch",
             });
             return ce.add(dice) as tf.Scalar;
           }),
