@@ -70,7 +70,10 @@ Deno.test("deno task eval matches predictions by file name and writes metrics.js
       "--quiet",
     ]);
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /^target\s+dice\s+hd95\s+msd/m);
+    assert.match(
+      r.stdout,
+      /^target\s+dice\s+dice\|gt\s+n\|gt\s+fp\s+hd95\s+msd/m,
+    );
     const m = JSON.parse(await Deno.readTextFile(out));
     assert.deepEqual(Object.keys(m).sort(), [
       "cases",

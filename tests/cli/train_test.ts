@@ -158,7 +158,10 @@ Deno.test({
       assert.equal(r.code, 0, r.stderr);
       // The merged config is printed and saved; the Dice table is printed.
       assert.match(r.stdout, /config: \{/);
-      assert.match(r.stdout, /target\s+dice\s+hd95\s+msd/);
+      assert.match(
+        r.stdout,
+        /target\s+dice\s+dice\|gt\s+n\|gt\s+fp\s+hd95\s+msd/,
+      );
       assert.match(r.stdout, /\nmean\s+\d\.\d{3}/);
       // Progress goes to stderr, plain (not a TTY), with an ETA.
       assert.match(r.stderr, /pretrain \d+\/4 \[[#-]+\]\s+\d+% \S+ eta \S+/);
