@@ -17,6 +17,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { cpuBackend } from "./cpu.ts";
 import { registerLeanGradients } from "./_gradients.ts";
+import { registerResizeGradKernels } from "./_resize_grad.ts";
 import {
   type AdapterDescription,
   type Backend,
@@ -54,6 +55,9 @@ export async function setWasmAcceleration(
 
 // A leaner batch-norm gradient for every backend (same mathematics).
 registerLeanGradients();
+// cpu's resize gradients (upstream's bilinear one swaps height and width of
+// its result, both ignore half-pixel centres): see _resize_grad.ts.
+registerResizeGradKernels("cpu");
 
 const REGISTRY: Readonly<Record<BackendName, () => Promise<Backend>>> = Object
   .freeze({

@@ -13,7 +13,8 @@ let current: { name: WasmAcceleration; detail: string } | undefined;
 
 /**
  * Imports the wasm backend package (which registers the backend and its
- * kernels) and registers the training kernels it lacks upstream.
+ * kernels), registers the training kernels it lacks upstream, and routes
+ * the resize-gradient calls its own kernels get wrong to ours.
  */
 export function load(): Promise<unknown> {
   loaded ??= (async () => {
@@ -22,6 +23,7 @@ export function load(): Promise<unknown> {
       "./_wasm_kernels.ts"
     );
     registerWasmTrainingKernels();
+    (await import("./_resize_grad.ts")).registerResizeGradKernels("wasm");
     (await import("./_wasm_fast.ts")).registerFastWasmKernels();
   })();
   return loaded;

@@ -6,8 +6,13 @@ let loaded: Promise<unknown> | undefined;
 let described: Promise<AdapterDescription | undefined> | undefined;
 
 function load(): Promise<unknown> {
-  // Importing the package registers the "webgpu" backend and its kernels.
-  loaded ??= import("@tensorflow/tfjs-backend-webgpu");
+  // Importing the package registers the "webgpu" backend and its kernels;
+  // its resize gradients are wrong for half-pixel centres and some aligned
+  // corners, so ours take those calls (_resize_grad.ts).
+  loaded ??= (async () => {
+    await import("@tensorflow/tfjs-backend-webgpu");
+    (await import("./_resize_grad.ts")).registerResizeGradKernels("webgpu");
+  })();
   return loaded;
 }
 
