@@ -331,6 +331,7 @@ export function createDeepLab(options: DeepLabOptions = {}): DeepLab {
             y,
             [l.shape[1], l.shape[2]],
             alignCorners,
+            !alignCorners,
           );
           y = convBn(tf.concat([up, l], 3), fuse, { training, relu: true });
         }
@@ -343,7 +344,14 @@ export function createDeepLab(options: DeepLabOptions = {}): DeepLab {
         });
         const [, H, W] = x.shape;
         if (logits.shape[1] === H && logits.shape[2] === W) return logits;
-        return tf.image.resizeBilinear(logits, [H, W], alignCorners);
+        // `alignCorners: false` is PyTorch's `align_corners=False`: half-pixel
+        // centres, not TensorFlow's legacy corner mapping.
+        return tf.image.resizeBilinear(
+          logits,
+          [H, W],
+          alignCorners,
+          !alignCorners,
+        );
       });
     },
   };
