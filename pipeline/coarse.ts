@@ -158,6 +158,36 @@ export function resolveCoarseJitter(
   return jitter === "auto" ? intensity !== "window" : jitter;
 }
 
+/**
+ * Class weights `1/√share` of each class's share of the labelled pixels,
+ * scaled so that the pixel-weighted mean weight is 1; absent classes get 0.
+ *
+ * @param cases Cases with label maps (`[nz, ny, nx]`).
+ * @param nClasses Number of classes, background included.
+ * @returns One weight per class.
+ */
+export function inverseSqrtClassWeights(
+  cases: { label?: LabelMap }[],
+  nClasses: number,
+): Float32Array {
+  const counts = new Float64Array(nClasses);
+  for (const c of cases) {
+    if (!c.label) continue;
+    for (const v of c.label) if (v >= 0 && v < nClasses) counts[v]!++;
+  }
+  const total = counts.reduce((a, b) => a + b, 0);
+  const w = new Float32Array(nClasses);
+  let mean = 0;
+  for (let k = 0; k < nClasses; k++) {
+    if (counts[k]! > 0) {
+      w[k] = 1 / Math.sqrt(counts[k]! / total);
+      mean += w[k]! * counts[k]! / total;
+    }
+  }
+  for (let k = 0; k < nClasses; k++) w[k] = mean > 0 ? w[k]! / mean : 0;
+  return w;
+}
+
 /** Options of {@linkcode coarseStage}. */
 export interface CoarseStageOptions {
   /** Mirror training slices left-right (resolved `coarse.flip`). */
@@ -199,6 +229,9 @@ export function coarseStage(
     intensity: options.jitter ? {} : false as const,
     color: options.jitter ? {} : false as const,
   };
+  const classWeights = config.coarse.classWeights === "inverse-sqrt"
+    ? inverseSqrtClassWeights(cases, nClasses)
+    : null;
   const augmenting = options.flip || co.rotation > 0 || co.translate > 0 ||
     co.scale[0] !== 1 || co.scale[1] !== 1 || options.jitter;
   const variables = namedVariables({ coarse: net });
@@ -241,7 +274,20 @@ export function coarseStage(
             const onehot = tf.oneHot(tf.tensor1d(y, "int32"), nClasses)
               .reshape([picks.length, h, w, nClasses]);
             const logits = net.apply(input, { training: true });
-            const ce = tf.losses.softmaxCrossEntropy(onehot, logits);
+            let ce: tf.Scalar;
+            if (classWeights) {
+              // Weighted mean: Σ w·ce / Σ w over the batch's pixels.
+              const wpx = tf.gather(
+                tf.tensor1d(classWeights),
+                tf.tensor1d(y, "int32"),
+              ).reshape([picks.length, h, w]);
+              const perPixel = tf.neg(
+                tf.sum(tf.mul(onehot, tf.logSoftmax(logits)), -1),
+              );
+              ce = tf.div(tf.sum(tf.mul(perPixel, wpx)), tf.sum(wpx));
+            } else {
+              ce = tf.losses.softmaxCrossEntropy(onehot, logits);
+            }
             // Batch Dice (MONAI `batch=True`, nnU-Net's batch_dice): one
             // Dice per class over the whole batch, so a class present in
             // any slice of the batch gets its full gradient; per-slice Dice

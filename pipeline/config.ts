@@ -100,6 +100,14 @@ export interface CoarseConfig {
    * resolved choice in `config.json`.
    */
   jitter: "auto" | boolean;
+  /**
+   * Cross-entropy class weights: `"none"`, or `"inverse-sqrt"` = each class
+   * weighted by 1/√(its share of training pixels), scaled so the average
+   * pixel weighs 1 (the weighted mean divides by the summed weights, as
+   * PyTorch's `CrossEntropyLoss(weight=…)`), so small organs are not
+   * drowned by background and liver.
+   */
+  classWeights: "none" | "inverse-sqrt";
 }
 
 /** Stage 2: contrastive (or other) pre-training of the encoder. */
@@ -245,6 +253,7 @@ const TINY: PipelineConfig = {
     scale: [0.9, 1.1],
     translate: 0.05,
     jitter: "auto",
+    classWeights: "none",
   },
   pretrain: {
     method: "agcl",
@@ -306,6 +315,7 @@ function paper(backbone: 50 | 101): PipelineConfig {
       scale: [0.9, 1.1],
       translate: 0.05,
       jitter: "auto",
+      classWeights: "none",
     },
     pretrain: {
       method: "agcl",
@@ -602,6 +612,10 @@ export function validateConfig(
   }
   num(c.coarse.translate, "coarse.translate", { min: 0, max: 0.5 });
   oneOf(c.coarse.jitter, "coarse.jitter", ["auto", true, false]);
+  oneOf(c.coarse.classWeights, "coarse.classWeights", [
+    "none",
+    "inverse-sqrt",
+  ]);
   oneOf(c.pretrain.method, "pretrain.method", PRETRAIN_METHODS);
   num(c.pretrain.epochs, "pretrain.epochs", { int: true, min: 0 });
   num(c.pretrain.stepsPerEpoch, "pretrain.stepsPerEpoch", {

@@ -3,6 +3,7 @@ import * as tf from "@tensorflow/tfjs";
 import { selectBackend } from "../../backends/mod.ts";
 import {
   coarseStage,
+  inverseSqrtClassWeights,
   resolveCoarseFlip,
   resolveCoarseJitter,
   type SliceSource,
@@ -106,4 +107,36 @@ Deno.test("coarseStage: augmented steps are seeded, leak-free, and the cosine lr
   assert.equal(a[0]!.lr, config.coarse.lr);
   assert.ok(a[2]!.lr < a[1]!.lr && a[1]!.lr < a[0]!.lr);
   assert.ok(a.every((s) => Number.isFinite(s.loss)));
+});
+
+Deno.test("inverseSqrtClassWeights: 1/sqrt(share), pixel-mean 1, absent classes 0", () => {
+  const w = inverseSqrtClassWeights(
+    [{ label: new Uint8Array([0, 0, 0, 1]) }],
+    3,
+  );
+  const raw = [1 / Math.sqrt(0.75), 1 / Math.sqrt(0.25)];
+  const mean = raw[0]! * 0.75 + raw[1]! * 0.25;
+  assert.ok(Math.abs(w[0]! - raw[0]! / mean) < 1e-6);
+  assert.ok(Math.abs(w[1]! - raw[1]! / mean) < 1e-6);
+  assert.equal(w[2], 0);
+  assert.ok(Math.abs(w[0]! * 0.75 + w[1]! * 0.25 - 1) < 1e-6);
+});
+
+Deno.test("coarseStage: class-weighted cross-entropy steps are finite and leak-free", async () => {
+  const config = mergeConfig(PRESETS.tiny, {
+    coarse: { epochs: 1, batchSize: 3, classWeights: "inverse-sqrt" },
+  });
+  const net = buildCoarseNet(config, 1, 3, 7);
+  const spec = coarseStage(config, net, tinyCases(), 3, 5);
+  try {
+    const before = tf.memory().numTensors;
+    for (let s = 0; s < spec.stepsPerEpoch; s++) {
+      const r = await spec.step(0, s);
+      assert.ok(Number.isFinite(r.loss) && r.loss > 0);
+    }
+    assert.equal(tf.memory().numTensors, before);
+  } finally {
+    spec.optimizer?.dispose();
+    net.dispose();
+  }
 });
