@@ -285,12 +285,50 @@ export async function prepareCase(
 }
 
 /**
+ * Picks the held-out cases of a dataset without a validation list: a seeded
+ * `fraction` of the cases (at least one, and at least one left to train
+ * on). With several domains, the cases are held out within each domain
+ * that has at least two (stratified, so every domain stays in training);
+ * only when no domain has two does the draw span domains.
+ *
+ * @param domains Domain of each labelled case.
+ * @param fraction Fraction to hold out.
+ * @param seed The run's seed.
+ * @returns Indices of the held-out cases.
+ */
+export function heldOutIndices(
+  domains: string[],
+  fraction: number,
+  seed: number,
+): Set<number> {
+  const n = domains.length;
+  const prng = new Prng(seed + 7919);
+  const groups = new Map<string, number[]>();
+  domains.forEach((d, i) => groups.set(d, [...(groups.get(d) ?? []), i]));
+  const pick = (idx: number[]) => {
+    const order = prng.shuffle(idx.slice());
+    const k = Math.min(
+      idx.length - 1,
+      Math.max(1, Math.round(idx.length * fraction)),
+    );
+    return order.slice(0, k);
+  };
+  const stratifiable = [...groups.values()].filter((g) => g.length >= 2);
+  if (groups.size < 2 || stratifiable.length === 0) {
+    return new Set(pick(domains.map((_, i) => i)).slice(0, n - 1));
+  }
+  return new Set(stratifiable.flatMap(pick));
+}
+
+/**
  * Loads the dataset of a config (a `dataset.json`, or a PASCAL VOC folder),
  * splits it and reads every case.
  *
  * Evaluation uses the dataset's `validation` entries; when there are none,
  * a seeded random `validationFraction` of `training` is held out (at least
- * one case, and at least one left to train on).
+ * one case, and at least one left to train on), within each domain when
+ * there are several ({@linkcode heldOutIndices}). A warning names
+ * evaluation domains that have no training case.
  *
  * @param path `dataset.json` path.
  * @param config The run's config (seed, split fraction, intensity).
@@ -337,14 +375,11 @@ export async function prepareData(
         `Cannot train on ${path}: it has ${labelled.length} labelled training case(s) and no validation list; at least 2 are needed to hold one out`,
       );
     }
-    const order = new Prng(config.seed + 7919).shuffle(
-      labelled.map((_, i) => i),
+    const evalSet = heldOutIndices(
+      labelled.map((e) => e.domain),
+      config.validationFraction,
+      config.seed,
     );
-    const nEval = Math.min(
-      labelled.length - 1,
-      Math.max(1, Math.round(labelled.length * config.validationFraction)),
-    );
-    const evalSet = new Set(order.slice(0, nEval));
     trainEntries = labelled.filter((_, i) => !evalSet.has(i));
     evalEntries = labelled.filter((_, i) => evalSet.has(i));
     split = {
@@ -357,6 +392,23 @@ export async function prepareData(
   if (trainEntries.length === 0) {
     throw new Error(
       `Cannot train on ${path}: it has no labelled training case`,
+    );
+  }
+  const trainDomains = new Set(trainEntries.map((e) => e.domain));
+  const unseen = [
+    ...new Set(
+      evalEntries.map((e) => e.domain).filter((d) => !trainDomains.has(d)),
+    ),
+  ];
+  if (unseen.length > 0) {
+    onWarning?.(
+      `evaluation case(s) of domain ${
+        unseen.map((d) => `"${d}"`).join(", ")
+      } have no training case of that domain: the Dice measures transfer to an unseen acquisition${
+        split.source === "held-out"
+          ? " (each of these domains has a single labelled case; add a validation list to dataset.json to choose the split)"
+          : ""
+      }`,
     );
   }
   const intensity = config.intensity === "auto"

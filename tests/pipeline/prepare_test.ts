@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { writeNifti } from "../../data/mod.ts";
 import { mergeConfig, PRESETS } from "../../pipeline/config.ts";
-import { prepareData } from "../../pipeline/prepare.ts";
+import { heldOutIndices, prepareData } from "../../pipeline/prepare.ts";
 
 const AFFINE = [[2, 0, 0, 0], [0, 2, 0, 0], [0, 0, 2, 0], [0, 0, 0, 1]];
 
@@ -71,6 +71,11 @@ Deno.test("prepareData() holds out part of training when there is no validation 
       name: "two",
     }]);
     assert.deepEqual(data.domains, ["a", "b"]);
+    // Stratified by domain: each domain is both trained on and evaluated.
+    for (const d of ["a", "b"]) {
+      assert.ok(data.train.some((c) => c.entry.domain === d), d);
+      assert.ok(data.evaluation.some((c) => c.entry.domain === d), d);
+    }
     assert.equal(data.intensity, "percentile"); // no values below −100
     const again = await prepareData(json, config);
     assert.deepEqual(again.split, data.split); // seeded
@@ -89,6 +94,45 @@ Deno.test("prepareData() refuses a label with no voxels in training, naming it",
     await assert.rejects(prepareData(json, PRESETS.tiny), {
       message: /label 2 \("two"\) has no voxels in the 2 training case\(s\)/,
     });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("heldOutIndices: one domain is a seeded draw; several are held out within each domain", () => {
+  const one = heldOutIndices(Array(10).fill("x"), 0.3, 4);
+  assert.equal(one.size, 3);
+  assert.deepEqual(heldOutIndices(Array(10).fill("x"), 0.3, 4), one);
+  const doms = ["a", "a", "a", "a", "b", "b", "c"];
+  const s = heldOutIndices(doms, 0.34, 1);
+  const held = (d: string) => [...s].filter((i) => doms[i] === d).length;
+  assert.equal(held("a"), 1); // round(4 · 0.34)
+  assert.equal(held("b"), 1); // 2 cases: one held out, one kept
+  assert.equal(held("c"), 0); // a single case stays in training
+  // Only single-case domains: the draw spans them, keeping one to train on.
+  const two = heldOutIndices(["ch2", "ch2better"], 0.34, 0);
+  assert.equal(two.size, 1);
+  assert.equal(heldOutIndices(["a", "b", "c"], 0.9, 0).size, 2);
+});
+
+Deno.test("prepareData() warns when an evaluation domain has no training case", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const json = await makeDataset(dir, 2, [1, 2]);
+    const warnings: string[] = [];
+    const data = await prepareData(
+      json,
+      mergeConfig(PRESETS.tiny, {}),
+      undefined,
+      (m) => warnings.push(m),
+    );
+    assert.equal(data.evaluation.length, 1);
+    const d = data.evaluation[0]!.entry.domain;
+    assert.equal(warnings.length, 1);
+    assert.equal(
+      warnings[0],
+      `evaluation case(s) of domain "${d}" have no training case of that domain: the Dice measures transfer to an unseen acquisition (each of these domains has a single labelled case; add a validation list to dataset.json to choose the split)`,
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
