@@ -5,19 +5,11 @@
 import * as tf from "@tensorflow/tfjs";
 import { selectBackend, setWasmAcceleration } from "../backends/mod.ts";
 import { createDeepLab } from "../models/mod.ts";
+import { paperDeepLab } from "./_common.ts";
 const [acc = "blas", depth = "18", mode = "full"] = Deno.args;
 await selectBackend("wasm", { purpose: "train" });
 await setWasmAcceleration(acc as "blas");
-const net = createDeepLab({
-  depth: Number(depth) as 18,
-  inChannels: 2,
-  stem: "imagenet",
-  outputStride: 8,
-  nClasses: 2,
-  asppRates: [6, 12, 18],
-  asppChannels: 512,
-  seed: 1,
-});
+const net = createDeepLab({ ...paperDeepLab(Number(depth) as 18), seed: 1 });
 const x = tf.randomNormal([4, 128, 128, 2]) as tf.Tensor4D;
 const y = tf.oneHot(
   tf.randomUniform([4, 128, 128], 0, 2, "int32") as tf.Tensor3D,

@@ -13,37 +13,24 @@ import { createEncoder, createProjectionHead } from "../models/mod.ts";
 import { Prng } from "../random/mod.ts";
 import { type BenchFlags, printTable, runPython, timeMs } from "./_common.ts";
 
-/** The PyTorch side: Eq. 3 as masks over a similarity matrix, autograd backward. */
-const TORCH = `import json, sys, time, torch
+/** The PyTorch side: bench/torch_ref/agcl_torch.py's SupCon over (domain, target) classes, autograd backward. */
+const TORCH = `import json, sys, torch
+from agcl_torch import median_ms, sup_con_loss
 torch.set_num_threads(int(sys.argv[6]))
 b, v, d, reps = (int(a) for a in sys.argv[1:5])
-T = 0.1
 # The same features as ours, raw float32 from the file named in argv[5].
 raw = open(sys.argv[5], "rb").read()
 f = torch.frombuffer(bytearray(raw), dtype=torch.float32).reshape(b, v, d).requires_grad_()
 domain = torch.arange(b) % 2
 target = (torch.arange(b) // 2) % 12
 def step():
-    z = torch.nn.functional.normalize(torch.cat(torch.unbind(f, 1), 0), dim=1)
-    n = b * v
-    logits = z @ z.T / T
-    off = 1 - torch.eye(n)
-    logits = logits - (logits - 1e9 * torch.eye(n)).max(1, keepdim=True)[0].detach()
-    lab = (domain * 12 + target).repeat(v)
-    pos = (lab[:, None] == lab[None, :]).float() * off
-    log_prob = logits - torch.log((torch.exp(logits * off) * off).sum(1, keepdim=True))
-    cnt = pos.sum(1)
-    has = (cnt > 0).float()
-    loss = -((pos * log_prob).sum(1) / (cnt + 1 - has) * has).sum() / has.sum().clamp(min=1)
+    # modalTargetLoss without partial positives: SupCon over (domain, target) classes.
+    loss = sup_con_loss(f, domain * 12 + target, 0.1)
     loss.backward()
     f.grad = None
     return loss.item()
 value = step()
-t = []
-for _ in range(reps):
-    t0 = time.perf_counter(); step(); t.append((time.perf_counter() - t0) * 1e3)
-t.sort()
-print(json.dumps({"ms": t[len(t) // 2], "threads": torch.get_num_threads(), "loss": value}))`;
+print(json.dumps({"ms": median_ms(step, reps, warmup=0), "threads": torch.get_num_threads(), "loss": value}))`;
 
 /**
  * Median ms of a stage-2 step: ResNet-18 (ImageNet stem, as the paper's

@@ -11,11 +11,13 @@
  *   projection head, SupCon written inline, SGD).
  *
  * PyTorch (Debian's python3-torch, 2 threads) runs the same network,
- * written below without torchvision, under the same names. Before timing,
- * a small network is saved with {@linkcode saveCheckpoint}, loaded into the
- * PyTorch model with `load_state_dict(strict=True)` and both outputs (eval
- * and training mode, and the updated BN statistics) are compared: the
- * checkpoint is torchvision-compatible and the arithmetic is the same.
+ * bench/torch_ref/agcl_torch.py (written without torchvision, under the
+ * same names). Before timing, two small networks (the paper's head, and the
+ * DeepLabv3+ low-level skip with half-pixel upsampling) are saved with
+ * {@linkcode saveCheckpoint}, loaded into the PyTorch model with
+ * `load_state_dict(strict=True)` and both outputs (eval and training mode,
+ * and the updated BN statistics) are compared: the checkpoint is
+ * torchvision-compatible and the arithmetic is the same.
  *
  * Also printed: peak RSS, and `tf.memory().numTensors` over 50 training
  * steps (it must stay flat).
@@ -31,43 +33,26 @@ import {
   createDeepLab,
   createProjectionHead,
   type DeepLab,
+  type DeepLabOptions,
   type Head,
   saveCheckpoint,
 } from "../models/mod.ts";
 import { encodeSafetensors } from "../models/safetensors.ts";
 import {
   type BenchFlags,
+  type Mode,
+  MODES,
+  paperDeepLab,
   printTable,
   rssMiB,
   runPython,
   timeMs,
 } from "./_common.ts";
 
-const MODES = [
-  "inference",
-  "full step",
-  "frozen-encoder step",
-  "contrastive step",
-] as const;
-type Mode = (typeof MODES)[number];
-
 const BATCH = 4;
 const SIZE = 128;
 const CHANNELS = 2;
 const TEMPERATURE = 0.1;
-
-/** The network both sides build. */
-function netConfig(depth: 18 | 50) {
-  return {
-    depth,
-    inChannels: CHANNELS,
-    stem: "imagenet",
-    outputStride: 8,
-    asppChannels: 512,
-    asppRates: [6, 12, 18] as number[],
-    nClasses: 2,
-  } as const;
-}
 
 /** SupCon (Khosla et al.) over `z` `[2B, d]` (unit rows, view-major) with `labels` `[2B]`. */
 function supCon(z: tf.Tensor2D, labels: tf.Tensor1D): tf.Scalar {
@@ -168,118 +153,13 @@ function buildBench(net: DeepLab, head: Head, seed: number): Bench {
   };
 }
 
-/** The PyTorch side: the same network under the same names, no torchvision. */
-const TORCH_MODELS = String.raw`
-import json, sys, time, struct
-import numpy as np, torch, torch.nn as nn, torch.nn.functional as F
-torch.set_num_threads(2)
-
-def conv(i, o, k, s=1, d=1):
-    return nn.Conv2d(i, o, k, s, padding=d * (k - 1) // 2, dilation=d, bias=False)
-
-class Basic(nn.Module):
-    expansion = 1
-    def __init__(s, inp, planes, stride, d, down):
-        super().__init__()
-        s.conv1 = conv(inp, planes, 3, stride, d); s.bn1 = nn.BatchNorm2d(planes)
-        s.conv2 = conv(planes, planes, 3, 1, d); s.bn2 = nn.BatchNorm2d(planes)
-        s.downsample = down
-    def forward(s, x):
-        y = s.bn2(s.conv2(F.relu(s.bn1(s.conv1(x)))))
-        return F.relu(y + (s.downsample(x) if s.downsample is not None else x))
-
-class Bottleneck(nn.Module):
-    expansion = 4
-    def __init__(s, inp, planes, stride, d, down):
-        super().__init__()
-        s.conv1 = conv(inp, planes, 1); s.bn1 = nn.BatchNorm2d(planes)
-        s.conv2 = conv(planes, planes, 3, stride, d); s.bn2 = nn.BatchNorm2d(planes)
-        s.conv3 = conv(planes, planes * 4, 1); s.bn3 = nn.BatchNorm2d(planes * 4)
-        s.downsample = down
-    def forward(s, x):
-        y = F.relu(s.bn1(s.conv1(x)))
-        y = F.relu(s.bn2(s.conv2(y)))
-        y = s.bn3(s.conv3(y))
-        return F.relu(y + (s.downsample(x) if s.downsample is not None else x))
-
-LAYERS = {18: [2, 2, 2, 2], 34: [3, 4, 6, 3], 50: [3, 4, 6, 3], 101: [3, 4, 23, 3]}
-
-def scaled(b, m):
-    return max(1, int(np.floor(b * m + 0.5)))
-
-class ResNet(nn.Module):
-    def __init__(s, depth, inp, stem, os, m):
-        super().__init__()
-        block = Bottleneck if depth >= 50 else Basic
-        w = scaled(64, m)
-        s.stem = stem
-        s.conv1 = conv(inp, w, 7, 2) if stem == "imagenet" else conv(inp, w, 3, 1)
-        s.bn1 = nn.BatchNorm2d(w)
-        natural = 32 if stem == "imagenet" else 8
-        nd = int(round(np.log2(natural / os)))
-        inplanes, dil = w, 1
-        for si in range(4):
-            planes = scaled(64 * 2 ** si, m)
-            stride = 1 if si == 0 else 2
-            prev = dil
-            if si > 0 and si >= 4 - nd:
-                dil *= stride; stride = 1
-            blocks = []
-            for i in range(LAYERS[depth][si]):
-                st = stride if i == 0 else 1
-                d = prev if i == 0 else dil
-                down = None
-                if i == 0 and (st != 1 or inplanes != planes * block.expansion):
-                    down = nn.Sequential(conv(inplanes, planes * block.expansion, 1, st), nn.BatchNorm2d(planes * block.expansion))
-                blocks.append(block(inplanes, planes, st, d, down))
-                inplanes = planes * block.expansion
-            setattr(s, "layer%d" % (si + 1), nn.Sequential(*blocks))
-        s.channels = inplanes
-    def forward(s, x):
-        x = F.relu(s.bn1(s.conv1(x)))
-        if s.stem == "imagenet":
-            x = F.max_pool2d(x, 3, 2, 1)
-        return s.layer4(s.layer3(s.layer2(s.layer1(x))))
-
-def cbr(i, o, k, d=1):
-    return nn.Sequential(conv(i, o, k, 1, d), nn.BatchNorm2d(o), nn.ReLU())
-
-class ASPP(nn.Module):
-    def __init__(s, cin, ch, rates):
-        super().__init__()
-        pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), conv(cin, ch, 1), nn.BatchNorm2d(ch), nn.ReLU())
-        s.convs = nn.ModuleList([cbr(cin, ch, 1)] + [cbr(cin, ch, 3, r) for r in rates] + [pool])
-        s.project = cbr(ch * (len(rates) + 2), ch, 1)
-    def forward(s, f):
-        outs = [b(f) for b in s.convs[:-1]] + [s.convs[-1](f).expand(-1, -1, f.shape[2], f.shape[3])]
-        return s.project(torch.cat(outs, 1))
-
-class DeepLab(nn.Module):
-    def __init__(s, c):
-        super().__init__()
-        s.backbone = ResNet(c["depth"], c["inChannels"], c["stem"], c["outputStride"], c.get("widthMultiplier", 1))
-        ch = c["asppChannels"]
-        s.classifier = nn.Sequential(ASPP(s.backbone.channels, ch, c["asppRates"]), nn.Conv2d(ch, c["nClasses"], 1))
-    def forward(s, x):
-        y = s.classifier(s.backbone(x))
-        return F.interpolate(y, size=x.shape[2:], mode="bilinear", align_corners=True)
-
-def read_safetensors(path):
-    raw = open(path, "rb").read()
-    n = struct.unpack("<Q", raw[:8])[0]
-    header = json.loads(raw[8:8 + n])
-    types = {"F32": np.float32, "I64": np.int64}
-    out = {}
-    for k, e in header.items():
-        if k == "__metadata__":
-            continue
-        b, end = e["data_offsets"]
-        a = np.frombuffer(raw[8 + n + b:8 + n + end], dtype=types[e["dtype"]]).reshape(e["shape"])
-        out[k] = torch.from_numpy(a.copy())
-    return out
-`;
-
-const TORCH_PARITY = TORCH_MODELS + String.raw`
+/**
+ * Loads our checkpoint (argv: DeepLab options as JSON, the folder) into the
+ * PyTorch reference (bench/torch_ref/agcl_torch.py) and compares outputs.
+ */
+const TORCH_PARITY = String.raw`
+import json, sys, torch
+from agcl_torch import DeepLab, read_safetensors
 c = json.loads(sys.argv[1]); d = sys.argv[2]
 net = DeepLab(c)
 net.load_state_dict(read_safetensors(d + "/net.safetensors"), strict=True)
@@ -298,56 +178,43 @@ print(json.dumps({
 }))
 `;
 
-const TORCH_TIMING = TORCH_MODELS + String.raw`
-reps = int(sys.argv[1]); depths = json.loads(sys.argv[2]); T = ${TEMPERATURE}
-def med(f):
-    f()
-    t = []
-    for _ in range(reps):
-        t0 = time.perf_counter(); f(); t.append((time.perf_counter() - t0) * 1e3)
-    return sorted(t)[len(t) // 2]
-def supcon(z, labels):
-    n = z.shape[0]; eye = torch.eye(n)
-    logits = z @ z.T / T
-    lp = logits - torch.logsumexp(logits - eye * 1e9, 1, keepdim=True)
-    pos = (labels[:, None] == labels[None, :]).float() - eye
-    return -((pos * lp).sum(1) / pos.sum(1)).mean()
+/**
+ * Times the PyTorch reference in the four modes (argv: reps, depths, the
+ * network's options as JSON, batch, size, temperature), with the optimisers
+ * of {@linkcode buildBench}.
+ */
+const TORCH_TIMING = String.raw`
+import json, sys, torch
+from agcl_torch import DeepLab, ProjectionHead, bench_steps, median_ms
+reps = int(sys.argv[1]); depths = json.loads(sys.argv[2]); c = json.loads(sys.argv[3])
+batch, size, T = int(sys.argv[4]), int(sys.argv[5]), float(sys.argv[6])
 out = {}
 for depth in depths:
     torch.manual_seed(0)
-    net = DeepLab({"depth": depth, "inChannels": 2, "stem": "imagenet", "outputStride": 8, "asppChannels": 512, "asppRates": [6, 12, 18], "nClasses": 2})
-    cf = net.backbone.channels
-    head = nn.Sequential(nn.Linear(cf, cf), nn.ReLU(), nn.Linear(cf, 256))
-    x = torch.randn(4, 2, 128, 128); x2 = torch.randn(8, 2, 128, 128); y = torch.randint(0, 2, (4, 128, 128))
-    labels = torch.tensor([0, 1, 2, 3, 0, 1, 2, 3])
-    full = torch.optim.SGD(net.parameters(), 1e-3, momentum=0.9)
-    frozen = torch.optim.Adam(net.classifier.parameters(), 1e-4)
-    con = torch.optim.SGD(list(net.backbone.parameters()) + list(head.parameters()), 5e-4)
-    def inference():
-        net.eval()
-        with torch.no_grad(): net(x)
-    def full_step():
-        net.train(); full.zero_grad(); F.cross_entropy(net(x), y).backward(); full.step()
-    def frozen_step():
-        net.backbone.eval(); net.classifier.train(); frozen.zero_grad()
-        with torch.no_grad(): f = net.backbone(x)
-        o = F.interpolate(net.classifier(f), size=x.shape[2:], mode="bilinear", align_corners=True)
-        F.cross_entropy(o, y).backward(); frozen.step()
-    def contrastive_step():
-        net.backbone.train(); con.zero_grad()
-        z = F.normalize(head(net.backbone(x2).mean((2, 3))), dim=1)
-        supcon(z, labels).backward(); con.step()
-    out["R%d" % depth] = {"inference": med(inference), "full step": med(full_step), "frozen-encoder step": med(frozen_step), "contrastive step": med(contrastive_step)}
+    net = DeepLab({**c, "depth": depth})
+    head = ProjectionHead(net.backbone.channels, 256)
+    opts = (torch.optim.SGD(net.parameters(), 1e-3, momentum=0.9),
+            torch.optim.Adam(net.decoder_parameters(), 1e-4),
+            torch.optim.SGD(list(net.backbone.parameters()) + list(head.parameters()), 5e-4))
+    steps = bench_steps(net, head, opts, batch, size, T)
+    out["R%d" % depth] = {mode: median_ms(f, reps) for mode, f in steps.items()}
 print(json.dumps({"results": out, "threads": torch.get_num_threads()}))
 `;
 
-/** Saves a small network and its outputs, loads it in PyTorch, compares. */
-async function parity(): Promise<void> {
+/**
+ * Saves a small network (R18 ×0.25, ASPP 32, with `options`) and its
+ * outputs, loads it in PyTorch, compares.
+ */
+async function parity(
+  label: string,
+  options: Partial<DeepLabOptions> = {},
+): Promise<void> {
   const config = {
-    ...netConfig(18),
+    ...paperDeepLab(18),
     widthMultiplier: 0.25,
     asppChannels: 32,
     seed: 3,
+    ...options,
   };
   const net = createDeepLab(config);
   const dir = await Deno.makeTempDir({ prefix: "agcl-models-bench-" });
@@ -384,7 +251,7 @@ async function parity(): Promise<void> {
       | undefined;
     if (!r) return;
     console.log(
-      `checkpoint parity with PyTorch (R18 ×0.25, ASPP 32, 2×64×64, load_state_dict strict): ` +
+      `checkpoint parity with PyTorch (R18 ×0.25, ASPP 32${label}, 2×64×64, load_state_dict strict): ` +
         `eval max |Δ| ${r.eval!.toExponential(2)} (of ${
           r.evalScale!.toFixed(2)
         }), ` +
@@ -402,7 +269,7 @@ async function parity(): Promise<void> {
 /** numTensors over 50 full training steps of a narrow R18 DeepLab. */
 async function leakCheck(): Promise<void> {
   const net = createDeepLab({
-    ...netConfig(18),
+    ...paperDeepLab(18),
     widthMultiplier: 0.25,
     asppChannels: 64,
   });
@@ -468,7 +335,7 @@ export default async function run(flags: BenchFlags): Promise<void> {
         );
       }
       if (modes.length === 0) continue;
-      const net = createDeepLab({ ...netConfig(depth), seed: 1 });
+      const net = createDeepLab({ ...paperDeepLab(depth), seed: 1 });
       const head = createProjectionHead({
         inFeatures: net.encoder.featureChannels,
         seed: 2,
@@ -503,10 +370,19 @@ export default async function run(flags: BenchFlags): Promise<void> {
     threads: number;
   } | undefined;
   if (flags.comparePytorch) {
-    await parity();
+    await parity("");
+    await parity(", low-level skip 16, half-pixel upsampling", {
+      lowLevelSkip: true,
+      lowLevelChannels: 16,
+      alignCorners: false,
+    });
     torch = await runPython(TORCH_TIMING, [
       String(reps),
       JSON.stringify(depths),
+      JSON.stringify(paperDeepLab(18)),
+      String(BATCH),
+      String(SIZE),
+      String(TEMPERATURE),
     ]) as typeof torch;
   }
   const rows = results.map((r) => {

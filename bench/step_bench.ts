@@ -21,19 +21,14 @@ import * as tf from "@tensorflow/tfjs";
 import { selectBackend, setWasmAcceleration } from "../backends/mod.ts";
 import {
   type BenchFlags,
+  type Mode,
+  MODES,
+  paperDeepLab,
   printTable,
   rssMiB,
   runPython,
   timeMs,
 } from "./_common.ts";
-
-const MODES = [
-  "inference",
-  "full step",
-  "frozen-encoder step",
-  "contrastive step",
-] as const;
-type Mode = (typeof MODES)[number];
 
 interface Net {
   run(mode: Mode): Promise<void>;
@@ -110,16 +105,7 @@ function buildOurs(
   size = 128,
   batch = 4,
 ): Net {
-  const net = models.createDeepLab({
-    depth,
-    inChannels: 2,
-    stem: "imagenet",
-    outputStride: 8,
-    nClasses: 2,
-    asppRates: [6, 12, 18],
-    asppChannels: 512,
-    seed: 1,
-  });
+  const net = models.createDeepLab({ ...paperDeepLab(depth), seed: 1 });
   const proj = models.createProjectionHead({
     inFeatures: net.encoder.featureChannels,
     outFeatures: 128,
@@ -236,67 +222,23 @@ async function countFlops(fn: () => Promise<void>): Promise<number> {
   return flops;
 }
 
+/**
+ * The PyTorch reference (bench/torch_ref/agcl_torch.py) in the four modes,
+ * one SGD optimiser as {@linkcode buildOurs}, and its sgemm rate; argv:
+ * the network's options as JSON, reps.
+ */
 const TORCH = String.raw`
-import json, sys, time, torch, torch.nn as nn, torch.nn.functional as F
-torch.set_num_threads(2); torch.manual_seed(0)
-depth = int(sys.argv[1]); reps = int(sys.argv[2])
-def cbr(k, ci, co, s=1, d=1, relu=True):
-    m = [nn.Conv2d(ci, co, k, s, d*(k-1)//2, dilation=d, bias=False), nn.BatchNorm2d(co)]
-    if relu: m.append(nn.ReLU(inplace=True))
-    return nn.Sequential(*m)
-class Block(nn.Module):
-    def __init__(s, ci, wd, st, d, bott):
-        super().__init__(); co = wd*(4 if bott else 1)
-        s.body = nn.Sequential(cbr(1,ci,wd), cbr(3,wd,wd,st,d), cbr(1,wd,co,relu=False)) if bott else nn.Sequential(cbr(3,ci,wd,st,d), cbr(3,wd,wd,1,d,False))
-        s.short = cbr(1,ci,co,st,relu=False) if st!=1 or ci!=co else None
-    def forward(s, x): return F.relu(s.body(x) + (s.short(x) if s.short is not None else x))
-class Encoder(nn.Module):
-    def __init__(s, depth, cin):
-        super().__init__(); bott = depth == 50; counts = [2,2,2,2] if depth==18 else [3,4,6,3]
-        layers = [cbr(7,cin,64,2), nn.MaxPool2d(3,2,1)]; ci = 64
-        for l,(wd,n,st,d) in enumerate(zip([64,128,256,512],counts,[1,2,1,1],[1,1,2,4])):
-            for i in range(n):
-                layers.append(Block(ci, wd, st if i==0 else 1, d, bott)); ci = wd*(4 if bott else 1)
-        s.body = nn.Sequential(*layers); s.channels = ci
-    def forward(s, x): return s.body(x)
-class ASPP(nn.Module):
-    def __init__(s, ci, ch=512, rates=(6,12,18), classes=2):
-        super().__init__()
-        s.b = nn.ModuleList([cbr(1,ci,ch)] + [cbr(3,ci,ch,1,r) for r in rates])
-        s.pool = cbr(1,ci,ch); s.proj = cbr(1,ch*(len(rates)+2),ch); s.cls = nn.Conv2d(ch, classes, 1)
-    def forward(s, f, size):
-        p = s.pool(f.mean((2,3), keepdim=True)).expand(-1,-1,f.shape[2],f.shape[3])
-        y = s.proj(torch.cat([b(f) for b in s.b] + [p], 1))
-        return F.interpolate(s.cls(y), size=size, mode="bilinear", align_corners=True)
-enc = Encoder(depth, 2); dec = ASPP(enc.channels)
-C = enc.channels; proj = nn.Sequential(nn.Linear(C, C), nn.ReLU(inplace=True), nn.Linear(C, 128))
-x = torch.randn(4,2,128,128); x8 = torch.randn(8,2,128,128); lab = torch.randint(0,2,(4,128,128))
-cl = torch.tensor([0,1,2,3,0,1,2,3])
-opt = torch.optim.SGD(list(enc.parameters())+list(dec.parameters())+list(proj.parameters()), 1e-4)
-def supcon(z):
-    z = F.normalize(z, dim=1); n = z.shape[0]; lg = z @ z.t() / 0.1
-    eye = torch.eye(n); pos = (cl[:,None]==cl[None,:]).float() - eye
-    lp = lg - torch.logsumexp(lg - eye*1e9, 1, keepdim=True)
-    return -((pos*lp).sum(1)/pos.sum(1).clamp(min=1)).mean()
-def infer():
-    enc.eval(); dec.eval()
-    with torch.no_grad(): dec(enc(x), x.shape[2:])
-def full():
-    enc.train(); dec.train(); opt.zero_grad(); F.cross_entropy(dec(enc(x), x.shape[2:]), lab).backward(); opt.step()
-def frozen():
-    enc.eval(); dec.train(); opt.zero_grad()
-    with torch.no_grad(): f = enc(x)
-    F.cross_entropy(dec(f, x.shape[2:]), lab).backward(); opt.step()
-def contrastive():
-    enc.train(); opt.zero_grad(); supcon(proj(enc(x8).mean((2,3)))).backward(); opt.step()
-def med(f):
-    f()
-    t=[]
-    for _ in range(reps): t0=time.perf_counter(); f(); t.append((time.perf_counter()-t0)*1e3)
-    t.sort(); return t[len(t)//2]
-a = torch.rand(2048,2048); b = torch.rand(2048,2048); a@b
-gemm = med(lambda: a@b)
-print(json.dumps({"inference": med(infer), "full step": med(full), "frozen-encoder step": med(frozen), "contrastive step": med(contrastive), "sgemm GFLOP/s": 2*2048**3/gemm/1e6, "threads": torch.get_num_threads()}))
+import json, sys, torch
+from agcl_torch import DeepLab, ProjectionHead, bench_steps, median_ms
+c = json.loads(sys.argv[1]); reps = int(sys.argv[2])
+torch.manual_seed(0)
+net = DeepLab(c); head = ProjectionHead(net.backbone.channels, 128)
+opt = torch.optim.SGD(list(net.parameters()) + list(head.parameters()), 1e-4)
+out = {mode: median_ms(f, reps) for mode, f in bench_steps(net, head, (opt, opt, opt)).items()}
+a = torch.rand(2048, 2048); b = torch.rand(2048, 2048)
+out["sgemm GFLOP/s"] = 2 * 2048 ** 3 / median_ms(lambda: a @ b, reps) / 1e6
+out["threads"] = torch.get_num_threads()
+print(json.dumps(out))
 `;
 
 async function sgemmPeak(): Promise<number | undefined> {
@@ -434,7 +376,10 @@ export default async function run(flags: BenchFlags): Promise<void> {
     }
     if (flops.size === 0) flops = new Map();
     const py = flags.comparePytorch
-      ? await runPython(TORCH, [String(depth), String(reps)]) as
+      ? await runPython(TORCH, [
+        JSON.stringify(paperDeepLab(depth)),
+        String(reps),
+      ]) as
         | Record<string, number>
         | undefined
       : undefined;

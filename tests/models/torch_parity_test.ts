@@ -1,7 +1,8 @@
 /**
  * Parity with PyTorch: tests/testdata/models/torch_deeplab.safetensors holds
- * two small DeepLab networks written by PyTorch (torch 1.13, its own
- * torchvision-named ResNet/ASPP: make_torch_fixture.py beside it), with
+ * two small DeepLab networks written by PyTorch (torch 1.13, the
+ * torchvision-named ResNet/ASPP of bench/torch_ref/agcl_torch.py, by
+ * make_torch_fixture.py beside it), with
  * randomised BN statistics, an input and PyTorch's outputs. Loading the
  * weights with loadInto() must reproduce those outputs: names, layouts,
  * PyTorch's padding, dilation, pooling, BN and align-corners upsampling.
