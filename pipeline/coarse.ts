@@ -267,6 +267,16 @@ export function coarseStage(
         });
       }
       const lr = scheduledLr(schedule, baseLr, step, total);
+      // Per-pixel class weights; labels outside the classes (VOC's 255 =
+      // ignore) weigh 0, as their one-hot rows are all zero.
+      let pixelWeights: Float32Array | null = null;
+      if (classWeights) {
+        pixelWeights = new Float32Array(y.length);
+        for (let i = 0; i < y.length; i++) {
+          const v = y[i]!;
+          pixelWeights[i] = v >= 0 && v < nClasses ? classWeights[v]! : 0;
+        }
+      }
       const loss = await optimizeStep(
         () =>
           tf.tidy(() => {
@@ -275,16 +285,16 @@ export function coarseStage(
               .reshape([picks.length, h, w, nClasses]);
             const logits = net.apply(input, { training: true });
             let ce: tf.Scalar;
-            if (classWeights) {
+            if (pixelWeights) {
               // Weighted mean: Σ w·ce / Σ w over the batch's pixels.
-              const wpx = tf.gather(
-                tf.tensor1d(classWeights),
-                tf.tensor1d(y, "int32"),
-              ).reshape([picks.length, h, w]);
+              const wpx = tf.tensor3d(pixelWeights, [picks.length, h, w]);
               const perPixel = tf.neg(
                 tf.sum(tf.mul(onehot, tf.logSoftmax(logits)), -1),
               );
-              ce = tf.div(tf.sum(tf.mul(perPixel, wpx)), tf.sum(wpx));
+              ce = tf.div(
+                tf.sum(tf.mul(perPixel, wpx)),
+                tf.maximum(tf.sum(wpx), 1e-12),
+              );
             } else {
               ce = tf.losses.softmaxCrossEntropy(onehot, logits);
             }
