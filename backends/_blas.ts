@@ -111,6 +111,31 @@ function env(name: string): string | undefined {
 let cached: { blas?: Blas; reason: string } | undefined;
 
 /**
+ * Keeps the BLAS library mapped until the process ends (glibc's
+ * `RTLD_NODELETE`). Each Deno worker (`deno test --parallel` runs one per
+ * test module) opens the library and closes it when it ends; when the last
+ * one closed it, OpenBLAS was unloaded under its own worker threads and the
+ * process sometimes aborted at exit ("double free or corruption", exit
+ * 134). Linux only; a failure here only leaves the old behaviour.
+ */
+function pinLibrary(path: string): void {
+  if (Deno.build.os !== "linux") return;
+  try {
+    const libc = Deno.dlopen("libc.so.6", {
+      dlopen: { parameters: ["buffer", "i32"], result: "pointer" },
+    });
+    const RTLD_LAZY = 0x1, RTLD_NODELETE = 0x1000;
+    libc.symbols.dlopen(
+      new TextEncoder().encode(path + "\0"),
+      RTLD_LAZY | RTLD_NODELETE,
+    );
+    // The extra reference taken by dlopen is never released on purpose.
+  } catch {
+    // No libc.so.6 (e.g. musl): keep the default.
+  }
+}
+
+/**
  * Opens a system BLAS once. `AGCL_BLAS=off` disables it; `AGCL_BLAS_LIB`
  * names a library to try first. Never prompts: without `--allow-ffi` it
  * reports why and returns no library.
@@ -132,6 +157,7 @@ export function openBlas(): { blas?: Blas; reason: string } {
   for (const path of first ? [first, ...CANDIDATES] : CANDIDATES) {
     try {
       const lib = Deno.dlopen(path, SYMBOLS);
+      pinLibrary(path);
       const f = lib.symbols.cblas_sgemm;
       const v = lib.symbols.cblas_sgemv;
       const blas: Blas = {
