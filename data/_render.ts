@@ -5,7 +5,8 @@
  * or colour transform.
  */
 import type { LabelMap } from "./patch_sampler.ts";
-import type { ViewTransform } from "./augment.ts";
+import type { Prng } from "../random/prng.ts";
+import type { ResolvedAugmentOptions, ViewTransform } from "./augment.ts";
 
 /** Where a view's pixels come from: one slice of a case. */
 export interface RenderSource {
@@ -46,6 +47,46 @@ const GRAY_B = 0.114;
 
 function clamp01(v: number): number {
   return v < 0 ? 0 : v > 1 ? 1 : v;
+}
+
+/**
+ * Draws the pixel-value part of a view from `prng` into `t`: colour jitter
+ * for 3-channel images, the intensity transform otherwise, each only when
+ * on and with its probability. Shared by patch views and whole slices so
+ * both draw in the same order from the same ranges.
+ */
+export function drawJitter(
+  prng: Prng,
+  options: Pick<ResolvedAugmentOptions, "color" | "intensity">,
+  channels: number,
+  t: Pick<ViewTransform, "color" | "intensity">,
+): void {
+  if (channels === 3) {
+    const c = options.color;
+    if (c && prng.next() < c.p) {
+      t.color = {
+        brightness: prng.uniform(
+          Math.max(0, 1 - c.brightness),
+          1 + c.brightness,
+        ),
+        contrast: prng.uniform(Math.max(0, 1 - c.contrast), 1 + c.contrast),
+        saturation: prng.uniform(
+          Math.max(0, 1 - c.saturation),
+          1 + c.saturation,
+        ),
+        hue: prng.uniform(-c.hue, c.hue),
+      };
+    }
+  } else {
+    const it = options.intensity;
+    if (it && prng.next() < it.p) {
+      t.intensity = {
+        scale: prng.uniform(it.scale[0], it.scale[1]),
+        shift: prng.uniform(it.shift[0], it.shift[1]),
+        gamma: prng.uniform(it.gamma[0], it.gamma[1]),
+      };
+    }
+  }
 }
 
 /**

@@ -10,7 +10,7 @@
  */
 import { Prng } from "../random/prng.ts";
 import type { Patch } from "./patch_sampler.ts";
-import { renderView } from "./_render.ts";
+import { drawJitter, renderView } from "./_render.ts";
 
 /**
  * The parameters of one augmented view, as drawn by
@@ -285,32 +285,7 @@ export function sampleViewTransform(
     : 0;
   const flip = options.flipP > 0 && prng.next() < options.flipP;
   const t: ViewTransform = { crop, angle, flip };
-  if (options.channels === 3) {
-    const c = options.color;
-    if (c && prng.next() < c.p) {
-      t.color = {
-        brightness: prng.uniform(
-          Math.max(0, 1 - c.brightness),
-          1 + c.brightness,
-        ),
-        contrast: prng.uniform(Math.max(0, 1 - c.contrast), 1 + c.contrast),
-        saturation: prng.uniform(
-          Math.max(0, 1 - c.saturation),
-          1 + c.saturation,
-        ),
-        hue: prng.uniform(-c.hue, c.hue),
-      };
-    }
-  } else {
-    const it = options.intensity;
-    if (it && prng.next() < it.p) {
-      t.intensity = {
-        scale: prng.uniform(it.scale[0], it.scale[1]),
-        shift: prng.uniform(it.shift[0], it.shift[1]),
-        gamma: prng.uniform(it.gamma[0], it.gamma[1]),
-      };
-    }
-  }
+  drawJitter(prng, options, options.channels, t);
   return t;
 }
 

@@ -15,7 +15,7 @@ import type {
   ViewTransform,
 } from "./augment.ts";
 import { resolveAugmentOptions } from "./augment.ts";
-import { colorJitter } from "./_render.ts";
+import { colorJitter, drawJitter } from "./_render.ts";
 
 /** Options of {@linkcode sampleSliceTransform}; every transform is off unless asked for. */
 export interface SliceAugmentOptions {
@@ -49,9 +49,9 @@ export interface SliceTransform {
   /** Left-right mirror. */
   flip: boolean;
   /** CT/MRI intensity `v' = scale · sign(v)|v|^gamma + shift`; absent when not applied. */
-  intensity?: ViewTransform["intensity"];
+  intensity?: NonNullable<ViewTransform["intensity"]>;
   /** RGB colour jitter; absent when not applied. */
-  color?: ViewTransform["color"];
+  color?: NonNullable<ViewTransform["color"]>;
 }
 
 function checkRange(v: unknown, name: string): [number, number] {
@@ -133,32 +133,7 @@ export function sampleSliceTransform(
     ];
   }
   if (flipP > 0) t.flip = prng.next() < flipP;
-  if (channels === 3) {
-    const c = resolved.color;
-    if (c && prng.next() < c.p) {
-      t.color = {
-        brightness: prng.uniform(
-          Math.max(0, 1 - c.brightness),
-          1 + c.brightness,
-        ),
-        contrast: prng.uniform(Math.max(0, 1 - c.contrast), 1 + c.contrast),
-        saturation: prng.uniform(
-          Math.max(0, 1 - c.saturation),
-          1 + c.saturation,
-        ),
-        hue: prng.uniform(-c.hue, c.hue),
-      };
-    }
-  } else {
-    const it = resolved.intensity;
-    if (it && prng.next() < it.p) {
-      t.intensity = {
-        scale: prng.uniform(it.scale[0], it.scale[1]),
-        shift: prng.uniform(it.shift[0], it.shift[1]),
-        gamma: prng.uniform(it.gamma[0], it.gamma[1]),
-      };
-    }
-  }
+  drawJitter(prng, resolved, channels, t);
   return t;
 }
 
