@@ -6,7 +6,8 @@
  *
  * @module
  */
-import { decode as decodePngLib, encode as encodePngLib } from "fast-png";
+import { encode as encodePngLib } from "fast-png";
+import { decodePngClear, unpackSamples } from "./_png.ts";
 import { decodeJpeg, type LabelImage, vocColor } from "./voc.ts";
 import { readFileClear, writeFileAtomic } from "./_io.ts";
 
@@ -46,38 +47,8 @@ function isJpeg(bytes: Uint8Array): boolean {
     bytes[2] === 0xff;
 }
 
-/** Unpacks 1-, 2- or 4-bit samples (rows padded to whole bytes) to one byte each. */
-function unpackSamples(
-  src: ArrayLike<number>,
-  width: number,
-  height: number,
-  depth: number,
-): Uint8Array {
-  const out = new Uint8Array(width * height);
-  if (depth === 8) {
-    for (let i = 0; i < out.length; i++) out[i] = src[i]!;
-    return out;
-  }
-  const perByte = 8 / depth, mask = (1 << depth) - 1;
-  const rowBytes = Math.ceil(width / perByte);
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      const byte = src[y * rowBytes + Math.floor(x / perByte)]!;
-      out[y * width + x] = (byte >> (8 - depth * (1 + (x % perByte)))) & mask;
-    }
-  }
-  return out;
-}
-
 function decodePng(bytes: Uint8Array, source: string): PixelImage {
-  let png: ReturnType<typeof decodePngLib>;
-  try {
-    png = decodePngLib(bytes);
-  } catch (e) {
-    throw new Error(
-      `Cannot decode ${source} as a PNG: ${e instanceof Error ? e.message : e}`,
-    );
-  }
+  const png = decodePngClear(bytes, source);
   const { width, height, channels, depth, palette } = png;
   if (depth === 16) {
     throw new Error(

@@ -7,7 +7,7 @@
  * @module
  */
 import { decode as decodeJpegLib } from "jpeg-js";
-import { decode as decodePngLib } from "fast-png";
+import { decodePngClear, unpackSamples } from "./_png.ts";
 import { readFileClear } from "./_io.ts";
 
 /** The 21 VOC classes; the index is the label value. */
@@ -131,34 +131,13 @@ export function decodeLabelPng(
   bytes: Uint8Array,
   source = "PNG",
 ): LabelImage {
-  let png: ReturnType<typeof decodePngLib>;
-  try {
-    png = decodePngLib(bytes);
-  } catch (e) {
-    throw new Error(
-      `Cannot decode ${source} as a PNG: ${e instanceof Error ? e.message : e}`,
-    );
-  }
+  const png = decodePngClear(bytes, source);
   const { width, height, channels, depth } = png;
   const n = width * height;
   const out = new Uint8Array(n);
   const src = png.data;
   if (channels === 1 && (png.palette || depth === 8)) {
-    if (depth === 8) {
-      for (let i = 0; i < n; i++) out[i] = src[i]!;
-    } else {
-      // packed indices, rows padded to whole bytes
-      const perByte = 8 / depth, mask = (1 << depth) - 1;
-      const rowBytes = Math.ceil(width / perByte);
-      for (let y = 0; y < height; y++) {
-        for (let x = 0; x < width; x++) {
-          const byte = src[y * rowBytes + Math.floor(x / perByte)]!;
-          const shift = 8 - depth * (1 + (x % perByte));
-          out[y * width + x] = (byte >> shift) & mask;
-        }
-      }
-    }
-    return { width, height, data: out };
+    return { width, height, data: unpackSamples(src, width, height, depth) };
   }
   if ((channels === 3 || channels === 4) && depth === 8) {
     const lut = new Map<number, number>();
