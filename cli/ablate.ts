@@ -48,6 +48,7 @@ await runCli(async () => {
     backbones: { type: "string" },
     temperatures: { type: "string" },
     seed: { type: "string" },
+    seeds: { type: "string" },
     out: { type: "string", default: ".runs/ablation" },
     backend: { type: "string", default: "auto" },
     verbose: { type: "boolean", default: false },
@@ -121,15 +122,33 @@ await runCli(async () => {
       return v;
     })
     : [];
+  const seeds = values.seeds
+    ? list("seeds", values.seeds).map((v) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 0) {
+        throw new UsageError(
+          `ablate: --seeds must list non-negative integers: got '${v}'`,
+        );
+      }
+      return n;
+    })
+    : [];
+  const givenMasks = (common as { coarse?: { masks?: unknown } }).coarse
+    ?.masks;
   const t0 = performance.now();
   const result = await runAblation({
     out: values.out,
     methods,
     backbones,
     temperatures,
-    configure: ({ method, backbone, temperature }) =>
+    seeds,
+    // One stage 1 per seed and backbone, unless the user gives masks.
+    shareStage1: givenMasks === null || givenMasks === undefined,
+    configure: ({ method, backbone, temperature, seed, masks }) =>
       pipeline.mergeConfig(common, {
         model: { backbone },
+        ...(seed !== undefined ? { seed } : {}),
+        ...(masks !== undefined ? { coarse: { masks } } : {}),
         pretrain: {
           method,
           ...(temperature !== undefined ? { temperature } : {}),
@@ -142,8 +161,12 @@ await runCli(async () => {
         backend: values.backend,
       }),
   });
-  console.log(`\nDice, mean ± std over cases:\n`);
-  console.log(result.table.markdown);
+  console.log(
+    `\nDice, mean ± std over ${
+      seeds.length > 1 ? `seeds ${seeds.join(", ")}` : "one seed"
+    } (p: paired Wilcoxon over (seed, case, target) pairs):\n`,
+  );
+  console.log(result.seedTable.markdown);
   const sig = result.tests.filter((t) => t.target === "mean");
   for (const t of sig) {
     console.log(
@@ -153,7 +176,7 @@ await runCli(async () => {
     );
   }
   console.log(
-    `\nwrote ${result.files.markdown}, ${result.files.csv}, ${result.files.json}, ${result.files.report} (${
+    `\nwrote ${result.files.markdown}, ${result.files.csv}, ${result.files.json}, ${result.files.perRun}, ${result.files.report} (${
       ((performance.now() - t0) / 1000).toFixed(0)
     } s)`,
   );

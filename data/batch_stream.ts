@@ -44,6 +44,13 @@ export interface BatchStreamOptions {
   /** Balancing of targets and/or domains. @default {"none"} */
   balance?: Balance;
   /**
+   * With balancing, consecutive samples of a batch drawn from one group
+   * (the batch's last run may be shorter): 2 or more gives every patch of a
+   * batch another patch of its group, i.e. every anchor of a supervised
+   * contrastive loss a positive besides its own twin view. @default {1}
+   */
+  groupSize?: number;
+  /**
    * Pairwise augmentation of each view; `false` makes every view an exact
    * copy of the cut patch (e.g. for segmentation training). @default {{}} (all transforms on)
    */
@@ -94,6 +101,8 @@ export interface BatchStreamState {
   seed: number;
   /** The stream's balancing. */
   balance: Balance;
+  /** The stream's group size (absent = 1). */
+  groupSize?: number;
   /** The stream's batch size. */
   batchSize: number;
   /** The stream's views per patch. */
@@ -187,6 +196,7 @@ export class BatchStream {
   #cases: SamplingCase[];
   #seed: number;
   #balance: Balance;
+  #groupSize: number;
   #augment: ResolvedAugmentOptions | null;
   #fingerprint: number;
   #prng: Prng;
@@ -219,12 +229,14 @@ export class BatchStream {
       views = 2,
       seed = 0,
       balance = "none",
+      groupSize = 1,
       augment = {},
       dropLast = false,
     } = options;
     const fn = "create BatchStream";
     positiveInt(batchSize, "batchSize", fn);
     positiveInt(views, "views", fn);
+    positiveInt(groupSize, "groupSize", fn);
     if (!Number.isFinite(seed)) {
       throw new RangeError(
         `Cannot ${fn} as 'seed' must be a finite number: current value is ${seed}`,
@@ -284,6 +296,7 @@ export class BatchStream {
     this.#cases = cases;
     this.#seed = seed;
     this.#balance = balance;
+    this.#groupSize = groupSize;
     this.#augment = augment === false ? null : resolveAugmentOptions(augment);
     this.#fingerprint = fingerprintOf(index);
     this.#prng = new Prng(seed);
@@ -366,8 +379,9 @@ export class BatchStream {
     const resolved = this.#augment
       ? { ...this.#augment, patchSize: p, channels: C - 1 }
       : null;
+    let g = 0;
     for (let s = 0; s < size; s++) {
-      const g = G === 1 ? 0 : this.#prng.int(G);
+      if (G > 1 && s % this.#groupSize === 0) g = this.#prng.int(G);
       const r = this.#index.records[this.#take(g)]!;
       const c = this.#cases[r.caseIndex]!;
       const [nx, ny] = c.dims;
@@ -426,6 +440,7 @@ export class BatchStream {
       version: 1,
       seed: this.#seed,
       balance: this.#balance,
+      ...(this.#groupSize !== 1 ? { groupSize: this.#groupSize } : {}),
       batchSize: this.batchSize,
       views: this.views,
       records: this.#index.records.length,
@@ -450,6 +465,7 @@ export class BatchStream {
       ["version", state?.version, 1],
       ["seed", state?.seed, this.#seed],
       ["balance", state?.balance, this.#balance],
+      ["groupSize", state?.groupSize ?? 1, this.#groupSize],
       ["batchSize", state?.batchSize, this.batchSize],
       ["views", state?.views, this.views],
       ["records", state?.records, this.#index.records.length],

@@ -13,3 +13,4 @@ export * from "./surface_distance.ts";
 export * from "./evaluate.ts";
 export * from "./evaluate_files.ts";
 export * from "./wilcoxon.ts";
+export * from "./separation.ts";

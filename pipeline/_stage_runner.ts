@@ -63,6 +63,8 @@ export interface StageContext {
   progress: ProgressMode;
   /** Final checkpoint of each finished stage. */
   finished: Partial<Record<Stage, string>>;
+  /** The checkpoint a resumed run continues from. */
+  last?: LastPointer;
 }
 
 /** Writes one checkpoint: tensors first, then its `.json`, each atomically. */
@@ -257,4 +259,42 @@ export async function runStage(
   bar.done(`loss ${lastLoss.toFixed(4)}`);
   ctx.finished[spec.stage] = name;
   return name;
+}
+
+/**
+ * Brings a stage's variables to their trained values: from the stage's
+ * final checkpoint when it finished earlier, else by training it with the
+ * spec `build` returns (continuing from `ctx.last` when that points into
+ * this stage, unfinished). The spec's optimiser is disposed afterwards.
+ *
+ * @param ctx Run directory, progress mode, finished stages, resume point.
+ * @param stage The stage.
+ * @param variables Every variable the stage's checkpoint holds, by name.
+ * @param build Makes the training spec (called only when training).
+ * @returns Whether the stage was restored (`true`) or trained.
+ */
+export async function trainOrRestore(
+  ctx: StageContext,
+  stage: Stage,
+  variables: Record<string, tf.Variable>,
+  build: () => StageSpec,
+): Promise<boolean> {
+  const done = ctx.finished[stage];
+  if (done) {
+    const ck = await loadStageCheckpoint(ctx.run, done);
+    assignVariables(variables, ck.variables, `checkpoint ${done}`);
+    return true;
+  }
+  const spec = build();
+  const last = ctx.last;
+  try {
+    await runStage(
+      ctx,
+      spec,
+      last && last.stage === stage && !last.stageDone ? last : undefined,
+    );
+  } finally {
+    spec.optimizer?.dispose();
+  }
+  return false;
 }

@@ -57,6 +57,61 @@ export function growLabels<T extends LabelMap>(
   return cur;
 }
 
+/**
+ * Dilates a binary 2D mask by `radius` pixels in the max (Chebyshev) norm:
+ * a pixel is set when any pixel of the `(2r+1)²` square around it is.
+ *
+ * @param mask `[ny, nx]`, non-zero = inside.
+ * @param nx Width.
+ * @param ny Height.
+ * @param radius Pixels (0 copies the mask as 0/1).
+ * @returns A new `[ny, nx]` 0/1 mask.
+ *
+ * @example
+ * ```ts
+ * import { dilateMask } from "@agcl/agcl/pipeline";
+ * import assert from "node:assert/strict";
+ *
+ * const grown = dilateMask(new Uint8Array([0, 0, 1, 0, 0]), 5, 1, 1);
+ * assert.deepEqual(Array.from(grown), [0, 1, 1, 1, 0]);
+ * ```
+ */
+export function dilateMask(
+  mask: ArrayLike<number>,
+  nx: number,
+  ny: number,
+  radius: number,
+): Uint8Array {
+  const rows = new Uint8Array(nx * ny);
+  for (let y = 0; y < ny; y++) {
+    // Distance to the last set pixel on the left and the next on the right.
+    let last = -Infinity;
+    for (let x = 0; x < nx; x++) {
+      if (mask[y * nx + x] !== 0) last = x;
+      if (x - last <= radius) rows[y * nx + x] = 1;
+    }
+    last = Infinity;
+    for (let x = nx - 1; x >= 0; x--) {
+      if (mask[y * nx + x] !== 0) last = x;
+      if (last - x <= radius) rows[y * nx + x] = 1;
+    }
+  }
+  const out = new Uint8Array(nx * ny);
+  for (let x = 0; x < nx; x++) {
+    let last = -Infinity;
+    for (let y = 0; y < ny; y++) {
+      if (rows[y * nx + x] !== 0) last = y;
+      if (y - last <= radius) out[y * nx + x] = 1;
+    }
+    last = Infinity;
+    for (let y = ny - 1; y >= 0; y--) {
+      if (rows[y * nx + x] !== 0) last = y;
+      if (last - y <= radius) out[y * nx + x] = 1;
+    }
+  }
+  return out;
+}
+
 /** The image part of a case: canonical, channels last. */
 export interface CaseImage {
   /** `[nx, ny, nz]`. */

@@ -12,6 +12,7 @@ import type { PipelineConfig } from "./config.ts";
 import { createAdam, scheduledLr } from "./optim.ts";
 import { augmentSliceBatch } from "../data/slice_augment.ts";
 import type { StageSpec } from "./_stage_runner.ts";
+import type { Stage } from "./run_dir.ts";
 import { type DeepLab, namedVariables, pickTrainable } from "./_models.ts";
 import { optimizeStep, roundUp } from "./_train_util.ts";
 
@@ -194,6 +195,8 @@ export interface CoarseStageOptions {
   flip: boolean;
   /** Intensity or colour jitter (resolved `coarse.jitter`). */
   jitter: boolean;
+  /** Stage name of the checkpoints (a cross-fit fold's own). @default {"coarse"} */
+  stage?: Stage;
 }
 
 /**
@@ -241,7 +244,7 @@ export function coarseStage(
   let order: [number, number][] = [];
   let orderEpoch = -1;
   return {
-    stage: "coarse",
+    stage: options.stage ?? "coarse",
     epochs,
     stepsPerEpoch,
     variables,

@@ -70,12 +70,23 @@ export interface CoarseConfig {
   /** Grow the coarse labels by this many pixels into background to form the attention. */
   dilate: number;
   /**
-   * Attention of the training cases in stages 2 and 3: the stage-1
-   * prediction (`"predicted"`, as the paper), or the prediction with the
-   * ground truth filled in where it predicted background (`"union"`), so
-   * that a target stage 1 misses still gets patches.
+   * Attention of the training cases in stages 2 and 3, which must carry the
+   * same kind of errors as the attention at inference, or stage 3 learns to
+   * copy its attention channel:
+   * - `"crossfit"`: out-of-fold stage-1 predictions: the training cases are
+   *   split into `folds` folds (by domain where possible), a coarse network
+   *   is trained on all folds but one and predicts the one left out. When a
+   *   fold holds a domain that no other fold trains on, the run falls back
+   *   to `"predicted"` with a warning (config.json records the choice);
+   * - `"predicted"`: the final stage-1 network's own (in-sample) predictions,
+   *   which are better than at inference;
+   * - `"union"`: the prediction with the ground truth filled in where it
+   *   predicted background (a target stage 1 misses still gets patches, but
+   *   the truth always lies inside the attention: an explicit option only).
    */
-  trainAttention: "predicted" | "union";
+  trainAttention: "crossfit" | "predicted" | "union";
+  /** Folds of `trainAttention: "crossfit"`. */
+  folds: number;
   /**
    * Left-right mirroring of training slices (probability 0.5):
    * `"horizontal"`, `"none"`, or `"auto"` = mirror when the data are 3D
@@ -132,8 +143,24 @@ export interface PretrainConfig {
   temperature: number;
   /** Patch centres per target per slice. */
   perTarget: number;
-  /** Balance the stream by target or domain. */
-  balance: "none" | "target" | "domain";
+  /**
+   * Balance the stream: each sample first draws a group (a target, a
+   * domain, or a (domain, target) pair) uniformly, so rare ones are seen as
+   * often as common ones.
+   */
+  balance: "none" | "target" | "domain" | "domain-target";
+  /**
+   * Consecutive samples drawn from one group (with `balance` on): 2 or more
+   * gives every anchor of a supervised contrastive batch a positive besides
+   * its own twin view.
+   */
+  groupSize: number;
+  /**
+   * Batches of BN calibration for `method: "none"`: the untrained encoder's
+   * running statistics are estimated on training patches (no weight
+   * changes), so the baseline is not run with the initial mean 0, variance 1.
+   */
+  calibrationBatches: number;
 }
 
 /** Stage 3: frozen encoder, decoder trained with Dice. */
@@ -148,6 +175,13 @@ export interface SegmentConfig {
   lr: number;
   /** Patch centres per target per slice. */
   perTarget: number;
+  /**
+   * The loss: `"dice"` (soft Dice per patch, averaged: the authors'),
+   * `"batch-dice"` (one soft Dice over the whole batch, so patches whose
+   * truth is empty, from attention false positives, do not each cost 1),
+   * or `"dice-ce"` (batch Dice plus pixel cross-entropy).
+   */
+  loss: "dice" | "batch-dice" | "dice-ce";
 }
 
 /** Volume inference. */
@@ -160,6 +194,11 @@ export interface InferenceConfig {
   mode: "gaussian" | "constant";
   /** Gaussian sigma as a fraction of the patch size (MONAI: 0.125). */
   sigmaScale: number;
+  /**
+   * Pixels beyond a target's attention that tiling covers and fusion may
+   * label, so that stage 3 can add what stage 1 missed (0 = only inside).
+   */
+  margin: number;
 }
 
 /** Everything a run needs; saved as `RUN/config.json`. */
@@ -233,7 +272,7 @@ const TINY: PipelineConfig = {
     outputStride: 8,
     asppChannels: 16,
     asppRates: [2, 4, 6],
-    lowLevelSkip: false,
+    lowLevelSkip: true,
     projectionHidden: 0,
     projectionDim: 32,
   },
@@ -247,7 +286,8 @@ const TINY: PipelineConfig = {
     asppChannels: 16,
     lowLevelSkip: true,
     dilate: 1,
-    trainAttention: "union",
+    trainAttention: "crossfit",
+    folds: 2,
     flip: "auto",
     rotation: 10,
     scale: [0.9, 1.1],
@@ -266,7 +306,9 @@ const TINY: PipelineConfig = {
     schedule: "cosine",
     temperature: 0.1,
     perTarget: 4,
-    balance: "target",
+    balance: "domain-target",
+    groupSize: 2,
+    calibrationBatches: 50,
   },
   segment: {
     epochs: 10,
@@ -274,12 +316,14 @@ const TINY: PipelineConfig = {
     batchSize: 8,
     lr: 3e-3,
     perTarget: 4,
+    loss: "dice",
   },
   inference: {
     overlap: 0.25,
     batchSize: 16,
     mode: "gaussian",
     sigmaScale: 0.125,
+    margin: 4,
   },
 };
 
@@ -309,7 +353,8 @@ function paper(backbone: 50 | 101): PipelineConfig {
       asppChannels: 256,
       lowLevelSkip: true,
       dilate: 4,
-      trainAttention: "predicted",
+      trainAttention: "crossfit",
+      folds: 2,
       flip: "auto",
       rotation: 10,
       scale: [0.9, 1.1],
@@ -328,7 +373,9 @@ function paper(backbone: 50 | 101): PipelineConfig {
       schedule: "cosine",
       temperature: 0.1,
       perTarget: 30,
-      balance: "none",
+      balance: "domain-target",
+      groupSize: 2,
+      calibrationBatches: 50,
     },
     segment: {
       epochs: 10,
@@ -336,12 +383,14 @@ function paper(backbone: 50 | 101): PipelineConfig {
       batchSize: 4,
       lr: 1e-4,
       perTarget: 30,
+      loss: "dice",
     },
     inference: {
       overlap: 0.25,
       batchSize: 8,
       mode: "gaussian",
       sigmaScale: 0.125,
+      margin: 8,
     },
   };
 }
@@ -593,9 +642,11 @@ export function validateConfig(
   }
   num(c.coarse.dilate, "coarse.dilate", { int: true, min: 0 });
   oneOf(c.coarse.trainAttention, "coarse.trainAttention", [
+    "crossfit",
     "predicted",
     "union",
   ]);
+  num(c.coarse.folds, "coarse.folds", { int: true, min: 2, max: 10 });
   oneOf(c.coarse.schedule, "coarse.schedule", ["constant", "cosine"]);
   oneOf(c.coarse.flip, "coarse.flip", ["auto", "none", "horizontal"]);
   num(c.coarse.rotation, "coarse.rotation", { min: 0, max: 180 });
@@ -633,12 +684,23 @@ export function validateConfig(
     minExclusive: true,
   });
   num(c.pretrain.perTarget, "pretrain.perTarget", { int: true, min: 1 });
-  oneOf(c.pretrain.balance, "pretrain.balance", ["none", "target", "domain"]);
+  oneOf(c.pretrain.balance, "pretrain.balance", [
+    "none",
+    "target",
+    "domain",
+    "domain-target",
+  ]);
+  num(c.pretrain.groupSize, "pretrain.groupSize", { int: true, min: 1 });
+  num(c.pretrain.calibrationBatches, "pretrain.calibrationBatches", {
+    int: true,
+    min: 0,
+  });
   num(c.segment.epochs, "segment.epochs", { int: true, min: 0 });
   num(c.segment.stepsPerEpoch, "segment.stepsPerEpoch", { int: true, min: 0 });
   num(c.segment.batchSize, "segment.batchSize", { int: true, min: 1 });
   num(c.segment.lr, "segment.lr", { min: 0, minExclusive: true });
   num(c.segment.perTarget, "segment.perTarget", { int: true, min: 1 });
+  oneOf(c.segment.loss, "segment.loss", ["dice", "batch-dice", "dice-ce"]);
   num(c.inference.overlap, "inference.overlap", { min: 0, max: 0.95 });
   num(c.inference.batchSize, "inference.batchSize", { int: true, min: 1 });
   oneOf(c.inference.mode, "inference.mode", ["gaussian", "constant"]);
@@ -646,4 +708,5 @@ export function validateConfig(
     min: 0,
     minExclusive: true,
   });
+  num(c.inference.margin, "inference.margin", { int: true, min: 0 });
 }

@@ -1,9 +1,284 @@
 /**
- * The per-target metrics table printed at the end of a run.
+ * Evaluation of a run: inference with label fusion on the evaluation cases,
+ * their metrics, and the evidence of what each stage contributed (stage-1
+ * Dice beside final Dice, how much truth lies outside the attention, the
+ * attention's precision and recall on training and evaluation cases).
  *
  * @module
  */
-import { metricsTable } from "../metrics/mod.ts";
+import { join } from "node:path";
+import { type LabelMap, VOC_IGNORE } from "../data/mod.ts";
+import {
+  type CaseMetrics,
+  confusionMatrix,
+  evaluateLabelMaps,
+  meanIoUFromConfusion,
+  type MetricsSummary,
+  metricsTable,
+  summarizeMetrics,
+} from "../metrics/mod.ts";
+import { dilateMask } from "./attention.ts";
+import type { PipelineConfig } from "./config.ts";
+import { segmentVolume } from "./infer.ts";
+import type { PreparedCase, PreparedData } from "./prepare.ts";
+import { Progress, type ProgressMode } from "./progress.ts";
+import type { DeepLab } from "./_models.ts";
+import { writeCaseLabels } from "./_label_io.ts";
+
+/** How a label map (coarse or attention) covers the truth, for one target. */
+export interface CoverageScores {
+  /** Mean Dice over cases (both empty = 1, one empty = 0). */
+  dice: number | null;
+  /** Mean Dice over the cases whose truth contains the target. */
+  dicePresent: number | null;
+  /** Pooled over cases: true pixels inside / pixels inside. */
+  precision: number | null;
+  /** Pooled over cases: true pixels inside / true pixels. */
+  recall: number | null;
+  /**
+   * Share of true pixels farther than `margin` from the map (in the max
+   * norm, per slice): what label fusion can never label, the ceiling it
+   * imposes. Equals `1 − recall` for margin 0.
+   */
+  outside: number | null;
+}
+
+/** {@linkcode CoverageScores} per target name and their mean over targets. */
+export interface Coverage {
+  /** Per target name. */
+  targets: Record<string, CoverageScores>;
+  /** Mean over targets (of the non-null values). */
+  mean: CoverageScores;
+}
+
+/**
+ * Scores label maps (stage 1's coarse maps or the attention) against the
+ * truth of the cases that have one.
+ *
+ * @param cases Cases (those without a label are skipped).
+ * @param maps Label map per case id.
+ * @param targets Target ids and names.
+ * @param margin Pixels of slack for `outside`.
+ * @returns Per target and mean.
+ */
+export function coverage(
+  cases: PreparedCase[],
+  maps: Map<string, LabelMap>,
+  targets: { id: number; name: string }[],
+  margin: number,
+): Coverage {
+  const out: Record<string, CoverageScores> = {};
+  for (const t of targets) {
+    const dice: number[] = [], present: number[] = [];
+    let tp = 0, np = 0, nt = 0, far = 0;
+    for (const c of cases) {
+      const map = maps.get(c.id);
+      if (!map || !c.label) continue;
+      const [nx, ny, nz] = c.dims;
+      const area = nx * ny;
+      let ctp = 0, cnp = 0, cnt = 0;
+      for (let z = 0; z < nz; z++) {
+        const inside = new Uint8Array(area);
+        let any = false;
+        for (let v = 0; v < area; v++) {
+          const i = z * area + v;
+          const p = map[i] === t.id, q = c.label[i] === t.id;
+          if (p) (cnp++, inside[v] = 1, any = true);
+          if (q) cnt++;
+          if (p && q) ctp++;
+        }
+        const reach = margin > 0 && any
+          ? dilateMask(inside, nx, ny, margin)
+          : inside;
+        for (let v = 0; v < area; v++) {
+          if (c.label[z * area + v] === t.id && reach[v] === 0) far++;
+        }
+      }
+      tp += ctp, np += cnp, nt += cnt;
+      const d = cnp + cnt === 0 ? 1 : (2 * ctp) / (cnp + cnt);
+      dice.push(d);
+      if (cnt > 0) present.push(d);
+    }
+    out[t.name] = {
+      dice: meanOf(dice),
+      dicePresent: meanOf(present),
+      precision: np ? tp / np : null,
+      recall: nt ? tp / nt : null,
+      outside: nt ? far / nt : null,
+    };
+  }
+  const col = (k: keyof CoverageScores) =>
+    meanOf(
+      Object.values(out).flatMap((s) => (s[k] === null ? [] : [s[k]!])),
+    );
+  return {
+    targets: out,
+    mean: {
+      dice: col("dice"),
+      dicePresent: col("dicePresent"),
+      precision: col("precision"),
+      recall: col("recall"),
+      outside: col("outside"),
+    },
+  };
+}
+
+function meanOf(v: number[]): number | null {
+  return v.length ? v.reduce((a, b) => a + b, 0) / v.length : null;
+}
+
+/** The metrics of the evaluation cases, with VOC's mIoU where it applies. */
+export type EvaluationMetrics = MetricsSummary & { miou?: number };
+
+/**
+ * Segments every evaluation case (per-target sliding windows, label
+ * fusion), writes `<dir>/<case id>.nii.gz` in the case's layout, and scores
+ * the cases that have labels (Dice, HD95, MSD; VOC: 255 ignored, mIoU).
+ *
+ * @param net The stage-3 network.
+ * @param data The prepared data.
+ * @param attention Attention per case id.
+ * @param options Config, prediction folder and progress mode.
+ * @returns The metrics (`null` when no evaluation case has a label).
+ */
+export async function evaluateCases(
+  net: DeepLab,
+  data: PreparedData,
+  attention: Map<string, LabelMap>,
+  options: { config: PipelineConfig; dir: string; progress: ProgressMode },
+): Promise<EvaluationMetrics | null> {
+  const { config } = options;
+  const perCase: { image: string; metrics: CaseMetrics }[] = [];
+  const labels = Object.fromEntries(data.targets.map((t) => [t.id, t.name]));
+  const vocClasses = Object.keys(data.dataset.labels).length;
+  const confusion = new Float64Array(vocClasses * vocClasses);
+  const bar = new Progress("inference", data.evaluation.length, {
+    mode: options.progress,
+  });
+  for (const c of data.evaluation) {
+    const fused = await segmentVolume(net, c, attention.get(c.id)!, {
+      ...config.inference,
+      patchSize: config.patchSize,
+      targets: data.targets.map((t) => t.id),
+    });
+    await writeCaseLabels(join(options.dir, `${c.id}.nii.gz`), fused, c);
+    if (c.label) {
+      if (data.voc) {
+        // VOC: pixels labelled 255 are ignored by every metric.
+        for (let i = 0; i < fused.length; i++) {
+          if (c.label[i] === VOC_IGNORE) fused[i] = 0;
+        }
+        confusionMatrix(fused, c.label, {
+          numClasses: vocClasses,
+          into: confusion,
+        });
+      }
+      perCase.push({
+        image: c.entry.image,
+        metrics: evaluateLabelMaps(fused, c.label, {
+          dims: c.dims,
+          spacing: c.spacing,
+          labels,
+        }),
+      });
+    }
+    bar.tick();
+  }
+  bar.done();
+  if (perCase.length === 0) return null;
+  const metrics: EvaluationMetrics = summarizeMetrics(perCase);
+  if (data.voc) metrics.miou = meanIoUFromConfusion(confusion).miou;
+  return metrics;
+}
+
+/**
+ * The table of what each stage contributed, per target: stage-1 Dice (the
+ * coarse map), final Dice and their difference, both over every case and
+ * over the cases containing the target; the share of truth beyond the
+ * fusion's reach; the attention's recall on training and on evaluation
+ * cases.
+ *
+ * @param final The final metrics.
+ * @param stage1 Coverage of the coarse maps on the evaluation cases.
+ * @param reach Coverage of the attention on the evaluation cases (its
+ * `outside` with the inference margin).
+ * @param train Coverage of the attention on the training cases.
+ * @returns The table, one line per row.
+ *
+ * @example
+ * ```ts
+ * import { formatStageTable } from "@agcl/agcl/pipeline";
+ * import assert from "node:assert/strict";
+ *
+ * const s = { dice: 0.5, dicePresent: 0.5, precision: 0.6, recall: 0.7, outside: 0.1 };
+ * const cov = { targets: { liver: s }, mean: s };
+ * const final = { targets: { liver: { dice: 0.6, dicePresent: 0.6, hd95: 1, msd: 1 } },
+ *   mean: { dice: 0.6, dicePresent: 0.6, hd95: 1, msd: 1 } };
+ * const table = formatStageTable(final, cov, cov, cov);
+ * assert.match(table.split("\n")[1]!, /^liver\s+0\.500\s+0\.600\s+\+0\.100/);
+ * ```
+ */
+export function formatStageTable(
+  final: Pick<MetricsSummary, "targets" | "mean">,
+  stage1: Coverage,
+  reach: Coverage,
+  train: Coverage,
+): string {
+  const f = (v: number | null | undefined, signed = false) =>
+    v === null || v === undefined
+      ? "-"
+      : `${signed && v >= 0 ? "+" : ""}${v.toFixed(3)}`;
+  const names = Object.keys(final.targets);
+  const width = Math.max(6, ...names.map((n) => n.length)) + 2;
+  const head = [
+    "stage1",
+    "final",
+    "Δ",
+    "s1|gt",
+    "final|gt",
+    "Δ|gt",
+    "outside",
+    "rec.train",
+    "rec.eval",
+  ];
+  const row = (
+    name: string,
+    fin: { dice: number; dicePresent?: number | null },
+    s1: CoverageScores | undefined,
+    at: CoverageScores | undefined,
+    tr: CoverageScores | undefined,
+  ) => {
+    const d = s1?.dice ?? null, g = s1?.dicePresent ?? null;
+    const fg = fin.dicePresent ?? null;
+    return name.padEnd(width) + [
+      f(d),
+      f(fin.dice),
+      f(d === null ? null : fin.dice - d, true),
+      f(g),
+      f(fg),
+      f(g === null || fg === null ? null : fg - g, true),
+      f(at?.outside),
+      f(tr?.recall),
+      f(at?.recall),
+    ].map((c, i) => c.padStart(Math.max(8, head[i]!.length + 1))).join("");
+  };
+  const lines = [
+    "target".padEnd(width) +
+    head.map((h) => h.padStart(Math.max(8, h.length + 1))).join(""),
+    ...names.map((n) =>
+      row(
+        n,
+        final.targets[n]!,
+        stage1.targets[n],
+        reach.targets[n],
+        train.targets[n],
+      )
+    ),
+    row("mean", final.mean, stage1.mean, reach.mean, train.mean),
+    "(stage1: the coarse map's Dice; Δ = final − stage1; |gt: over cases with the target; outside: share of true pixels beyond the fusion's reach; rec.: attention recall on training / evaluation cases)",
+  ];
+  return lines.join("\n");
+}
 
 /**
  * Formats a `metrics.json` summary as the text table printed at the end of

@@ -12,7 +12,12 @@ import { slidingWindowInference } from "./sliding_window.ts";
 import { foregroundProbability } from "./segment.ts";
 import type { DeepLab } from "./_models.ts";
 import type { LabelMap } from "../data/mod.ts";
-import { type CaseImage, cutWindows, targetRegion } from "./attention.ts";
+import {
+  type CaseImage,
+  cutWindows,
+  dilateMask,
+  targetRegion,
+} from "./attention.ts";
 
 /** Options for {@linkcode segmentVolume}. */
 export interface SegmentVolumeOptions extends InferenceConfig {
@@ -26,8 +31,10 @@ export interface SegmentVolumeOptions extends InferenceConfig {
 
 /**
  * Segments a canonical volume: per-target sliding-window probabilities
- * inside the attention, then label fusion (argmax among targets with
- * p > 0.5 inside their own attention; ties go to the lower label).
+ * over the attention's bounding box grown by `margin` pixels, then label
+ * fusion (argmax among targets with p > 0.5 within `margin` pixels of their
+ * own attention; ties go to the lower label). The network's attention
+ * channel is the attention itself, as in training.
  *
  * @param net The stage-3 network.
  * @param c The image.
@@ -52,8 +59,15 @@ export async function segmentVolume(
   for (let z = 0; z < nz; z++) {
     const maps: TargetProbability[] = [];
     for (const target of options.targets) {
-      const region = targetRegion(attention, c.dims, target, z);
-      if (!region) continue;
+      const box = targetRegion(attention, c.dims, target, z);
+      if (!box) continue;
+      const m = options.margin;
+      const region = {
+        y0: Math.max(0, box.y0 - m),
+        y1: Math.min(ny, box.y1 + m),
+        x0: Math.max(0, box.x0 - m),
+        x1: Math.min(nx, box.x1 + m),
+      };
       const prob = await slidingWindowInference(
         [ny, nx],
         region,
@@ -73,12 +87,16 @@ export async function segmentVolume(
           return data;
         },
       );
-      const att = new Uint8Array(area);
+      const inside = new Uint8Array(area);
       const base = z * area;
       for (let v = 0; v < area; v++) {
-        att[v] = attention[base + v] === target ? 1 : 0;
+        inside[v] = attention[base + v] === target ? 1 : 0;
       }
-      maps.push({ label: target, prob, attention: att });
+      maps.push({
+        label: target,
+        prob,
+        attention: m > 0 ? dilateMask(inside, nx, ny, m) : inside,
+      });
     }
     if (maps.length > 0) out.set(fuseLabels(maps), z * area);
     options.onSlice?.(z + 1, nz);

@@ -14,3 +14,4 @@ export * from "./evaluate.ts";
 export * from "./run.ts";
 export * from "./predict.ts";
 export { resolveCoarseFlip, resolveCoarseJitter } from "./coarse.ts";
+export { crossfitFolds, planStage1 } from "./stage1.ts";

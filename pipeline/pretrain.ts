@@ -124,36 +124,3 @@ export interface EmbeddingPoint {
   /** Domain name. */
   domain: string;
 }
-
-/**
- * Projects patches through the encoder and head in eval mode.
- *
- * @returns One point per patch (first view).
- */
-export async function embedPatches(
-  encoder: Encoder,
-  head: Head,
-  stream: BatchStream,
-  batches: number,
-  names: { target: (id: number) => string; domain: (i: number) => string },
-): Promise<EmbeddingPoint[]> {
-  const out: EmbeddingPoint[] = [];
-  for (let b = 0; b < batches; b++) {
-    const batch = stream.next();
-    const t = batchTensors(batch);
-    const z = tf.tidy(() => {
-      const { pooled } = encoder.apply(t.x, { training: false });
-      return head.apply(pooled, { training: false }) as tf.Tensor2D;
-    });
-    const values = await z.array();
-    tf.dispose([z, t.x, t.y]);
-    for (let i = 0; i < batch.size; i++) {
-      out.push({
-        z: values[i * batch.views]!.map((v) => Math.round(v * 1e5) / 1e5),
-        target: names.target(batch.target[i]!),
-        domain: names.domain(batch.domain[i]!),
-      });
-    }
-  }
-  return out;
-}

@@ -6,56 +6,25 @@
  */
 import { join } from "node:path";
 import { selectBackend } from "../backends/mod.ts";
-import {
-  BatchStream,
-  fromCanonical,
-  type LabelMap,
-  readNifti,
-  samplePatches,
-  type SamplingCase,
-  toCanonical,
-  VOC_IGNORE,
-  writeNifti,
-} from "../data/mod.ts";
+import type { LabelMap, SamplingCase } from "../data/mod.ts";
 import { Prng } from "../random/prng.ts";
+import type { MetricsSummary } from "../metrics/mod.ts";
+import { writeRunReport } from "../report/mod.ts";
 import { type PipelineConfig, validateConfig } from "./config.ts";
 import {
-  coarseStage,
-  paddingMultiple,
-  predictCoarse,
-  resolveCoarseFlip,
-  resolveCoarseJitter,
-} from "./coarse.ts";
-import { growLabels } from "./attention.ts";
-import {
-  type CaseMetrics,
-  confusionMatrix,
-  evaluateLabelMaps,
-  meanIoUFromConfusion,
-  type MetricsSummary,
-  summarizeMetrics,
-} from "../metrics/mod.ts";
-import { writeRunReport } from "../report/mod.ts";
-import { formatMetricsTable } from "./evaluate.ts";
-import { segmentVolume } from "./infer.ts";
+  coverage,
+  evaluateCases,
+  formatMetricsTable,
+  formatStageTable,
+} from "./evaluate.ts";
 import { prepareData, type PreparedCase, resolveDataPath } from "./prepare.ts";
-import { embedPatches, pretrainStage } from "./pretrain.ts";
 import { Progress, type ProgressMode } from "./progress.ts";
-import { type LastPointer, RunDir, type Stage } from "./run_dir.ts";
-import { segmentStage } from "./segment.ts";
-import {
-  assignVariables,
-  loadStageCheckpoint,
-  runStage,
-  type StageContext,
-} from "./_stage_runner.ts";
-import {
-  buildCoarseNet,
-  buildEncoder,
-  buildHead,
-  buildSegNet,
-  namedVariables,
-} from "./_models.ts";
+import { type LastPointer, RunDir } from "./run_dir.ts";
+import { planStage1, runStage1, type Stage1Product } from "./stage1.ts";
+import { probeStage2, runStage2 } from "./stage2.ts";
+import { runStage3 } from "./stage3.ts";
+import type { StageContext } from "./_stage_runner.ts";
+import { writeCaseLabels } from "./_label_io.ts";
 
 /** Options for {@linkcode runPipeline}. */
 export interface RunOptions {
@@ -78,7 +47,10 @@ export interface RunResult {
   /** The metrics written to `metrics.json`. */
   metrics: MetricsSummary;
   /** Wall time per part, in seconds. */
-  timings: Record<"prepare" | Stage | "inference", number>;
+  timings: Record<
+    "prepare" | "coarse" | "pretrain" | "segment" | "inference",
+    number
+  >;
   /** The backend that ran. */
   backend: string;
 }
@@ -93,6 +65,8 @@ const RUN_KEYS = [
   "channels",
   "coarseFlipResolved",
   "coarseJitterResolved",
+  "trainAttentionResolved",
+  "crossfitFolds",
 ] as const;
 
 /** Reads a run's config back (without the keys the run added). */
@@ -129,60 +103,8 @@ function seeds(seed: number) {
     sample3: next(),
     stream3: next(),
     embed: next(),
+    folds: next(),
   };
-}
-
-async function readCoarseMasks(
-  dir: string,
-  c: PreparedCase,
-): Promise<LabelMap> {
-  let path = join(dir, `${c.id}.nii.gz`);
-  try {
-    await Deno.stat(path);
-  } catch {
-    path = join(dir, `${c.id}.nii`);
-  }
-  const v = toCanonical(await readNifti(path));
-  if (v.dims.some((d, i) => d !== c.dims[i])) {
-    throw new Error(
-      `Cannot use coarse mask ${path}: dims [${v.dims}] differ from image ${c.entry.image} [${c.dims}]`,
-    );
-  }
-  let max = 0;
-  for (const x of v.data) max = Math.max(max, x);
-  return max <= 255 ? Uint8Array.from(v.data) : Int16Array.from(v.data);
-}
-
-/** Mean Dice over targets and cases of the attention maps (`null` without labels). */
-function meanCoarseDice(
-  cases: PreparedCase[],
-  attention: Map<string, LabelMap>,
-  targets: { id: number; name: string }[],
-): number | null {
-  let sum = 0, n = 0;
-  for (const c of cases) {
-    const a = attention.get(c.id);
-    if (!a || !c.label) continue;
-    for (const t of targets) {
-      let tp = 0, np = 0, nt = 0;
-      for (let i = 0; i < a.length; i++) {
-        const p = a[i] === t.id, q = c.label[i] === t.id;
-        if (p) np++;
-        if (q) nt++;
-        if (p && q) tp++;
-      }
-      sum += np + nt === 0 ? 1 : (2 * tp) / (np + nt);
-      n++;
-    }
-  }
-  return n ? sum / n : null;
-}
-
-/** Fills `map`'s background voxels with `truth`'s labels, in place. */
-function fillBackground(map: LabelMap, truth: LabelMap): void {
-  for (let i = 0; i < map.length; i++) {
-    if (map[i] === 0 && truth[i] !== VOC_IGNORE) map[i] = truth[i]!;
-  }
 }
 
 function samplingCases(
@@ -205,12 +127,15 @@ function samplingCases(
 
 /**
  * Runs the whole pipeline into `options.out`: data preparation, stage 1
- * (coarse segmentation, or masks from `config.coarse.masks`), stage 2
- * (pre-training), stage 3 (frozen-encoder segmentation), then inference with
- * label fusion on the evaluation cases, `predictions/`, `metrics.json` and
- * `embeddings.json`. Each epoch ends with an atomic checkpoint; with
- * `resume` the run continues from the last complete one and, on the cpu
- * backend, reaches the same weights as an uninterrupted run.
+ * (coarse segmentation with cross-fitted training attention, or masks from
+ * `config.coarse.masks`), stage 2 (pre-training, probed on held-out
+ * patches), stage 3 (frozen-encoder segmentation), then inference with
+ * label fusion on the evaluation cases. The run directory receives
+ * `attention/` (stage 1's coarse maps), `predictions/`, `metrics.json`
+ * (with the stage evidence under `stages`), `embeddings.json` and a report.
+ * Each epoch ends with an atomic checkpoint; with `resume` the run
+ * continues from the last complete one and, on the cpu backend, reaches
+ * the same weights as an uninterrupted run.
  *
  * @param config The merged config (ignored on resume: the run's own is used).
  * @param options Run directory, resume, quiet, backend.
@@ -224,30 +149,20 @@ export async function runPipeline(
 ): Promise<RunResult> {
   const { out, resume = false, quiet = false, backend = "auto" } = options;
   const print = options.print ?? ((l: string) => console.log(l));
-  const progress: ProgressMode | undefined = quiet ? "quiet" : undefined;
+  const warn = (m: string) => {
+    if (!quiet) console.error(`warning: ${m}`);
+  };
   const run = new RunDir(out);
-  let last: LastPointer | undefined;
-  if (resume) {
-    config = (await readRunConfig(out)).config;
-    last = await run.readLast();
-    // Steps logged after the last complete checkpoint will run again.
-    await run.truncateLog(last?.stage ?? "coarse", last?.step ?? 0);
-  } else {
-    validateConfig(config);
-    let exists = false;
-    try {
-      await Deno.stat(run.configPath);
-      exists = true;
-    } catch { /* a fresh directory */ }
-    if (exists) {
-      throw new Error(
-        `Cannot start a run in ${out}: it already holds one (config.json); use --resume to continue it or another --out`,
-      );
-    }
-  }
+  const opened = await openRun(run, config, resume);
+  config = opened.config;
   await run.init();
   const chosen = await selectBackend(backend, { purpose: "train" });
   print(`backend: ${chosen.name} (${chosen.reason})`);
+  const progress: ProgressMode = quiet
+    ? "quiet"
+    : Deno.stderr.isTerminal()
+    ? "tty"
+    : "plain";
   const timings = {
     prepare: 0,
     coarse: 0,
@@ -257,31 +172,18 @@ export async function runPipeline(
   };
   const clock = () => performance.now() / 1000;
 
-  // Data.
+  // Data, and the choices that depend on it.
   let t0 = clock();
   const dataPath = await resolveDataPath(config, join(out, "data"));
-  const warn = (m: string) => {
-    if (!quiet) console.error(`warning: ${m}`);
-  };
   let prepBar: Progress | undefined;
   const data = await prepareData(dataPath, config, (done, total) => {
-    prepBar ??= new Progress(
-      "prepare",
-      total,
-      progress ? { mode: progress } : {},
-    );
+    prepBar ??= new Progress("prepare", total, { mode: progress });
     prepBar.tick();
     if (done === total) prepBar.done();
   }, warn);
-  const coarseFlip = resolveCoarseFlip(
-    config.coarse.flip,
-    data.targets.map((t) => t.name),
-    data.train,
-  );
-  const coarseJitter = resolveCoarseJitter(
-    config.coarse.jitter,
-    data.intensity,
-  );
+  const s = seeds(config.seed);
+  const plan = planStage1(config, data, s.folds);
+  if (plan.fallback) warn(plan.fallback);
   const saved = {
     ...config,
     dataPath,
@@ -290,8 +192,10 @@ export async function runPipeline(
     domains: data.domains,
     intensityResolved: data.intensity,
     channels: data.train[0]!.channels,
-    coarseFlipResolved: coarseFlip,
-    coarseJitterResolved: coarseJitter,
+    coarseFlipResolved: plan.flip,
+    coarseJitterResolved: plan.jitter,
+    trainAttentionResolved: plan.trainSource,
+    crossfitFolds: plan.folds ?? null,
   };
   if (!resume) {
     print(`config: ${JSON.stringify(saved, null, 2)}`);
@@ -303,264 +207,146 @@ export async function runPipeline(
     }`,
   );
   timings.prepare = clock() - t0;
-
-  const s = seeds(config.seed);
   const ctx: StageContext = {
     run,
-    progress: progress ?? (Deno.stderr.isTerminal() ? "tty" : "plain"),
-    finished: { ...(last?.finished ?? {}) },
+    progress,
+    finished: { ...(opened.last?.finished ?? {}) },
   };
-  const resumeFor = (stage: Stage) =>
-    last && last.stage === stage && !last.stageDone ? last : undefined;
-  const allCases = [...data.train, ...data.evaluation];
-  const maxLabel = Math.max(...data.targets.map((t) => t.id));
+  if (opened.last) ctx.last = opened.last;
+  const targets = data.targets.map((t) => t.id);
   const channels = data.train[0]!.channels;
-  const targetIds = data.targets.map((t) => t.id);
+  const names = {
+    target: (id: number) =>
+      data.targets.find((t) => t.id === id)?.name ?? String(id),
+    domain: (i: number) => data.domains[i] ?? String(i),
+  };
 
-  // Stage 1.
+  // Stage 1: coarse maps and attention of every case.
   t0 = clock();
-  const attention = new Map<string, LabelMap>();
-  const trainIds = new Set(data.train.map((c) => c.id));
-  if (config.coarse.masks !== null) {
-    for (const c of allCases) {
-      attention.set(
-        c.id,
-        growLabels(
-          await readCoarseMasks(config.coarse.masks, c),
-          c.dims,
-          config.coarse.dilate,
-        ),
-      );
-    }
-  } else {
-    const net = buildCoarseNet(config, channels, maxLabel + 1, s.coarseInit);
-    try {
-      if (ctx.finished.coarse) {
-        const ck = await loadStageCheckpoint(run, ctx.finished.coarse);
-        assignVariables(
-          namedVariables({ coarse: net }),
-          ck.variables,
-          ck.meta.stage,
-        );
-      } else {
-        const spec = coarseStage(
-          config,
-          net,
-          data.train,
-          maxLabel + 1,
-          s.coarseShuffle,
-          { flip: coarseFlip, jitter: coarseJitter },
-        );
-        try {
-          await runStage(ctx, spec, resumeFor("coarse"));
-        } finally {
-          spec.optimizer?.dispose();
-        }
-      }
-      const bar = new Progress("coarse attention", allCases.length, {
-        mode: ctx.progress,
-      });
-      for (const c of allCases) {
-        const map = await predictCoarse(net, c, {
-          multiple: paddingMultiple(config),
-          batchSize: config.coarse.batchSize,
-          maxLabel,
-        });
-        if (
-          config.coarse.trainAttention === "union" && c.label &&
-          trainIds.has(c.id)
-        ) {
-          fillBackground(map, c.label);
-        }
-        attention.set(c.id, growLabels(map, c.dims, config.coarse.dilate));
-        bar.tick();
-      }
-      bar.done();
-    } finally {
-      net.dispose();
-    }
-  }
+  const s1 = await runStage1(ctx, config, data, {
+    plan,
+    seeds: { init: s.coarseInit, shuffle: s.coarseShuffle },
+  });
+  await writeAttention(run, [...data.train, ...data.evaluation], s1);
+  const margin = config.inference.margin;
+  const evidence = {
+    stage1: coverage(data.evaluation, s1.coarse, data.targets, 0),
+    attention: {
+      source: s1.trainSource,
+      margin,
+      train: coverage(data.train, s1.attention, data.targets, margin),
+      evaluation: coverage(data.evaluation, s1.attention, data.targets, margin),
+    },
+  };
   timings.coarse = clock() - t0;
-  const coarseDice = meanCoarseDice(data.evaluation, attention, data.targets);
-  if (coarseDice !== null) {
+  const ev = evidence.attention.evaluation.mean,
+    tr = evidence.attention.train.mean;
+  if (ev.dice !== null) {
     print(
-      `stage 1: mean Dice of the attention on the evaluation cases ${
-        coarseDice.toFixed(3)
+      `stage 1: Dice on the evaluation cases ${
+        fmt(evidence.stage1.mean.dice)
+      } (attention ${
+        fmt(ev.dice)
+      }); attention (${s1.trainSource} on training) precision/recall: training ${
+        fmt(tr.precision)
+      }/${fmt(tr.recall)}, evaluation ${fmt(ev.precision)}/${
+        fmt(ev.recall)
+      }; true pixels beyond the fusion's reach (margin ${margin}): ${
+        fmt(ev.outside)
       }`,
     );
   }
 
-  // Stage 2.
+  // Stage 2: the encoder, pre-trained and probed.
   t0 = clock();
-  const trainCases = samplingCases(data.train, attention);
-  const evalCases = samplingCases(data.evaluation, attention);
-  const encoder = buildEncoder(config, channels + 1, s.encoder);
-  const head = buildHead(
-    config,
-    encoder.featureChannels,
-    targetIds.length,
-    s.head,
-  );
-  let segNet: ReturnType<typeof buildSegNet> | undefined;
+  const trainCases = samplingCases(data.train, s1.attention);
+  const evalCases = samplingCases(data.evaluation, s1.attention);
+  const s2 = await runStage2(ctx, config, trainCases, {
+    targets,
+    channels,
+    seeds: {
+      encoder: s.encoder,
+      head: s.head,
+      sample: s.sample2,
+      stream: s.stream2,
+    },
+    warn,
+  });
+  let segNet: Awaited<ReturnType<typeof runStage3>> | undefined;
   try {
-    if (ctx.finished.pretrain) {
-      const ck = await loadStageCheckpoint(run, ctx.finished.pretrain);
-      assignVariables(
-        namedVariables({ encoder, head }),
-        ck.variables,
-        ck.meta.stage,
-      );
-    } else {
-      const index = samplePatches(trainCases, {
-        targets: targetIds,
-        perTarget: config.pretrain.perTarget,
-        patchSize: config.patchSize,
-        seed: s.sample2,
-        onWarning: warn,
-      });
-      const stream = new BatchStream(index, trainCases, {
-        batchSize: config.pretrain.batchSize,
-        views: config.views,
-        seed: s.stream2,
-        balance: config.pretrain.balance,
-      });
-      const spec = pretrainStage(
-        config,
-        encoder,
-        head,
-        stream,
-        new Map(targetIds.map((t, i) => [t, i])),
-      );
-      try {
-        await runStage(ctx, spec, resumeFor("pretrain"));
-      } finally {
-        spec.optimizer?.dispose();
-      }
-    }
-    // Projections of held-out patches (Fig. 3).
+    let probe = null;
     try {
-      const index = samplePatches(evalCases.length ? evalCases : trainCases, {
-        targets: targetIds,
-        perTarget: 2,
-        patchSize: config.patchSize,
-        seed: s.embed,
-        onWarning: () => {},
-      });
-      const stream = new BatchStream(
-        index,
+      const probed = await probeStage2(
+        s2,
         evalCases.length ? evalCases : trainCases,
-        {
-          batchSize: 16,
-          views: 1,
-          seed: s.embed,
-          balance: "target",
-          augment: false,
-        },
+        { targets, patchSize: config.patchSize, seed: s.embed, names },
       );
-      const points = await embedPatches(
-        encoder,
-        head,
-        stream,
-        Math.min(16, Math.ceil(index.records.length / 16)),
-        {
-          target: (id) =>
-            data.targets.find((t) => t.id === id)?.name ?? String(id),
-          domain: (i) => data.domains[i] ?? String(i),
-        },
-      );
-      await run.writeJson("embeddings.json", { points });
+      probe = probed.probe;
+      await run.writeJson("embeddings.json", { points: probed.points });
     } catch (e) {
       warn(`no embeddings written: ${e instanceof Error ? e.message : e}`);
     }
+    const h = s2.health;
+    print(
+      `stage 2 (${h.method}): ${h.steps} steps, loss ${fmt(h.initialLoss)} → ${
+        fmt(h.finalLoss)
+      } (chance ${
+        fmt(h.chance)
+      }); anchors with a positive besides their twin: ${
+        h.positiveFraction === null ? "-" : fmt(h.positiveFraction)
+      }${
+        probe
+          ? `; 5-NN target accuracy: input ${
+            fmt(probe.input.knn.target)
+          }, encoder ${fmt(probe.encoder.knn.target)}, projection ${
+            fmt(probe.projection.knn.target)
+          }`
+          : ""
+      }`,
+    );
     timings.pretrain = clock() - t0;
 
-    // Stage 3.
+    // Stage 3: the decoder on the frozen encoder.
     t0 = clock();
-    segNet = buildSegNet(config, encoder, channels + 1, s.decoder);
-    if (ctx.finished.segment) {
-      const ck = await loadStageCheckpoint(run, ctx.finished.segment);
-      assignVariables(
-        namedVariables({ segment: segNet }),
-        ck.variables,
-        ck.meta.stage,
-      );
-    } else {
-      const index = samplePatches(trainCases, {
-        targets: targetIds,
-        perTarget: config.segment.perTarget,
-        patchSize: config.patchSize,
-        seed: s.sample3,
-        onWarning: warn,
-      });
-      const stream = new BatchStream(index, trainCases, {
-        batchSize: config.segment.batchSize,
-        views: 1,
-        seed: s.stream3,
-        balance: "target",
-        augment: { crop: false, intensity: false, color: false },
-      });
-      const spec = segmentStage(config, segNet, stream);
-      try {
-        await runStage(ctx, spec, resumeFor("segment"));
-      } finally {
-        spec.optimizer?.dispose();
-      }
-    }
+    segNet = await runStage3(ctx, config, s2.encoder, trainCases, {
+      targets,
+      channels,
+      seeds: { decoder: s.decoder, sample: s.sample3, stream: s.stream3 },
+      warn,
+    });
     timings.segment = clock() - t0;
 
-    // Inference, label fusion, metrics.
+    // Inference, label fusion, metrics and the stage evidence.
     t0 = clock();
-    const perCase: { image: string; metrics: CaseMetrics }[] = [];
-    const labels = Object.fromEntries(data.targets.map((t) => [t.id, t.name]));
-    const vocClasses = Object.keys(data.dataset.labels).length;
-    const confusion = new Float64Array(vocClasses * vocClasses);
-    const bar = new Progress("inference", data.evaluation.length, {
-      mode: ctx.progress,
+    const found = await evaluateCases(segNet, data, s1.attention, {
+      config,
+      dir: run.predictionDir,
+      progress,
     });
-    for (const c of data.evaluation) {
-      const fused = await segmentVolume(segNet, c, attention.get(c.id)!, {
-        ...config.inference,
-        patchSize: config.patchSize,
-        targets: targetIds,
-      });
-      await writePrediction(
-        join(run.predictionDir, `${c.id}.nii.gz`),
-        fused,
-        c,
+    if (!found) {
+      throw new Error(
+        `Cannot evaluate the run in ${out}: no evaluation case has a label`,
       );
-      if (c.label) {
-        if (data.voc) {
-          // VOC: pixels labelled 255 are ignored by every metric.
-          for (let i = 0; i < fused.length; i++) {
-            if (c.label[i] === VOC_IGNORE) fused[i] = 0;
-          }
-          confusionMatrix(fused, c.label, {
-            numClasses: vocClasses,
-            into: confusion,
-          });
-        }
-        perCase.push({
-          image: c.entry.image,
-          metrics: evaluateLabelMaps(fused, c.label, {
-            dims: c.dims,
-            spacing: c.spacing,
-            labels,
-          }),
-        });
-      }
-      bar.tick();
     }
-    bar.done();
-    const metrics: MetricsSummary & { miou?: number } = summarizeMetrics(
-      perCase,
-    );
-    if (data.voc) metrics.miou = meanIoUFromConfusion(confusion).miou;
+    const metrics = {
+      ...found,
+      stages: { ...evidence, stage2: { health: h, probe } },
+    };
     await run.writeJson("metrics.json", metrics);
     timings.inference = clock() - t0;
     print(
-      `\nDice on ${perCase.length} evaluation case(s) (${data.split.source}):`,
+      `\nDice on ${metrics.cases.length} evaluation case(s) (${data.split.source}):`,
     );
     print(formatMetricsTable(metrics));
+    print(`\nWhat each stage contributed:`);
+    print(
+      formatStageTable(
+        metrics,
+        evidence.stage1,
+        evidence.attention.evaluation,
+        evidence.attention.train,
+      ),
+    );
     if (metrics.miou !== undefined) {
       print(`mIoU (VOC, 255 ignored): ${metrics.miou.toFixed(3)}`);
     }
@@ -571,6 +357,7 @@ export async function runPipeline(
         timings.segment.toFixed(1)
       }, inference ${timings.inference.toFixed(1)}`,
     );
+    await run.writeJson("timings.json", timings);
     try {
       const report = await writeRunReport(out, { seed: config.seed });
       print(`report: ${report.index}`);
@@ -580,20 +367,57 @@ export async function runPipeline(
     print(`run directory: ${out}`);
     return { runDir: out, metrics, timings, backend: chosen.name };
   } finally {
-    segNet?.dispose();
-    encoder.dispose();
-    head.dispose();
+    // The segmentation network shares (and disposes) the encoder.
+    if (segNet) segNet.dispose();
+    else s2.encoder.dispose();
+    s2.head.dispose();
   }
 }
 
-/** Writes a canonical label map in the original image's layout, header and affine. */
-async function writePrediction(
-  path: string,
-  fused: LabelMap,
-  c: PreparedCase,
+function fmt(v: number | null | undefined): string {
+  return v === null || v === undefined ? "-" : v.toFixed(3);
+}
+
+/**
+ * Checks that `out` may hold this run: a fresh directory, or with `resume`
+ * the run's own config and its last complete checkpoint (the log is cut
+ * back to it).
+ */
+async function openRun(
+  run: RunDir,
+  config: PipelineConfig,
+  resume: boolean,
+): Promise<{ config: PipelineConfig; last?: LastPointer }> {
+  if (resume) {
+    const own = (await readRunConfig(run.root)).config;
+    const last = await run.readLast();
+    // Steps logged after the last complete checkpoint will run again.
+    await run.truncateLog(last?.stage ?? "coarse", last?.step ?? 0);
+    return last ? { config: own, last } : { config: own };
+  }
+  validateConfig(config);
+  let exists = false;
+  try {
+    await Deno.stat(run.configPath);
+    exists = true;
+  } catch { /* a fresh directory */ }
+  if (exists) {
+    throw new Error(
+      `Cannot start a run in ${run.root}: it already holds one (config.json); use --resume to continue it or another --out`,
+    );
+  }
+  return { config };
+}
+
+/** Writes stage 1's coarse maps as `attention/<case id>.nii.gz` (reusable as `coarse.masks`). */
+async function writeAttention(
+  run: RunDir,
+  cases: PreparedCase[],
+  s1: Stage1Product,
 ): Promise<void> {
-  const data = fromCanonical(fused, c.original);
-  await writeNifti(path, { ...c.original, data }, {
-    datatype: fused instanceof Int16Array ? "int16" : "uint8",
-  });
+  const dir = join(run.root, "attention");
+  await Deno.mkdir(dir, { recursive: true });
+  for (const c of cases) {
+    await writeCaseLabels(join(dir, `${c.id}.nii.gz`), s1.coarse.get(c.id)!, c);
+  }
 }

@@ -6,12 +6,27 @@
  */
 import { dirname, join } from "node:path";
 
-/** The stages of a run, in order. */
+/** The stages of a run, in order (cross-fit folds of stage 1 come first). */
 export const STAGES: readonly ["coarse", "pretrain", "segment"] = Object
   .freeze(["coarse", "pretrain", "segment"] as const);
 
-/** A stage name. */
-export type Stage = (typeof STAGES)[number];
+/**
+ * A stage name: one of {@linkcode STAGES}, or `coarse-fold<k>`, the k-th
+ * out-of-fold stage-1 network of cross-fitted attention.
+ */
+export type Stage = (typeof STAGES)[number] | `coarse-fold${number}`;
+
+/**
+ * Position of a stage in a run (folds first, then {@linkcode STAGES}), or
+ * -1 for a name that is no stage.
+ */
+export function stageOrder(stage: unknown): number {
+  if (typeof stage !== "string") return -1;
+  const fold = /^coarse-fold(\d)$/.exec(stage);
+  if (fold) return Number(fold[1]);
+  const i = (STAGES as readonly string[]).indexOf(stage);
+  return i < 0 ? -1 : 10 + i;
+}
 
 /** One line of `log.jsonl`. */
 export interface LogEntry {
@@ -171,9 +186,9 @@ export class RunDir {
    * repeat: earlier stages, and this stage up to `step`.
    */
   async truncateLog(stage: Stage, step: number): Promise<void> {
-    const order = STAGES.indexOf(stage);
+    const order = stageOrder(stage);
     const keep = (await this.readLog()).filter((e) => {
-      const o = STAGES.indexOf(e.stage);
+      const o = stageOrder(e.stage);
       return o < order || (o === order && e.step <= step);
     });
     await writeFileAtomic(
@@ -207,7 +222,7 @@ export class RunDir {
     if (typeof p !== "object" || p === null) return undefined;
     const last = p as LastPointer;
     if (
-      typeof last.name !== "string" || !STAGES.includes(last.stage) ||
+      typeof last.name !== "string" || stageOrder(last.stage) < 0 ||
       typeof last.step !== "number"
     ) return undefined;
     try {

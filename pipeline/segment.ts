@@ -70,7 +70,14 @@ export function segmentStage(
               const [n, h, w] = logits.shape;
               const fg = tf.softmax(logits).slice([0, 0, 0, 1], [n, h, w, 1])
                 .reshape([n, h, w]) as tf.Tensor3D;
-              return diceLoss(fg, t.y);
+              if (s.loss === "dice") return diceLoss(fg, t.y);
+              const dice = diceLoss(fg, t.y, { reduction: "batch" });
+              if (s.loss === "batch-dice") return dice;
+              const onehot = tf.stack([tf.sub(1, t.y), t.y], -1);
+              return tf.add(
+                dice,
+                tf.losses.softmaxCrossEntropy(onehot, logits),
+              ) as tf.Scalar;
             }),
           trainable,
           optimizer,

@@ -13,6 +13,7 @@ import {
   type AblationTable,
   ablationTable,
   pairedTests,
+  seedTable,
 } from "./ablation_table.ts";
 import type { PairedTest } from "./ablation_report.ts";
 import type { TemperatureRow } from "./figures.ts";
@@ -31,10 +32,26 @@ export interface AblationOptions {
   methods?: string[];
   /** Backbone depths. */
   backbones: number[];
-  /** Builds the run config of a method, backbone and (for the sweep) temperature; same split and seed for all. */
+  /**
+   * Builds the run config of a method, backbone, seed (absent: the
+   * config's own) and (for the sweep) temperature; same split for all.
+   * `masks`, when set, is the `attention/` folder of an earlier run of the
+   * same seed and backbone: give it as `coarse.masks` so that every method
+   * shares one stage 1.
+   */
   configure: (
-    run: { method: string; backbone: number; temperature?: number },
+    run: {
+      method: string;
+      backbone: number;
+      temperature?: number;
+      seed?: number;
+      masks?: string;
+    },
   ) => unknown;
+  /** Seeds to repeat the ablation with (`s<seed>/` folders). @default {[]} (one run each, the config's seed) */
+  seeds?: number[];
+  /** Compute stage 1 once per seed and backbone and share it. @default {true} */
+  shareStage1?: boolean;
   /** Runs (or resumes) one pipeline run. */
   runner: AblationRunner;
   /** Extra `agcl` runs at these temperatures on the first backbone (Fig. 5b). */
@@ -53,15 +70,24 @@ export interface AblationResult {
   runs: (AblationRun & {
     metrics: MetricsSummary;
     status: "ran" | "resumed" | "skipped";
+    seed?: number;
   })[];
+  /** The table over seeds (the paper's Table 1 with the evidence columns). */
+  seedTable: ReturnType<typeof seedTable>;
   /** The table in every form. */
   table: AblationTable;
   /** The paired tests. */
   tests: PairedTest[];
   /** Temperature sweep points (empty without `temperatures`). */
   sweep: TemperatureRow[];
-  /** Paths of the files written. */
-  files: { markdown: string; csv: string; json: string; report: string };
+  /** Paths of the files written (`markdown`: the table over seeds; `perRun`: per run). */
+  files: {
+    markdown: string;
+    csv: string;
+    json: string;
+    perRun: string;
+    report: string;
+  };
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -159,16 +185,38 @@ export async function runAblation(
   }
   await Deno.mkdir(out, { recursive: true });
   const runs: AblationResult["runs"] = [];
-  for (const backbone of backbones) {
-    for (const method of methods) {
-      const runDir = join(out, `r${backbone}-${method}`);
-      const r = await runOne(
-        runDir,
-        () => options.configure({ method, backbone }),
-        options.runner,
-        print,
-      );
-      runs.push({ method, backbone: `r${backbone}`, runDir, ...r });
+  const seeds: (number | undefined)[] = options.seeds?.length
+    ? options.seeds
+    : [undefined];
+  const share = options.shareStage1 ?? true;
+  for (const seed of seeds) {
+    for (const backbone of backbones) {
+      let masks: string | undefined;
+      for (const method of methods) {
+        const runDir = seed === undefined
+          ? join(out, `r${backbone}-${method}`)
+          : join(out, `s${seed}`, `r${backbone}-${method}`);
+        const r = await runOne(
+          runDir,
+          () =>
+            options.configure({
+              method,
+              backbone,
+              ...(seed !== undefined ? { seed } : {}),
+              ...(masks !== undefined ? { masks } : {}),
+            }),
+          options.runner,
+          print,
+        );
+        if (share && masks === undefined) masks = join(runDir, "attention");
+        runs.push({
+          method,
+          backbone: `r${backbone}`,
+          runDir,
+          ...r,
+          ...(seed !== undefined ? { seed } : {}),
+        });
+      }
     }
   }
   const sweep: TemperatureRow[] = [];
@@ -187,32 +235,46 @@ export async function runAblation(
       method: `${reference} r${backbone}`,
     });
   }
+  // Per run (the backbone label carries the seed, so tests pair within a seed).
   const withMetrics: AblationMetrics[] = runs.map((r) => ({
     method: r.method,
-    backbone: r.backbone,
+    backbone: r.seed === undefined ? r.backbone : `${r.backbone} s${r.seed}`,
     metrics: r.metrics,
   }));
   const table = ablationTable(withMetrics);
   const tests = pairedTests(withMetrics, { reference });
+  const overSeeds = seedTable(
+    runs.map((r) => ({
+      method: r.method,
+      backbone: r.backbone,
+      metrics: r.metrics,
+      seed: r.seed ?? 0,
+    })),
+    { reference },
+  );
   const files = {
     markdown: join(out, "table.md"),
     csv: join(out, "table.csv"),
     json: join(out, "table.json"),
+    perRun: join(out, "runs.md"),
     report: join(out, "report", "index.html"),
   };
-  await writeAtomic(files.markdown, table.markdown);
-  await writeAtomic(files.csv, table.csv);
+  await writeAtomic(files.markdown, overSeeds.markdown);
+  await writeAtomic(files.csv, overSeeds.csv);
+  await writeAtomic(files.perRun, table.markdown);
   await writeAtomic(
     files.json,
     JSON.stringify(
       {
         targets: table.targets,
+        seedRows: overSeeds.rows,
         rows: table.rows,
         tests,
         sweep,
         runs: runs.map((r) => ({
           method: r.method,
           backbone: r.backbone,
+          seed: r.seed ?? null,
           runDir: r.runDir,
         })),
       },
@@ -226,5 +288,5 @@ export async function runAblation(
     sweep,
     seed: options.seed ?? 0,
   });
-  return { runs, table, tests, sweep, files };
+  return { runs, table, seedTable: overSeeds, tests, sweep, files };
 }

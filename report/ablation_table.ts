@@ -242,3 +242,240 @@ export function pairedTests(
   }
   return out;
 }
+
+/** One finished run of a repeated ablation, with its seed. */
+export interface SeededRun extends AblationMetrics {
+  /** The run's seed. */
+  seed: number;
+}
+
+/** One row of {@linkcode seedTable}: a method over seeds. */
+export interface SeedRow {
+  /** Backbone label. */
+  backbone: string;
+  /** Method. */
+  method: string;
+  /** Seeds the row averages. */
+  seeds: number[];
+  /** Per target (and "mean"): mean and std over seeds of each seed's mean Dice. */
+  dice: Record<string, Stat>;
+  /** The same over the cases whose truth contains the target (`dice|gt`). */
+  dicePresent: Record<string, Stat>;
+  /** Mean Dice minus that of `none` (same backbone), over seeds. */
+  gain: number | null;
+  /** Paired Wilcoxon test of the reference against this method over (seed, case, target) pairs. */
+  test: { p: number | null; n: number } | null;
+  /** Stage-1 mean Dice over seeds (the coarse map, from the run's evidence). */
+  stage1: Stat;
+  /** Stage-2 probes over seeds: encoder 5-NN accuracy and silhouette. */
+  probe: {
+    knnTarget: Stat;
+    knnDomain: Stat;
+    knnDomainTarget: Stat;
+    silhouetteTarget: Stat;
+    inputKnnTarget: Stat;
+  };
+  /** Final stage-2 loss and its chance level, means over seeds. */
+  loss: { final: Stat; chance: Stat };
+}
+
+/** The evidence a run's `metrics.json` carries under `stages` (as read). */
+interface StageEvidence {
+  stage1?: { mean?: { dice?: number | null } };
+  stage2?: {
+    health?: { finalLoss?: number | null; chance?: number | null };
+    probe?: {
+      input?: { knn?: { target?: number | null } };
+      encoder?: {
+        knn?: {
+          target?: number | null;
+          domain?: number | null;
+          domainTarget?: number | null;
+        };
+        silhouette?: { target?: number | null };
+      };
+    } | null;
+  };
+}
+
+const nums = (v: (number | null | undefined)[]) =>
+  stat(v.filter((x): x is number => typeof x === "number"));
+
+/**
+ * The paper's Table 1 over repeated seeds: one row per backbone and
+ * method, with each target's Dice as mean ± std over seeds (of each seed's
+ * mean over cases), the gain of the mean over `none`, a paired Wilcoxon
+ * signed-rank test of `reference` against the method over every (seed,
+ * case, target) pair, and the evidence columns: stage-1 Dice, the frozen
+ * encoder's 5-NN accuracy by target and by (domain, target), and the final
+ * stage-2 loss against its chance level.
+ *
+ * @param runs Runs with their seeds and `metrics.json`.
+ * @param options The reference method. @default {{ reference: "agcl" }}
+ * @returns Rows and the markdown table.
+ * @throws {TypeError} When `runs` is empty.
+ */
+export function seedTable(
+  runs: SeededRun[],
+  options: { reference?: string } = {},
+): { rows: SeedRow[]; markdown: string; csv: string } {
+  const { reference = "agcl" } = options;
+  if (runs.length === 0) {
+    throw new TypeError("Cannot compute seedTable as 'runs' is empty");
+  }
+  const targets = [
+    ...new Set(runs.flatMap((r) => Object.keys(r.metrics.targets))),
+  ];
+  const keys: [string, string][] = [];
+  for (const r of runs) {
+    if (!keys.some(([b, m]) => b === r.backbone && m === r.method)) {
+      keys.push([r.backbone, r.method]);
+    }
+  }
+  const pairsOf = (a: SeededRun, b: SeededRun) => {
+    const x: number[] = [], y: number[] = [];
+    const byImage = new Map(b.metrics.cases.map((c) => [c.image, c]));
+    for (const ca of a.metrics.cases) {
+      const cb = byImage.get(ca.image);
+      if (!cb) continue;
+      for (const t of targets) {
+        const u = ca.targets[t], v = cb.targets[t];
+        if (u && v) (x.push(u.dice), y.push(v.dice));
+      }
+    }
+    return { x, y };
+  };
+  const rows: SeedRow[] = keys.map(([backbone, method]) => {
+    const mine = runs.filter((r) =>
+      r.backbone === backbone && r.method === method
+    );
+    const dice: Record<string, Stat> = {};
+    const dicePresent: Record<string, Stat> = {};
+    for (const t of [...targets, "mean"]) {
+      const pick = (r: SeededRun) =>
+        t === "mean" ? r.metrics.mean : r.metrics.targets[t];
+      dice[t] = nums(mine.map((r) => pick(r)?.dice));
+      dicePresent[t] = nums(mine.map((r) => pick(r)?.dicePresent));
+    }
+    const ev = (r: SeededRun) =>
+      (r.metrics as unknown as { stages?: StageEvidence }).stages ?? {};
+    const probe = (r: SeededRun) => ev(r).stage2?.probe ?? null;
+    let test: SeedRow["test"] = null;
+    if (method !== reference) {
+      const x: number[] = [], y: number[] = [];
+      for (const r of mine) {
+        const ref = runs.find((q) =>
+          q.backbone === backbone && q.method === reference &&
+          q.seed === r.seed
+        );
+        if (!ref) continue;
+        const p = pairsOf(ref, r);
+        x.push(...p.x);
+        y.push(...p.y);
+      }
+      if (x.length > 0) {
+        const w = wilcoxonSignedRank(x, y);
+        test = { p: w.p, n: w.n };
+      }
+    }
+    return {
+      backbone,
+      method,
+      seeds: mine.map((r) => r.seed),
+      dice,
+      dicePresent,
+      gain: null,
+      test,
+      stage1: nums(mine.map((r) => ev(r).stage1?.mean?.dice)),
+      probe: {
+        knnTarget: nums(mine.map((r) => probe(r)?.encoder?.knn?.target)),
+        knnDomain: nums(mine.map((r) => probe(r)?.encoder?.knn?.domain)),
+        knnDomainTarget: nums(
+          mine.map((r) => probe(r)?.encoder?.knn?.domainTarget),
+        ),
+        silhouetteTarget: nums(
+          mine.map((r) => probe(r)?.encoder?.silhouette?.target),
+        ),
+        inputKnnTarget: nums(mine.map((r) => probe(r)?.input?.knn?.target)),
+      },
+      loss: {
+        final: nums(mine.map((r) => ev(r).stage2?.health?.finalLoss)),
+        chance: nums(mine.map((r) => ev(r).stage2?.health?.chance)),
+      },
+    };
+  });
+  for (const r of rows) {
+    const none = rows.find((q) =>
+      q.backbone === r.backbone && q.method === "none"
+    );
+    const a = r.dice.mean!.mean, b = none?.dice.mean!.mean;
+    r.gain = a !== null && b !== null && b !== undefined ? a - b : null;
+  }
+  const pm = (s: Stat) =>
+    s.mean === null ? "–" : `${s.mean.toFixed(3)} ± ${(s.std ?? 0).toFixed(3)}`;
+  const one = (s: Stat) => (s.mean === null ? "–" : s.mean.toFixed(3));
+  const header = [
+    "backbone",
+    "method",
+    ...targets,
+    "mean Dice",
+    "dice|gt",
+    "gain vs none",
+    `p (${reference} vs)`,
+    "stage-1 Dice",
+    "5-NN target (input → encoder)",
+    "5-NN domain×target",
+    "silhouette target",
+    "stage-2 loss / chance",
+  ];
+  const md = [
+    `| ${header.join(" | ")} |`,
+    `| ${header.map((_, i) => (i < 2 ? "---" : "---:")).join(" | ")} |`,
+    ...rows.map((r) =>
+      `| ${
+        [
+          r.backbone,
+          r.method,
+          ...targets.map((t) => pm(r.dice[t]!)),
+          `**${pm(r.dice.mean!)}**`,
+          pm(r.dicePresent.mean!),
+          r.gain === null
+            ? "–"
+            : `${r.gain >= 0 ? "+" : ""}${r.gain.toFixed(3)}`,
+          r.test === null
+            ? "–"
+            : `${
+              r.test.p === null ? "–" : r.test.p.toPrecision(3)
+            } (n = ${r.test.n})`,
+          one(r.stage1),
+          `${one(r.probe.inputKnnTarget)} → ${one(r.probe.knnTarget)}`,
+          one(r.probe.knnDomainTarget),
+          one(r.probe.silhouetteTarget),
+          `${one(r.loss.final)} / ${one(r.loss.chance)}`,
+        ].join(" | ")
+      } |`
+    ),
+  ].join("\n") + "\n";
+  const num = (v: number | null | undefined) =>
+    v === null || v === undefined ? "" : String(v);
+  const csv = [
+    "backbone,method,target,dice_mean,dice_std,dice_gt_mean,dice_gt_std,seeds",
+    ...rows.flatMap((r) =>
+      [...targets, "mean"].map((t) =>
+        [
+          r.backbone,
+          r.method,
+          t,
+          num(r.dice[t]!.mean),
+          num(r.dice[t]!.std),
+          num(r.dicePresent[t]!.mean),
+          num(r.dicePresent[t]!.std),
+          r.seeds.length,
+        ].map((v) =>
+          /[",\n]/.test(String(v)) ? `"${String(v).replace(/"/g, '""')}"` : v
+        ).join(",")
+      )
+    ),
+  ].join("\n") + "\n";
+  return { rows, markdown: md, csv };
+}

@@ -279,3 +279,51 @@ Deno.test("BatchStream memory stays flat over many batches", () => {
     } MiB over 400 batches`,
   );
 });
+
+Deno.test("BatchStream groupSize draws runs of one group, so every sample has a partner", () => {
+  const cases = makeCases(4);
+  const index = samplePatches(cases, { perTarget: 3, patchSize: 8 });
+  const stream = new BatchStream(index, cases, {
+    batchSize: 8,
+    balance: "domain-target",
+    groupSize: 2,
+    seed: 4,
+    augment: false,
+  });
+  assert.equal(stream.groupCount, 4); // 2 domains × 2 targets
+  const seen = new Set<string>();
+  for (const b of batchesOf(stream, 30)) {
+    for (let s = 0; s < b.size; s += 2) {
+      const key = `${b.domain[s]}:${b.target[s]}`;
+      assert.equal(`${b.domain[s + 1]}:${b.target[s + 1]}`, key);
+      seen.add(key);
+    }
+  }
+  assert.equal(seen.size, 4);
+  // Without runs, some sample of a batch has no partner of its group.
+  const single = new BatchStream(index, cases, {
+    batchSize: 8,
+    balance: "domain-target",
+    seed: 4,
+    augment: false,
+  });
+  const lonely = batchesOf(single, 30).some((b) => {
+    const keys = Array.from(b.target, (t, s) => `${b.domain[s]}:${t}`);
+    return keys.some((k) => keys.filter((q) => q === k).length === 1);
+  });
+  assert.ok(lonely);
+  // The group size is part of the state.
+  const saved = stream.getState();
+  assert.equal(saved.groupSize, 2);
+  const after = stream.next();
+  stream.setState(saved);
+  assert.deepEqual(stream.next().x, after.x);
+  assert.throws(
+    () => single.setState(saved),
+    /state's 'groupSize' must be 1 to match this stream: current value is 2/,
+  );
+  assert.throws(
+    () => new BatchStream(index, cases, { groupSize: 0 }),
+    /'groupSize' must be a positive integer/,
+  );
+});

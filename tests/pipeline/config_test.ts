@@ -94,3 +94,45 @@ Deno.test("mergeConfig() checks the stage-1 augmentation fields", () => {
     { message: /'coarse.schedule': expected one of "constant", "cosine"/ },
   );
 });
+
+Deno.test("validateConfig() checks the fields that make stage 3 refine and stage 2 learn", () => {
+  assert.equal(PRESETS.tiny.coarse.trainAttention, "crossfit");
+  assert.equal(PRESETS.tiny.pretrain.balance, "domain-target");
+  assert.ok(PRESETS.tiny.pretrain.groupSize >= 2);
+  assert.ok(PRESETS.tiny.inference.margin > 0);
+  assert.equal(PRESETS.tiny.model.lowLevelSkip, true);
+  for (const v of ["crossfit", "predicted", "union"] as const) {
+    assert.equal(
+      mergeConfig(PRESETS.tiny, { coarse: { trainAttention: v } }).coarse
+        .trainAttention,
+      v,
+    );
+  }
+  const bad: [unknown, RegExp][] = [
+    [
+      { coarse: { trainAttention: "truth" } },
+      /'coarse.trainAttention': expected one of "crossfit", "predicted", "union"/,
+    ],
+    [
+      { coarse: { folds: 1 } },
+      /'coarse.folds': expected >= 2: current value is 1/,
+    ],
+    [
+      { pretrain: { balance: "case" } },
+      /'pretrain.balance': expected one of "none", "target", "domain", "domain-target"/,
+    ],
+    [{ pretrain: { groupSize: 0 } }, /'pretrain.groupSize': expected >= 1/],
+    [
+      { pretrain: { calibrationBatches: -1 } },
+      /'pretrain.calibrationBatches': expected >= 0/,
+    ],
+    [{ inference: { margin: 1.5 } }, /'inference.margin': expected an integer/],
+    [
+      { segment: { loss: "ce" } },
+      /'segment.loss': expected one of "dice", "batch-dice", "dice-ce"/,
+    ],
+  ];
+  for (const [o, re] of bad) {
+    assert.throws(() => mergeConfig(PRESETS.tiny, o), re);
+  }
+});

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { formatMetricsTable } from "../../pipeline/evaluate.ts";
+import type { PreparedCase } from "../../pipeline/prepare.ts";
 
 Deno.test("formatMetricsTable() prints one row per target, then the mean, '-' for null distances", () => {
   const table = formatMetricsTable({
@@ -45,4 +46,35 @@ Deno.test("formatMetricsTable() shows dice over cases with the target, its case 
     "digit_3   0.800   0.400     2     1    3.00    1.00   8/10",
   );
   assert.match(lines[3]!, /fp: cases predicting an absent target/);
+});
+
+Deno.test("coverage() scores a map against the truth: Dice, pooled precision/recall, truth beyond a margin", async () => {
+  const { coverage } = await import("../../pipeline/evaluate.ts");
+  // One 6×1×1 case... as a 6-pixel row: truth 1 at x 0..3, map at x 2..4.
+  const label = new Uint8Array([1, 1, 1, 1, 0, 0]);
+  const map = new Uint8Array([0, 0, 1, 1, 1, 0]);
+  const c = { id: "a", dims: [6, 1, 1], label } as unknown as PreparedCase;
+  const targets = [{ id: 1, name: "liver" }, { id: 2, name: "spleen" }];
+  const cov = coverage([c], new Map([["a", map]]), targets, 0);
+  const liver = cov.targets.liver!;
+  assert.equal(liver.dice, (2 * 2) / (3 + 4));
+  assert.equal(liver.dicePresent, liver.dice);
+  assert.equal(liver.precision, 2 / 3);
+  assert.equal(liver.recall, 2 / 4);
+  assert.equal(liver.outside, 2 / 4); // x 0 and 1 lie outside the map
+  // Spleen is absent from both: Dice 1 (both empty), no present case, nothing to cover.
+  assert.deepEqual(cov.targets.spleen, {
+    dice: 1,
+    dicePresent: null,
+    precision: null,
+    recall: null,
+    outside: null,
+  });
+  // A margin of 1 reaches x 1; x 0 stays beyond it.
+  const reach = coverage([c], new Map([["a", map]]), targets, 1);
+  assert.equal(reach.targets.liver!.outside, 1 / 4);
+  assert.equal(reach.mean.dice, (liver.dice! + 1) / 2);
+  // Cases without a label or a map are skipped.
+  const none = coverage([{ ...c, id: "b" }], new Map(), targets, 0);
+  assert.equal(none.targets.liver!.dice, null);
 });

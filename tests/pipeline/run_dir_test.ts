@@ -108,3 +108,19 @@ Deno.test("RunDir.truncateLog() at the start of a stage drops it and every later
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("stageOrder() puts cross-fit folds before stage 1's final network and refuses other names", async () => {
+  const { stageOrder } = await import("../../pipeline/run_dir.ts");
+  const order = [
+    "coarse-fold0",
+    "coarse-fold1",
+    "coarse",
+    "pretrain",
+    "segment",
+  ]
+    .map(stageOrder);
+  assert.deepEqual([...order].sort((a, b) => a - b), order);
+  assert.equal(stageOrder("coarse-foldx"), -1);
+  assert.equal(stageOrder("train"), -1);
+  assert.equal(stageOrder(3), -1);
+});

@@ -68,3 +68,73 @@ Deno.test("pairedTests pairs cases by image and tests agcl against each baseline
   assert.equal(tests[0]!.p, 2 / 64); // all 6 differences positive, exact
   assert.equal(tests[1]!.p, null); // identical
 });
+
+Deno.test("seedTable: mean ± std over seeds, gain over none, Wilcoxon over (seed, case, target) pairs, evidence columns", async () => {
+  const { seedTable } = await import("../../report/ablation_table.ts");
+  const withStages = (diceA: number[], knn: number) => ({
+    ...metricsWith(diceA),
+    stages: {
+      stage1: { mean: { dice: 0.5 } },
+      stage2: {
+        health: { finalLoss: 2, chance: 2.7 },
+        probe: {
+          input: { knn: { target: 0.4 } },
+          encoder: {
+            knn: { target: knn, domain: 0.9, domainTarget: knn / 2 },
+            silhouette: { target: 0.1 },
+          },
+        },
+      },
+    },
+  });
+  const runs = [
+    {
+      method: "none",
+      backbone: "r18",
+      seed: 0,
+      metrics: withStages([0, 0, 1], 0.5),
+    },
+    {
+      method: "agcl",
+      backbone: "r18",
+      seed: 0,
+      metrics: withStages([1, 1, 1], 0.7),
+    },
+    {
+      method: "none",
+      backbone: "r18",
+      seed: 1,
+      metrics: withStages([0, 1, 0], 0.6),
+    },
+    {
+      method: "agcl",
+      backbone: "r18",
+      seed: 1,
+      metrics: withStages([1, 1, 0], 0.8),
+    },
+  ];
+  const t = seedTable(runs);
+  assert.deepEqual(t.rows.map((r) => r.method), ["none", "agcl"]);
+  const [none, agcl] = t.rows;
+  // Per seed: none's mean Dice over targets (b is perfect) is (1/3 + 1)/2 for both seeds.
+  const noneMean = (1 / 3 + 1) / 2;
+  assertClose(none!.dice.mean!.mean!, noneMean);
+  assertClose(none!.dice.mean!.std!, 0);
+  const agclMeans = [(1 + 1) / 2, (2 / 3 + 1) / 2];
+  assertClose(agcl!.dice.mean!.mean!, (agclMeans[0]! + agclMeans[1]!) / 2);
+  assertClose(agcl!.gain!, agcl!.dice.mean!.mean! - noneMean);
+  assert.equal(none!.gain, 0);
+  // Pairs: 2 seeds × 3 cases × 2 targets; b never differs, a differs in 3 pairs.
+  assert.equal(none!.test!.n, 3);
+  assert.equal(agcl!.test, null);
+  assertClose(agcl!.probe.knnTarget.mean!, 0.75);
+  assertClose(none!.probe.knnDomainTarget.mean!, 0.275);
+  assert.equal(agcl!.stage1.mean, 0.5);
+  assert.match(t.markdown, /^\| backbone \| method \| a \| b \| mean Dice \|/);
+  assert.match(
+    t.markdown,
+    /\| r18 \| agcl \|.*\| \+0\.\d{3} \| – \| 0\.500 \| 0\.400 → 0\.750 \| 0\.375 \|/,
+  );
+  assert.equal(t.csv.trim().split("\n").length, 1 + 2 * 3);
+  assert.throws(() => seedTable([]), /'runs' is empty/);
+});

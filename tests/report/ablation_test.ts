@@ -54,9 +54,14 @@ Deno.test("runAblation runs methods × backbones once, resumes unfinished runs, 
     const md = await Deno.readTextFile(r.files.markdown);
     assert.match(
       md,
-      /^\| backbone \| method \| liver \| spleen \| kidney \| mean \|$/m,
+      /^\| backbone \| method \| liver \| spleen \| kidney \| mean Dice \| dice\|gt \| gain vs none \|/m,
     );
     assert.equal(md.trim().split("\n").length, 2 + 3);
+    const perRun = await Deno.readTextFile(r.files.perRun);
+    assert.match(
+      perRun,
+      /^\| backbone \| method \| liver \| spleen \| kidney \| mean \|$/m,
+    );
     assert.equal(
       (await Deno.readTextFile(r.files.csv)).trim().split("\n").length,
       1 + 3 * 4,
@@ -98,6 +103,47 @@ Deno.test("runAblation runs methods × backbones once, resumes unfinished runs, 
         }),
       /reference method 'agcl' is not among the methods \[none\]/,
     );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("runAblation repeats over seeds and shares one stage 1 per seed and backbone", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const seen: string[] = [];
+    const r = await runAblation({
+      out: dir,
+      methods: ["none", "agcl"],
+      backbones: [18],
+      seeds: [0, 1],
+      configure: (c) => {
+        seen.push(
+          `${c.seed} ${c.method} ${
+            c.masks ? c.masks.slice(dir.length + 1) : "-"
+          }`,
+        );
+        return c;
+      },
+      runner: async (config, o) => {
+        const c = config as { method: string; seed: number };
+        await writeSyntheticRun(o.out, {
+          seed: c.seed + 1,
+          quality: c.method === "agcl" ? 0.8 : 0.6,
+        });
+      },
+      print: () => {},
+    });
+    assert.deepEqual(seen, [
+      "0 none -",
+      "0 agcl s0/r18-none/attention",
+      "1 none -",
+      "1 agcl s1/r18-none/attention",
+    ]);
+    assert.deepEqual(r.runs.map((x) => x.seed), [0, 0, 1, 1]);
+    assert.deepEqual(r.seedTable.rows.map((x) => x.seeds), [[0, 1], [0, 1]]);
+    // Per-run tests pair within a seed.
+    assert.ok(r.tests.some((t) => t.backbone === "r18 s1"));
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
