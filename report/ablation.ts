@@ -282,8 +282,15 @@ export async function runAblation(
       2,
     ) + "\n",
   );
-  await writeAblationReport(join(out, "report"), runs, {
-    table: table.text,
+  const labelled = runs.map((r) => ({
+    method: r.method,
+    backbone: r.seed === undefined ? r.backbone : `${r.backbone} s${r.seed}`,
+    runDir: r.runDir,
+  }));
+  await writeAblationReport(join(out, "report"), labelled, {
+    table: overSeeds.text,
+    tableTitle:
+      "Dice per method (mean ± std over seeds), gain over none, paired Wilcoxon test against the reference over (seed, case, target) pairs, and the stage evidence",
     tests,
     sweep,
     seed: options.seed ?? 0,

@@ -50,6 +50,8 @@ export interface PairedTest {
 export interface AblationReportOptions {
   /** Table-1-like table to show (header and rows of text cells). */
   table?: { header: string[]; rows: string[][] };
+  /** Title of that table. @default {"Dice per target (mean ± std over cases)"} */
+  tableTitle?: string;
   /** Paired tests, drawn as stars above the baseline boxes. */
   tests?: PairedTest[];
   /** Temperature sweep points (added to those found in the run folders). */
@@ -115,7 +117,7 @@ export async function writeAblationReport(
   const sections: Section[] = [];
   if (options.table) {
     sections.push({
-      title: "Dice per target (mean ± std over cases)",
+      title: options.tableTitle ?? "Dice per target (mean ± std over cases)",
       html: tableHtml(options.table.header, options.table.rows),
     });
   }

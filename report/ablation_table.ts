@@ -318,7 +318,12 @@ const nums = (v: (number | null | undefined)[]) =>
 export function seedTable(
   runs: SeededRun[],
   options: { reference?: string } = {},
-): { rows: SeedRow[]; markdown: string; csv: string } {
+): {
+  rows: SeedRow[];
+  text: { header: string[]; rows: string[][] };
+  markdown: string;
+  csv: string;
+} {
   const { reference = "agcl" } = options;
   if (runs.length === 0) {
     throw new TypeError("Cannot compute seedTable as 'runs' is empty");
@@ -428,32 +433,30 @@ export function seedTable(
     "silhouette target",
     "stage-2 loss / chance",
   ];
+  const cells = rows.map((r) => [
+    r.backbone,
+    r.method,
+    ...targets.map((t) => pm(r.dice[t]!)),
+    pm(r.dice.mean!),
+    pm(r.dicePresent.mean!),
+    r.gain === null ? "–" : `${r.gain >= 0 ? "+" : ""}${r.gain.toFixed(3)}`,
+    r.test === null
+      ? "–"
+      : `${
+        r.test.p === null ? "–" : r.test.p.toPrecision(3)
+      } (n = ${r.test.n})`,
+    one(r.stage1),
+    `${one(r.probe.inputKnnTarget)} → ${one(r.probe.knnTarget)}`,
+    one(r.probe.knnDomainTarget),
+    one(r.probe.silhouetteTarget),
+    `${one(r.loss.final)} / ${one(r.loss.chance)}`,
+  ]);
+  const meanColumn = 2 + targets.length;
   const md = [
     `| ${header.join(" | ")} |`,
     `| ${header.map((_, i) => (i < 2 ? "---" : "---:")).join(" | ")} |`,
-    ...rows.map((r) =>
-      `| ${
-        [
-          r.backbone,
-          r.method,
-          ...targets.map((t) => pm(r.dice[t]!)),
-          `**${pm(r.dice.mean!)}**`,
-          pm(r.dicePresent.mean!),
-          r.gain === null
-            ? "–"
-            : `${r.gain >= 0 ? "+" : ""}${r.gain.toFixed(3)}`,
-          r.test === null
-            ? "–"
-            : `${
-              r.test.p === null ? "–" : r.test.p.toPrecision(3)
-            } (n = ${r.test.n})`,
-          one(r.stage1),
-          `${one(r.probe.inputKnnTarget)} → ${one(r.probe.knnTarget)}`,
-          one(r.probe.knnDomainTarget),
-          one(r.probe.silhouetteTarget),
-          `${one(r.loss.final)} / ${one(r.loss.chance)}`,
-        ].join(" | ")
-      } |`
+    ...cells.map((c) =>
+      `| ${c.map((v, i) => (i === meanColumn ? `**${v}**` : v)).join(" | ")} |`
     ),
   ].join("\n") + "\n";
   const num = (v: number | null | undefined) =>
@@ -477,5 +480,5 @@ export function seedTable(
       )
     ),
   ].join("\n") + "\n";
-  return { rows, markdown: md, csv };
+  return { rows, text: { header, rows: cells }, markdown: md, csv };
 }

@@ -44,10 +44,12 @@ function movingAverage(values: number[], window: number): number[] {
 /**
  * Loss curves, one panel per stage (Fig. 5a): raw loss per step (faint) and a
  * centred moving average (window: a tenth of the curve unless given);
- * coloured by method when entries carry one.
+ * coloured by method when entries carry one; a dashed rule at each
+ * stage's reference level when given (the chance level of a contrastive
+ * loss, ln(2N − 1)).
  *
  * @param entries Log lines (non-finite losses are dropped).
- * @param options Moving-average window and title.
+ * @param options Moving-average window, title, reference level per stage.
  * @returns A Vega-Lite spec.
  * @throws {TypeError} When there is no finite loss to draw.
  *
@@ -60,7 +62,11 @@ function movingAverage(values: number[], window: number): number[] {
  */
 export function lossCurveSpec(
   entries: LogEntry[],
-  options: { window?: number; title?: string } = {},
+  options: {
+    window?: number;
+    title?: string;
+    levels?: Record<string, number>;
+  } = {},
 ): VegaLiteSpec {
   const { title = "Training loss per stage" } = options;
   const groups = new Map<string, LogEntry[]>();
@@ -90,6 +96,7 @@ export function lossCurveSpec(
         epoch: e.epoch,
         loss: e.loss,
         smooth: smooth[i],
+        level: options.levels?.[e.stage] ?? null,
       });
     });
   }
@@ -128,6 +135,14 @@ export function lossCurveSpec(
             x: { field: "step", type: "quantitative" },
             y: { field: "smooth", type: "quantitative" },
             color,
+          },
+        },
+        {
+          // Reference levels (the chance level of a contrastive loss).
+          transform: [{ filter: "datum.level != null" }],
+          mark: { type: "rule", strokeDash: [6, 4], color: "#444" },
+          encoding: {
+            y: { field: "level", type: "quantitative", aggregate: "mean" },
           },
         },
       ],

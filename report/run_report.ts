@@ -162,6 +162,160 @@ export function metricsTableHtml(m: MetricsSummary): string {
   ], rows);
 }
 
+/** One target's coverage in a run's stage evidence (as read). */
+interface CoverageRow {
+  dice?: number | null;
+  dicePresent?: number | null;
+  precision?: number | null;
+  recall?: number | null;
+  outside?: number | null;
+}
+
+/** The stage evidence `metrics.json` carries under `stages` (as read). */
+export interface StageEvidenceFile {
+  /** Coverage of stage 1's coarse maps on the evaluation cases. */
+  stage1?: { targets?: Record<string, CoverageRow>; mean?: CoverageRow };
+  /** Coverage of the attention on training and evaluation cases. */
+  attention?: {
+    source?: string;
+    margin?: number;
+    train?: { targets?: Record<string, CoverageRow>; mean?: CoverageRow };
+    evaluation?: { targets?: Record<string, CoverageRow>; mean?: CoverageRow };
+  };
+  /** Stage-2 health and probes. */
+  stage2?: {
+    health?: Record<string, number | string | null>;
+    probe?: {
+      n?: number;
+      input?: Scores;
+      encoder?: Scores;
+      projection?: Scores;
+    } | null;
+  };
+}
+
+interface Scores {
+  knn?: Record<string, number | null>;
+  silhouette?: Record<string, number | null>;
+}
+
+/**
+ * The stage evidence of a run as HTML tables: per target, stage-1 Dice,
+ * final Dice and their difference, the truth beyond the fusion's reach and
+ * the attention's precision and recall on training and evaluation cases;
+ * stage 2's loss against its chance level; and the separation probes.
+ *
+ * @param m A `metrics.json` content.
+ * @returns HTML, or `""` when the file has no stage evidence.
+ */
+export function stagesHtml(m: MetricsSummary): string {
+  const st = (m as unknown as { stages?: StageEvidenceFile }).stages;
+  if (!st) return "";
+  const out: string[] = [];
+  const s1 = st.stage1?.targets ?? {};
+  const ev = st.attention?.evaluation?.targets ?? {};
+  const tr = st.attention?.train?.targets ?? {};
+  const delta = (a: number | null | undefined, b: number | null | undefined) =>
+    a === null || a === undefined || b === null || b === undefined
+      ? "–"
+      : `${a - b >= 0 ? "+" : ""}${(a - b).toFixed(3)}`;
+  const row = (
+    name: string,
+    fin: { dice: number; dicePresent?: number | null } | undefined,
+    a: CoverageRow | undefined,
+    e: CoverageRow | undefined,
+    t: CoverageRow | undefined,
+  ) => [
+    name,
+    fmt(a?.dice),
+    fmt(fin?.dice),
+    delta(fin?.dice, a?.dice),
+    fmt(a?.dicePresent),
+    fmt(fin?.dicePresent),
+    delta(fin?.dicePresent, a?.dicePresent),
+    fmt(e?.outside),
+    `${fmt(t?.precision)} / ${fmt(t?.recall)}`,
+    `${fmt(e?.precision)} / ${fmt(e?.recall)}`,
+  ];
+  const rows = Object.keys(m.targets).map((n) =>
+    row(n, m.targets[n], s1[n], ev[n], tr[n])
+  );
+  rows.push(
+    row(
+      "mean",
+      m.mean,
+      st.stage1?.mean,
+      st.attention?.evaluation?.mean,
+      st.attention?.train?.mean,
+    ),
+  );
+  out.push(
+    `<p>Training attention: <b>${
+      esc(String(st.attention?.source ?? "–"))
+    }</b>; fusion may label up to ${
+      st.attention?.margin ?? 0
+    } pixels beyond the attention.</p>`,
+    tableHtml([
+      "target",
+      "stage-1 Dice",
+      "final Dice",
+      "Δ",
+      "stage-1 Dice (cases with the target)",
+      "final Dice (cases with the target)",
+      "Δ",
+      "truth beyond the fusion's reach",
+      "attention precision / recall, training",
+      "attention precision / recall, evaluation",
+    ], rows),
+  );
+  const h = st.stage2?.health;
+  if (h) {
+    const num = (v: unknown) => (typeof v === "number" ? fmt(v) : "–");
+    out.push(
+      `<p>Stage 2 (<b>${esc(String(h.method))}</b>): ${
+        num(h.steps)
+      } steps, loss ${num(h.initialLoss)} → ${
+        num(h.finalLoss)
+      } against a chance level of ${
+        num(h.chance)
+      }; share of anchors with a positive besides their twin view: ${
+        num(h.positiveFraction)
+      }.</p>`,
+    );
+  }
+  const p = st.stage2?.probe;
+  if (p) {
+    const line = (label: string, s: Scores | undefined) => [
+      label,
+      fmt(s?.knn?.target),
+      fmt(s?.knn?.domain),
+      fmt(s?.knn?.domainTarget),
+      fmt(s?.silhouette?.target),
+      fmt(s?.silhouette?.domain),
+      fmt(s?.silhouette?.domainTarget),
+    ];
+    out.push(
+      `<p>Separation of ${
+        p.n ?? "–"
+      } held-out patches (5-NN accuracy, leave one out; mean silhouette):</p>`,
+      tableHtml([
+        "embedding",
+        "5-NN target",
+        "5-NN domain",
+        "5-NN domain × target",
+        "silhouette target",
+        "silhouette domain",
+        "silhouette domain × target",
+      ], [
+        line("input patches", p.input),
+        line("frozen encoder (pooled)", p.encoder),
+        line("projection head", p.projection),
+      ]),
+    );
+  }
+  return out.join("\n");
+}
+
 /**
  * Writes the report of one run directory (the layout of CONTRACTS.md):
  * each figure as SVG and PNG plus `index.html` referencing them. Figures
@@ -210,14 +364,31 @@ export async function writeRunReport(
       );
     }
     sections.push({ title: "Metrics", html: html.join("\n") });
+    const stages = stagesHtml(run.metrics);
+    if (stages) {
+      sections.push({ title: "What each stage contributed", html: stages });
+    }
   } else skipped.push("metrics: no metrics.json");
 
   if (run.log.length > 0) {
-    const f = await writeFigure(dir, "loss_curves", lossCurveSpec(run.log));
+    const chance = (run.metrics as unknown as {
+      stages?: StageEvidenceFile;
+    } | undefined)?.stages?.stage2?.health?.chance;
+    const f = await writeFigure(
+      dir,
+      "loss_curves",
+      lossCurveSpec(
+        run.log,
+        typeof chance === "number" ? { levels: { pretrain: chance } } : {},
+      ),
+    );
     files.push(f.svg, f.png);
     sections.push({
       title: "Training",
-      html: figureHtml(f, "Loss per stage (cf. Fig. 5a)"),
+      html: figureHtml(
+        f,
+        "Loss per stage (cf. Fig. 5a); dashed: the pre-training loss of an encoder that learnt nothing, ln(2N − 1)",
+      ),
     });
   } else skipped.push("loss curves: no log.jsonl");
 
