@@ -7,9 +7,10 @@
  * @example Pick the best backend for training
  * ```ts
  * import { selectBackend } from "@agcl/agcl/backends";
+ * import assert from "node:assert/strict";
  *
  * const report = await selectBackend("cpu", { purpose: "train" });
- * console.log(`${report.name}: ${report.reason}`);
+ * assert.deepEqual(report, { name: "cpu", reason: "requested explicitly" });
  * ```
  *
  * @module

@@ -74,12 +74,16 @@ export interface SaveCheckpointOptions {
  * @example Save and restore a head
  * ```ts
  * import { createProjectionHead, loadInto, saveCheckpoint } from "@agcl/agcl/models";
+ * import assert from "node:assert/strict";
  *
  * const dir = await Deno.makeTempDir();
  * const a = createProjectionHead({ inFeatures: 4, outFeatures: 2, seed: 1 });
  * await saveCheckpoint(`${dir}/head.safetensors`, a);
  * const b = createProjectionHead({ inFeatures: 4, outFeatures: 2, seed: 2 });
- * await loadInto(b, `${dir}/head.safetensors`); // b now equals a
+ * await loadInto(b, `${dir}/head.safetensors`);
+ * for (const [name, v] of Object.entries(a.params)) {
+ *   assert.deepEqual(await b.params[name]!.data(), await v.data());
+ * }
  * a.dispose();
  * b.dispose();
  * await Deno.remove(dir, { recursive: true });
