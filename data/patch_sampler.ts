@@ -7,7 +7,8 @@
  * @module
  */
 import { Prng } from "../random/prng.ts";
-import { positiveInt, validateSamplingCase } from "./_patch_validate.ts";
+import { positiveInt } from "../_checks.ts";
+import { validateSamplingCase } from "./_patch_validate.ts";
 
 /** An integer label map: the coarse attention or the ground truth. */
 export type LabelMap = Uint8Array | Int16Array;
