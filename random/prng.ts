@@ -126,13 +126,15 @@ export class Prng {
   /**
    * Shuffles `array` in place (Fisher-Yates) and returns it.
    *
-   * @param array The array to shuffle.
+   * @param array The array (or typed array) to shuffle.
    */
-  shuffle<T>(array: T[]): T[] {
+  shuffle<A extends { length: number; [index: number]: unknown }>(
+    array: A,
+  ): A {
     for (let i = array.length - 1; i > 0; i--) {
       const j = this.int(i + 1);
-      const tmp = array[i]!;
-      array[i] = array[j]!;
+      const tmp = array[i];
+      array[i] = array[j];
       array[j] = tmp;
     }
     return array;
