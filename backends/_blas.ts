@@ -5,38 +5,60 @@
  * @module
  */
 
-/** A single-precision row-major matrix product C = α·op(A)·op(B) + β·C. */
+/**
+ * One row-major product C = op(A)·op(B) + β·C of packed matrices: op(A) is
+ * [m, k], op(B) is [k, n], C is [m, n]; the views start at each matrix's
+ * first element.
+ */
+export interface GemmOp {
+  /** Whether A is stored transposed ([k, m]). @default {false} */
+  transA?: boolean;
+  /** Whether B is stored transposed ([n, k]). @default {false} */
+  transB?: boolean;
+  /** Rows of op(A) and C. */
+  m: number;
+  /** Columns of op(B) and C. */
+  n: number;
+  /** Columns of op(A), rows of op(B). */
+  k: number;
+  /** The left operand. */
+  a: Float32Array;
+  /** The right operand. */
+  b: Float32Array;
+  /** The result, accumulated into when `beta` is not 0. */
+  c: Float32Array;
+  /** Weight of C's previous contents. @default {0} */
+  beta?: number;
+}
+
+/** A native single-precision BLAS, row-major. */
 export interface Blas {
   /** Path of the loaded library. */
   readonly path: string;
-  /** cblas_sgemm in row-major order; views start at the first element. */
-  sgemm(
-    transA: boolean,
-    transB: boolean,
-    m: number,
-    n: number,
-    k: number,
-    alpha: number,
-    a: Float32Array,
-    lda: number,
-    b: Float32Array,
-    ldb: number,
-    beta: number,
-    c: Float32Array,
-    ldc: number,
-  ): void;
-  /** cblas_sgemv in row-major order: y = α·op(A)·x + β·y (unit strides). */
-  sgemv(
-    transA: boolean,
-    m: number,
-    n: number,
-    alpha: number,
-    a: Float32Array,
-    lda: number,
-    x: Float32Array,
-    beta: number,
-    y: Float32Array,
-  ): void;
+  /** cblas_sgemm on packed matrices (leading dimensions from the shapes). */
+  gemm(op: GemmOp): void;
+  /** cblas_sgemv on a packed matrix, unit strides. */
+  gemv(op: GemvOp): void;
+}
+
+/** One row-major y = α·op(A)·x + β·y with A packed as [m, n]. */
+export interface GemvOp {
+  /** Whether to multiply by Aᵀ (then x has m entries, y has n). @default {false} */
+  transA?: boolean;
+  /** Rows of A. */
+  m: number;
+  /** Columns of A. */
+  n: number;
+  /** Scale of the product. @default {1} */
+  alpha?: number;
+  /** The matrix. */
+  a: Float32Array;
+  /** The vector multiplied. */
+  x: Float32Array;
+  /** The result, accumulated into when `beta` is not 0. */
+  y: Float32Array;
+  /** Weight of y's previous contents. @default {0} */
+  beta?: number;
 }
 
 /** Libraries tried in order (the first that opens and has cblas_sgemm wins). */
@@ -162,7 +184,7 @@ export function openBlas(): { blas?: Blas; reason: string } {
       const v = lib.symbols.cblas_sgemv;
       const blas: Blas = {
         path,
-        sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) {
+        gemm({ transA = false, transB = false, m, n, k, a, b, c, beta = 0 }) {
           f(
             ROW_MAJOR,
             transA ? TRANS : NO_TRANS,
@@ -170,17 +192,17 @@ export function openBlas(): { blas?: Blas; reason: string } {
             m,
             n,
             k,
-            alpha,
+            1,
             a,
-            lda,
+            transA ? m : k,
             b,
-            ldb,
+            transB ? k : n,
             beta,
             c,
-            ldc,
+            n,
           );
         },
-        sgemv(transA, m, n, alpha, a, lda, x, beta, y) {
+        gemv({ transA = false, m, n, alpha = 1, a, x, y, beta = 0 }) {
           v(
             ROW_MAJOR,
             transA ? TRANS : NO_TRANS,
@@ -188,7 +210,7 @@ export function openBlas(): { blas?: Blas; reason: string } {
             n,
             alpha,
             a,
-            lda,
+            n,
             x,
             1,
             beta,

@@ -1,9 +1,12 @@
 /**
  * Wasm kernels whose matrix products run in a native BLAS (through FFI,
- * directly on the wasm heap): Conv2D, FusedConv2D, Conv2DBackpropInput,
- * Conv2DBackpropFilter (patch matrix + sgemm), BatchMatMul and _FusedMatMul.
- * {@linkcode installBlasKernels} swaps them in over the wasm backend's own;
- * {@linkcode uninstallBlasKernels} restores those.
+ * directly on the wasm heap): Conv2D, FusedConv2D, Conv2DBackpropInput and
+ * Conv2DBackpropFilter (patch matrix × filter by gemm), BatchMatMul and
+ * _FusedMatMul (gemm per batch), and Sum and Mean over every axis but the
+ * last (onesᵀ·X by gemv). Small products and unsupported cases fall through
+ * to the kernel below. {@linkcode installBlasKernels} layers them over the
+ * wasm backend's kernels (see `_patches.ts`);
+ * {@linkcode uninstallBlasKernels} removes exactly those layers.
  *
  * @module
  */
@@ -19,28 +22,15 @@ import {
   isActivation,
   isPointwise,
 } from "./_im2col.ts";
+import { chunkRows, MIN_BLAS_WORK } from "./_limits.ts";
+import { applyPatches, type KernelPatch, type KernelWrap } from "./_patches.ts";
+import { reduceLeading } from "./_wasm_fast.ts";
 import {
   heapF32,
   offsetOf,
   sizeOf,
   type WasmBackendLike,
 } from "./_wasm_heap.ts";
-import { limits } from "./_wasm_kernels.ts";
-
-/** Kernel names {@linkcode installBlasKernels} replaces on wasm. */
-export const BLAS_KERNELS: readonly string[] = [
-  "Conv2D",
-  "FusedConv2D",
-  "Conv2DBackpropInput",
-  "Conv2DBackpropFilter",
-  "BatchMatMul",
-  "_FusedMatMul",
-  "Sum",
-  "Mean",
-];
-
-/** Products smaller than this many multiply-adds stay on XNNPACK. */
-const MIN_MACS = 1 << 14;
 
 let scratch = new Float32Array(0);
 
@@ -53,10 +43,6 @@ type Attrs = Record<string, unknown>;
 
 function nhwc(a: Attrs): boolean {
   return a.dataFormat === undefined || a.dataFormat === "NHWC";
-}
-
-function chunkRows(K: number, P: number): number {
-  return Math.max(1, Math.min(P, Math.floor(limits.chunkFloats / K)));
 }
 
 /** out[P, co] = patches(x)[P, K] · W[K, co], written to the heap at `oo`. */
@@ -77,21 +63,14 @@ function convForward(
   }
   const w = h.subarray(fo);
   if (isPointwise(g)) {
-    blas.sgemm(
-      false,
-      false,
-      P,
-      g.co,
-      K,
-      1,
-      h.subarray(xo),
-      K,
-      w,
-      g.co,
-      0,
-      h.subarray(oo),
-      g.co,
-    );
+    blas.gemm({
+      m: P,
+      n: g.co,
+      k: K,
+      a: h.subarray(xo),
+      b: w,
+      c: h.subarray(oo),
+    });
     return;
   }
   const rows = chunkRows(K, P);
@@ -99,21 +78,14 @@ function convForward(
   for (let p0 = 0; p0 < P; p0 += rows) {
     const p1 = Math.min(P, p0 + rows);
     im2colRows(h, xo, g, p0, p1, s, 0);
-    blas.sgemm(
-      false,
-      false,
-      p1 - p0,
-      g.co,
-      K,
-      1,
-      s,
-      K,
-      w,
-      g.co,
-      0,
-      h.subarray(oo + p0 * g.co),
-      g.co,
-    );
+    blas.gemm({
+      m: p1 - p0,
+      n: g.co,
+      k: K,
+      a: s,
+      b: w,
+      c: h.subarray(oo + p0 * g.co),
+    });
   }
 }
 
@@ -140,7 +112,7 @@ function conv2d(
         return original(args);
       }
     }
-    if (g.n * g.oh * g.ow * g.kh * g.kw * g.c * g.co < MIN_MACS) {
+    if (g.n * g.oh * g.ow * g.kh * g.kw * g.c * g.co < MIN_BLAS_WORK) {
       const broken = g.sh > g.kh || g.sw > g.kw; // XNNPACK's zero-output case
       if (!broken) return original(args);
     }
@@ -183,7 +155,7 @@ function backpropInput(blas: Blas, original: tf.KernelFunc): tf.KernelFunc {
     const g = geometry(convInfoFromAttrs(inputShape, filter.shape, a));
     const P = g.n * g.oh * g.ow;
     const K = g.kh * g.kw * g.c;
-    if (P * K * g.co < MIN_MACS && (a.dilations ?? 1) === 1) {
+    if (P * K * g.co < MIN_BLAS_WORK && (a.dilations ?? 1) === 1) {
       return original(args);
     }
     const backend = args.backend as unknown as WasmBackendLike;
@@ -193,21 +165,16 @@ function backpropInput(blas: Blas, original: tf.KernelFunc): tf.KernelFunc {
     const dyo = offsetOf(backend, dy);
     const w = h.subarray(offsetOf(backend, filter));
     if (isPointwise(g) && P > 0) {
-      blas.sgemm(
-        false,
-        true,
-        P,
-        g.c,
-        g.co,
-        1,
-        h.subarray(dyo),
-        g.co,
-        w,
-        g.co,
-        0,
-        h.subarray(dxo),
-        g.c,
-      );
+      // dx[P, c] = dy[P, co] · Wᵀ (W is [c, co] for a 1×1 filter)
+      blas.gemm({
+        transB: true,
+        m: P,
+        n: g.c,
+        k: g.co,
+        a: h.subarray(dyo),
+        b: w,
+        c: h.subarray(dxo),
+      });
       return out;
     }
     h.fill(0, dxo, dxo + sizeOf(inputShape));
@@ -216,21 +183,16 @@ function backpropInput(blas: Blas, original: tf.KernelFunc): tf.KernelFunc {
     const s = scratchOf(rows * K);
     for (let p0 = 0; p0 < P; p0 += rows) {
       const p1 = Math.min(P, p0 + rows);
-      blas.sgemm(
-        false,
-        true,
-        p1 - p0,
-        K,
-        g.co,
-        1,
-        h.subarray(dyo + p0 * g.co),
-        g.co,
-        w,
-        g.co,
-        0,
-        s,
-        K,
-      );
+      // dcols[rows, K] = dy[rows, co] · Wᵀ
+      blas.gemm({
+        transB: true,
+        m: p1 - p0,
+        n: K,
+        k: g.co,
+        a: h.subarray(dyo + p0 * g.co),
+        b: w,
+        c: s,
+      });
       col2imRows(s, 0, g, p0, p1, h, dxo);
     }
     return out;
@@ -258,21 +220,16 @@ function backpropFilter(blas: Blas, original: tf.KernelFunc): tf.KernelFunc {
     }
     const dw = h.subarray(dwo);
     if (isPointwise(g)) {
-      blas.sgemm(
-        true,
-        false,
-        K,
-        g.co,
-        P,
-        1,
-        h.subarray(xo),
-        K,
-        h.subarray(dyo),
-        g.co,
-        0,
-        dw,
-        g.co,
-      );
+      // dW[c, co] = xᵀ · dy (x is its own patch matrix for a 1×1 filter)
+      blas.gemm({
+        transA: true,
+        m: K,
+        n: g.co,
+        k: P,
+        a: h.subarray(xo),
+        b: h.subarray(dyo),
+        c: dw,
+      });
       return out;
     }
     const rows = chunkRows(K, P);
@@ -280,21 +237,17 @@ function backpropFilter(blas: Blas, original: tf.KernelFunc): tf.KernelFunc {
     for (let p0 = 0; p0 < P; p0 += rows) {
       const p1 = Math.min(P, p0 + rows);
       im2colRows(h, xo, g, p0, p1, s, 0);
-      blas.sgemm(
-        true,
-        false,
-        K,
-        g.co,
-        p1 - p0,
-        1,
-        s,
-        K,
-        h.subarray(dyo + p0 * g.co),
-        g.co,
-        p0 === 0 ? 0 : 1,
-        dw,
-        g.co,
-      );
+      // dW[K, co] += colsᵀ · dy over the chunks
+      blas.gemm({
+        transA: true,
+        m: K,
+        n: g.co,
+        k: p1 - p0,
+        a: s,
+        b: h.subarray(dyo + p0 * g.co),
+        c: dw,
+        beta: p0 === 0 ? 0 : 1,
+      });
     }
     return out;
   };
@@ -356,21 +309,16 @@ function matMul(
       h.fill(0, oo, oo + batch * m * n);
     } else if (m > 0 && n > 0) {
       for (let i = 0; i < batch; i++) {
-        blas.sgemm(
-          tA,
-          tB,
+        blas.gemm({
+          transA: tA,
+          transB: tB,
           m,
           n,
           k,
-          1,
-          h.subarray(ao + (batchA === 1 ? 0 : i * m * k)),
-          tA ? m : k,
-          h.subarray(bo + (batchB === 1 ? 0 : i * k * n)),
-          tB ? k : n,
-          0,
-          h.subarray(oo + i * m * n),
-          n,
-        );
+          a: h.subarray(ao + (batchA === 1 ? 0 : i * m * k)),
+          b: h.subarray(bo + (batchB === 1 ? 0 : i * k * n)),
+          c: h.subarray(oo + i * m * n),
+        });
       }
     }
     if (fused) {
@@ -390,98 +338,74 @@ function matMul(
 
 let ones = new Float32Array(0);
 
-/** Sum / Mean over every axis but the last as onesᵀ·X (sgemv, threaded). */
-function reduceLeading(
-  blas: Blas,
-  original: tf.KernelFunc,
-  mean: boolean,
-): tf.KernelFunc {
-  return (args) => {
-    const { x } = args.inputs as { x: tf.TensorInfo };
-    const a = (args.attrs ?? {}) as Attrs;
-    const axisAttr = a.axis as number | number[];
-    const axes = (Array.isArray(axisAttr) ? axisAttr : [axisAttr]).map((v) =>
-      v < 0 ? v + x.shape.length : v
-    ).sort((p, q) => p - q);
-    const rank = x.shape.length;
-    const leading = rank >= 2 && axes.length === rank - 1 &&
-      axes.every((v, i) => v === i);
-    const c = x.shape[rank - 1] ?? 0;
-    const rows = c > 0 ? sizeOf(x.shape) / c : 0;
-    if (x.dtype !== "float32" || !leading || rows * c < 1 << 14) {
-      return original(args);
-    }
-    const backend = args.backend as unknown as WasmBackendLike;
-    const outShape = a.keepDims
-      ? [...x.shape.slice(0, -1).map(() => 1), c]
-      : [c];
-    const out = backend.makeOutput(outShape, "float32");
-    if (ones.length < rows) {
-      ones = new Float32Array(Math.max(rows, 1 << 16)).fill(1);
-    }
-    const h = heapF32(backend);
-    blas.sgemv(
-      true,
-      rows,
-      c,
-      mean ? 1 / rows : 1,
-      h.subarray(offsetOf(backend, x)),
-      c,
-      ones,
-      0,
-      h.subarray(offsetOf(backend, out)),
-    );
-    return out;
-  };
-}
-
-let originals: Map<string, tf.KernelConfig> | undefined;
-
-/** Whether the BLAS kernels are currently installed. */
-export function blasKernelsInstalled(): boolean {
-  return originals !== undefined;
+/** Sum / Mean over every axis but the last as onesᵀ·X (gemv, threaded). */
+function reduceLeadingBlas(blas: Blas, mean: boolean): KernelWrap {
+  return (below) =>
+    reduceLeading(below, {
+      mean,
+      minElements: MIN_BLAS_WORK,
+      sumRows({ x, out, rows, c, scale }) {
+        if (ones.length < rows) {
+          ones = new Float32Array(Math.max(rows, 1 << 16)).fill(1);
+        }
+        blas.gemv({
+          transA: true,
+          m: rows,
+          n: c,
+          alpha: scale,
+          a: x,
+          x: ones,
+          y: out,
+        });
+      },
+    });
 }
 
 /**
- * Replaces the wasm backend's heavy kernels with BLAS-backed ones. Call after
- * the wasm backend is initialised (the originals' setup must have run, as
- * unsupported cases and tiny products fall back to them).
+ * The BLAS patch table: each wrap closes over the opened library, so the
+ * table is built per library.
  */
-export function installBlasKernels(blas: Blas): void {
-  if (originals) return;
-  const saved = new Map<string, tf.KernelConfig>();
-  for (const name of BLAS_KERNELS) {
-    const k = tf.getKernel(name, "wasm");
-    if (!k) throw new Error(`Cannot install BLAS kernels: wasm lacks ${name}`);
-    saved.set(name, k);
-  }
-  const make: Record<string, (o: tf.KernelFunc) => tf.KernelFunc> = {
-    Conv2D: (o) => conv2d(blas, o, false),
-    FusedConv2D: (o) => conv2d(blas, o, true),
-    Conv2DBackpropInput: (o) => backpropInput(blas, o),
-    Conv2DBackpropFilter: (o) => backpropFilter(blas, o),
-    BatchMatMul: (o) => matMul(blas, o, false),
-    _FusedMatMul: (o) => matMul(blas, o, true),
-    Sum: (o) => reduceLeading(blas, o, false),
-    Mean: (o) => reduceLeading(blas, o, true),
-  };
-  for (const [name, k] of saved) {
-    tf.unregisterKernel(name, "wasm");
-    tf.registerKernel({
-      kernelName: name,
-      backendName: "wasm",
-      kernelFunc: make[name]!(k.kernelFunc),
-    });
-  }
-  originals = saved;
+export function blasKernelPatches(blas: Blas): KernelPatch[] {
+  return [
+    { kernelName: "Conv2D", wrap: (below) => conv2d(blas, below, false) },
+    { kernelName: "FusedConv2D", wrap: (below) => conv2d(blas, below, true) },
+    {
+      kernelName: "Conv2DBackpropInput",
+      wrap: (below) => backpropInput(blas, below),
+    },
+    {
+      kernelName: "Conv2DBackpropFilter",
+      wrap: (below) => backpropFilter(blas, below),
+    },
+    { kernelName: "BatchMatMul", wrap: (below) => matMul(blas, below, false) },
+    { kernelName: "_FusedMatMul", wrap: (below) => matMul(blas, below, true) },
+    { kernelName: "Sum", wrap: reduceLeadingBlas(blas, false) },
+    { kernelName: "Mean", wrap: reduceLeadingBlas(blas, true) },
+  ];
 }
 
-/** Restores the wasm backend's own kernels. */
+let uninstall: (() => void) | undefined;
+
+/** Whether the BLAS kernels are currently installed. */
+export function blasKernelsInstalled(): boolean {
+  return uninstall !== undefined;
+}
+
+/**
+ * Layers the BLAS-backed kernels ({@linkcode blasKernelPatches}) over the
+ * wasm backend's. Call after the wasm backend is initialised (the kernels
+ * below must have run their setup, as unsupported cases and tiny products
+ * fall back to them). Idempotent.
+ *
+ * @throws {Error} When wasm lacks one of the kernels (nothing is installed).
+ */
+export function installBlasKernels(blas: Blas): void {
+  if (uninstall) return;
+  uninstall = applyPatches("wasm", blasKernelPatches(blas));
+}
+
+/** Removes the BLAS layers, leaving the kernels below them as they were. */
 export function uninstallBlasKernels(): void {
-  if (!originals) return;
-  for (const [name, k] of originals) {
-    tf.unregisterKernel(name, "wasm");
-    tf.registerKernel(k);
-  }
-  originals = undefined;
+  uninstall?.();
+  uninstall = undefined;
 }

@@ -22,6 +22,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import { patchKernel } from "./_patches.ts";
 import {
   assertFloat32,
   heapF32,
@@ -388,11 +389,13 @@ export function registerResizeGradKernels(
       });
       continue;
     }
-    const kernelFunc: tf.KernelFunc = backend === "cpu"
-      ? ours
-      : (args) => upstreamFails(args) ? ours(args) : upstream.kernelFunc(args);
-    tf.unregisterKernel(name, backend);
-    // Keeps upstream's setupFunc (wasm binds its C++ kernel there).
-    tf.registerKernel({ ...upstream, kernelFunc });
+    patchKernel(
+      backend,
+      name,
+      (below) =>
+        backend === "cpu"
+          ? ours
+          : (args) => upstreamFails(args) ? ours(args) : below(args),
+    );
   }
 }

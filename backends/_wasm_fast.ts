@@ -1,15 +1,18 @@
 /**
  * Faster wasm kernels for the shapes a training step hits hardest, found by
- * profiling a ResNet step (tf.profile): Tile (the batch-norm gradient tiles
- * a per-channel vector to the full activation), Sum and Mean over every
- * axis but the last (per-channel reductions, which upstream transposes
- * first), MaxPoolGrad, and Reverse and Slice (element-wise loops upstream;
- * block copies here: the atrous-convolution gradient flips 3×3×512×512
- * filters and slices shifted maps). Other shapes fall through.
+ * profiling a ResNet step (tf.profile), as the patch table
+ * {@linkcode WASM_FAST_PATCHES}: Tile (the batch-norm gradient tiles a
+ * per-channel vector to the full activation), Sum and Mean over every axis
+ * but the last (per-channel reductions, which upstream transposes first),
+ * MaxPoolGrad, Reverse and Slice (element-wise loops upstream; block copies
+ * here: the atrous-convolution gradient flips 3×3×512×512 filters and
+ * slices shifted maps) and Transpose of the last two axes (blocked). Other
+ * shapes fall through to the kernel below.
  *
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import type { KernelPatch } from "./_patches.ts";
 import {
   heapF32,
   heapI32,
@@ -90,39 +93,75 @@ function leadingAxes(axes: number[], rank: number): boolean {
   return sorted.every((a, i) => a === i);
 }
 
-function reduceLeading(
-  original: tf.KernelFunc,
-  mean: boolean,
+/** What {@linkcode reduceLeading} hands its row summer. */
+export interface RowSums {
+  /** The input on the heap, `[rows, c]`. */
+  x: Float32Array;
+  /** The output on the heap, `[c]`. */
+  out: Float32Array;
+  /** Rows summed. */
+  rows: number;
+  /** Channels (the last axis). */
+  c: number;
+  /** 1 for Sum, 1 / rows for Mean. */
+  scale: number;
+}
+
+/** Options for {@linkcode reduceLeading}. */
+export interface ReduceLeadingOptions {
+  /** Mean (else Sum). */
+  mean: boolean;
+  /** Reductions over fewer elements go to the kernel below. @default {0} */
+  minElements?: number;
+  /** Writes `out[j] = scale · Σ_r x[r, j]`. */
+  sumRows(sums: RowSums): void;
+}
+
+/**
+ * Sum or Mean over every axis but the last (per-channel reductions, which
+ * upstream transposes first) of a float32 tensor, as one pass over its rows;
+ * every other call goes to `below`.
+ */
+export function reduceLeading(
+  below: tf.KernelFunc,
+  options: ReduceLeadingOptions,
 ): tf.KernelFunc {
+  const { mean, minElements = 0, sumRows } = options;
   return (args) => {
     const { x } = args.inputs as { x: tf.TensorInfo };
     const a = (args.attrs ?? {}) as Attrs;
     const axisAttr = a.axis as number | number[];
     const axes = Array.isArray(axisAttr) ? axisAttr : [axisAttr];
     const rank = x.shape.length;
-    if (x.dtype !== "float32" || !leadingAxes(axes, rank)) {
-      return original(args);
-    }
-    const backend = args.backend as unknown as WasmBackendLike;
+    if (x.dtype !== "float32" || !leadingAxes(axes, rank)) return below(args);
     const c = x.shape[rank - 1]!;
-    const rows = sizeOf(x.shape) / Math.max(c, 1);
+    const rows = c > 0 ? sizeOf(x.shape) / c : 0;
+    if (rows * c < minElements) return below(args);
+    const backend = args.backend as unknown as WasmBackendLike;
     const outShape = a.keepDims
       ? [...x.shape.slice(0, -1).map(() => 1), c]
       : [c];
     const out = backend.makeOutput(outShape, "float32");
     const h = heapF32(backend);
-    const xo = offsetOf(backend, x);
-    const oo = offsetOf(backend, out);
-    // Accumulate in float64 row blocks for accuracy close to a tree sum.
-    const acc = new Float64Array(c);
-    for (let r = 0; r < rows; r++) {
-      const base = xo + r * c;
-      for (let j = 0; j < c; j++) acc[j] = acc[j]! + h[base + j]!;
-    }
-    const scale = mean ? 1 / rows : 1;
-    for (let j = 0; j < c; j++) h[oo + j] = acc[j]! * scale;
+    sumRows({
+      x: h.subarray(offsetOf(backend, x)),
+      out: h.subarray(offsetOf(backend, out)),
+      rows,
+      c,
+      scale: mean ? 1 / rows : 1,
+    });
     return out;
   };
+}
+
+/** Column sums accumulated in float64, for accuracy close to a tree sum. */
+function sumRowsF64({ x, out, rows, c, scale }: RowSums): void {
+  const acc = new Float64Array(c);
+  for (let r = 0; r < rows; r++) {
+    const base = r * c;
+    for (let j = 0; j < c; j++) acc[j] = acc[j]! + x[base + j]!;
+  }
+  for (let j = 0; j < c; j++) out[j] = acc[j]! * scale;
 }
 
 function maxPoolGrad(original: tf.KernelFunc): tf.KernelFunc {
@@ -337,26 +376,19 @@ function transpose(original: tf.KernelFunc): tf.KernelFunc {
   };
 }
 
-let installed = false;
-
-/**
- * Wraps the wasm backend's Tile, Sum, Mean and MaxPoolGrad with the fast
- * paths above. Idempotent.
- */
-export function registerFastWasmKernels(): void {
-  if (installed) return;
-  installed = true;
-  const wrap = (name: string, f: (k: tf.KernelFunc) => tf.KernelFunc) => {
-    const k = tf.getKernel(name, "wasm");
-    if (!k) return;
-    tf.unregisterKernel(name, "wasm");
-    tf.registerKernel({ ...k, kernelFunc: f(k.kernelFunc) });
-  };
-  wrap("Tile", tile);
-  wrap("Sum", (k) => reduceLeading(k, false));
-  wrap("Mean", (k) => reduceLeading(k, true));
-  wrap("MaxPoolGrad", maxPoolGrad);
-  wrap("Reverse", reverse);
-  wrap("Slice", slice);
-  wrap("Transpose", transpose);
-}
+/** The fast paths, as a patch table over the wasm backend's kernels. */
+export const WASM_FAST_PATCHES: readonly KernelPatch[] = [
+  { kernelName: "Tile", wrap: tile },
+  {
+    kernelName: "Sum",
+    wrap: (below) => reduceLeading(below, { mean: false, sumRows: sumRowsF64 }),
+  },
+  {
+    kernelName: "Mean",
+    wrap: (below) => reduceLeading(below, { mean: true, sumRows: sumRowsF64 }),
+  },
+  { kernelName: "MaxPoolGrad", wrap: maxPoolGrad },
+  { kernelName: "Reverse", wrap: reverse },
+  { kernelName: "Slice", wrap: slice },
+  { kernelName: "Transpose", wrap: transpose },
+];

@@ -1,7 +1,11 @@
 /**
  * Gradient kernels the upstream wasm backend lacks, composed from kernels it
- * has (its matrix product) and loops over its heap. Registered by
- * {@linkcode registerWasmTrainingKernels} when the wasm backend loads.
+ * has (its matrix product) and loops over its heap
+ * ({@linkcode WASM_TRAINING_KERNELS}: Conv2DBackpropFilter, both depthwise
+ * gradients, UnsortedSegmentSum), and patches of its own kernels
+ * ({@linkcode WASM_FIX_PATCHES}: BatchMatMul, _FusedMatMul, Conv2D,
+ * FusedConv2D, Conv2DBackpropInput). Both are applied when the wasm backend
+ * loads (`wasm.ts`).
  *
  * @module
  */
@@ -17,6 +21,8 @@ import {
   isActivation,
   isPointwise,
 } from "./_im2col.ts";
+import { chunkRows } from "./_limits.ts";
+import type { KernelPatch } from "./_patches.ts";
 import {
   assertFloat32,
   assertNHWC,
@@ -27,12 +33,6 @@ import {
   sizeOf,
   type WasmBackendLike,
 } from "./_wasm_heap.ts";
-
-/** Tunables; tests shrink `chunkFloats` to exercise the chunked paths. */
-export const limits: { chunkFloats: number } = {
-  /** Largest patch matrix (floats) built at once; bigger ones are chunked. */
-  chunkFloats: 1 << 22,
-};
 
 type Attrs = Record<string, unknown>;
 
@@ -69,7 +69,7 @@ export function conv2dBackpropFilterPortable(
 ): tf.TensorInfo {
   const P = g.n * g.oh * g.ow;
   const K = g.kh * g.kw * g.c;
-  const chunk = Math.max(1, Math.min(P, Math.floor(limits.chunkFloats / K)));
+  const chunk = chunkRows(K, P);
   let result: tf.TensorInfo | undefined;
   for (let p0 = 0; p0 < P; p0 += chunk) {
     const p1 = Math.min(P, p0 + chunk);
@@ -423,10 +423,7 @@ function backpropInputPortable(original: tf.KernelFunc): tf.KernelFunc {
       let h = heapF32(backend);
       const dxo = offsetOf(backend, dx);
       h.fill(0, dxo, dxo + sizeOf(inputShape));
-      const chunk = Math.max(
-        1,
-        Math.min(P, Math.floor(limits.chunkFloats / K)),
-      );
+      const chunk = chunkRows(K, P);
       for (let p0 = 0; p0 < P; p0 += chunk) {
         const p1 = Math.min(P, p0 + chunk);
         const len = p1 - p0;
@@ -463,52 +460,38 @@ function backpropInputPortable(original: tf.KernelFunc): tf.KernelFunc {
   };
 }
 
-/** Kernel names registered by {@linkcode registerWasmTrainingKernels}. */
-export const WASM_TRAINING_KERNELS: readonly string[] = [
-  "Conv2DBackpropFilter",
-  "DepthwiseConv2dNativeBackpropInput",
-  "DepthwiseConv2dNativeBackpropFilter",
-  "UnsortedSegmentSum",
-];
-
-let registered = false;
+/**
+ * Training kernels the wasm backend lacks upstream, as kernel configs (to
+ * register where missing).
+ */
+export const WASM_TRAINING_KERNELS: readonly tf.KernelConfig[] = [
+  ["Conv2DBackpropFilter", conv2dBackpropFilter],
+  ["DepthwiseConv2dNativeBackpropInput", depthwiseBackpropInput],
+  ["DepthwiseConv2dNativeBackpropFilter", depthwiseBackpropFilter],
+  ["UnsortedSegmentSum", unsortedSegmentSum],
+].map(([kernelName, f]) => ({
+  kernelName: kernelName as string,
+  backendName: "wasm",
+  kernelFunc: f as unknown as tf.KernelFunc,
+}));
 
 /**
- * Registers, for the "wasm" backend, every training kernel it lacks
- * upstream ({@linkcode WASM_TRAINING_KERNELS}), routes its matrix
- * products' transposed cases around XNNPACK's slow or wrong paths, and its
+ * Patches over the wasm backend's own kernels: its matrix products'
+ * transposed cases routed around XNNPACK's slow or wrong paths, its
  * convolutions with a stride larger than the filter (where XNNPACK returns
- * zeros) through a patch-matrix product. Idempotent;
- * kernels already present are left alone.
+ * zeros) through a patch-matrix product, and its convolution input gradient
+ * as a matrix product plus col2im.
  */
-export function registerWasmTrainingKernels(): void {
-  if (registered) return;
-  registered = true;
-  const funcs: Record<string, tf.KernelFunc> = {
-    Conv2DBackpropFilter: conv2dBackpropFilter as unknown as tf.KernelFunc,
-    DepthwiseConv2dNativeBackpropInput:
-      depthwiseBackpropInput as unknown as tf.KernelFunc,
-    DepthwiseConv2dNativeBackpropFilter:
-      depthwiseBackpropFilter as unknown as tf.KernelFunc,
-    UnsortedSegmentSum: unsortedSegmentSum as unknown as tf.KernelFunc,
-  };
-  for (const name of WASM_TRAINING_KERNELS) {
-    if (tf.getKernel(name, "wasm")) continue;
-    tf.registerKernel({
-      kernelName: name,
-      backendName: "wasm",
-      kernelFunc: funcs[name]!,
-    });
-  }
-  const wrap = (name: string, f: (k: tf.KernelFunc) => tf.KernelFunc) => {
-    const k = tf.getKernel(name, "wasm");
-    if (!k) return;
-    tf.unregisterKernel(name, "wasm");
-    tf.registerKernel({ ...k, kernelFunc: f(k.kernelFunc) });
-  };
-  wrap("BatchMatMul", (k) => matMulExplicitTranspose(k, false));
-  wrap("_FusedMatMul", (k) => matMulExplicitTranspose(k, true));
-  wrap("Conv2D", (k) => convFixed(k, false));
-  wrap("FusedConv2D", (k) => convFixed(k, true));
-  wrap("Conv2DBackpropInput", backpropInputPortable);
-}
+export const WASM_FIX_PATCHES: readonly KernelPatch[] = [
+  {
+    kernelName: "BatchMatMul",
+    wrap: (below) => matMulExplicitTranspose(below, false),
+  },
+  {
+    kernelName: "_FusedMatMul",
+    wrap: (below) => matMulExplicitTranspose(below, true),
+  },
+  { kernelName: "Conv2D", wrap: (below) => convFixed(below, false) },
+  { kernelName: "FusedConv2D", wrap: (below) => convFixed(below, true) },
+  { kernelName: "Conv2DBackpropInput", wrap: backpropInputPortable },
+];

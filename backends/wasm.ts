@@ -13,18 +13,22 @@ let current: { name: WasmAcceleration; detail: string } | undefined;
 
 /**
  * Imports the wasm backend package (which registers the backend and its
- * kernels), registers the training kernels it lacks upstream, and routes
- * the resize-gradient calls its own kernels get wrong to ours.
+ * kernels), registers the training kernels it lacks upstream, layers the
+ * fixes and fast paths over its own kernels, and routes the
+ * resize-gradient calls its own kernels get wrong to ours. The BLAS layers,
+ * when chosen, go on top at activation ({@linkcode setWasmAcceleration}).
  */
 export function load(): Promise<unknown> {
   loaded ??= (async () => {
     await import("@tensorflow/tfjs-backend-wasm");
-    const { registerWasmTrainingKernels } = await import(
+    const { applyPatches, registerMissing } = await import("./_patches.ts");
+    const { WASM_FIX_PATCHES, WASM_TRAINING_KERNELS } = await import(
       "./_wasm_kernels.ts"
     );
-    registerWasmTrainingKernels();
+    registerMissing(WASM_TRAINING_KERNELS);
+    applyPatches("wasm", WASM_FIX_PATCHES);
     (await import("./_resize_grad.ts")).registerResizeGradKernels("wasm");
-    (await import("./_wasm_fast.ts")).registerFastWasmKernels();
+    applyPatches("wasm", (await import("./_wasm_fast.ts")).WASM_FAST_PATCHES);
   })();
   return loaded;
 }

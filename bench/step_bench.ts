@@ -249,7 +249,7 @@ async function sgemmPeak(): Promise<number | undefined> {
   const a = new Float32Array(n * n).fill(1);
   const c = new Float32Array(n * n);
   const ms = await timeMs(
-    () => blas.sgemm(false, false, n, n, n, 1, a, n, a, n, 0, c, n),
+    () => blas.gemm({ m: n, n, k: n, a, b: a, c }),
     { reps: 3 },
   );
   return (2 * n ** 3) / ms / 1e6;

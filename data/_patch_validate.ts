@@ -1,18 +1,6 @@
 /** Input checks shared by the patch sampler and the batch stream (internal). */
+import { positiveInt } from "../_checks.ts";
 import type { LabelMap, SamplingCase } from "./patch_sampler.ts";
-
-/** Throws a RangeError unless `value` is a positive integer. */
-export function positiveInt(
-  value: number,
-  name: string,
-  fn: string,
-): void {
-  if (!Number.isInteger(value) || value < 1) {
-    throw new RangeError(
-      `Cannot ${fn} as '${name}' must be a positive integer: current value is ${value}`,
-    );
-  }
-}
 
 /**
  * Checks that `c` is a well-formed {@linkcode SamplingCase}.

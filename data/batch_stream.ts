@@ -16,7 +16,8 @@ import {
   type ViewTransform,
 } from "./augment.ts";
 import type { PatchIndex, SamplingCase } from "./patch_sampler.ts";
-import { positiveInt, validateSamplingCase } from "./_patch_validate.ts";
+import { positiveInt } from "../_checks.ts";
+import { validateSamplingCase } from "./_patch_validate.ts";
 import { renderView } from "./_render.ts";
 
 /**
@@ -326,14 +327,8 @@ export class BatchStream {
     let order = this.#order[g];
     if (!order) {
       const members = this.#groups[g]!;
-      order = members.slice();
       const rng = new Prng(mixSeed(this.#seed, g, this.#cycle[g]!));
-      for (let i = order.length - 1; i > 0; i--) {
-        const j = rng.int(i + 1);
-        const tmp = order[i]!;
-        order[i] = order[j]!;
-        order[j] = tmp;
-      }
+      order = rng.shuffle(members.slice());
       this.#order[g] = order;
     }
     const rec = order[this.#cursor[g]!]!;

@@ -284,19 +284,26 @@ export async function loadDataset(
   return { name, path: abs, labels, domains, training, validation, test };
 }
 
+/** Options of {@linkcode checkLabelValues}. */
+export interface CheckLabelValuesOptions {
+  /** Declared label values → names. */
+  labels: Record<number, string>;
+  /** The file, for the message. */
+  source: string;
+}
+
 /**
  * Checks that every value of a label map is declared in `labels`.
  *
  * @param data Label voxels.
- * @param labels Declared label values → names.
- * @param source The file, for the message.
+ * @param options The declared labels and the file they came from.
  * @throws {Error} Listing the undeclared values and their voxel counts.
  */
 export function checkLabelValues(
   data: VoxelArray,
-  labels: Record<number, string>,
-  source: string,
+  options: CheckLabelValuesOptions,
 ): void {
+  const { labels, source } = options;
   const declared = new Set(Object.keys(labels).map(Number));
   const bad = new Map<number, number>();
   let last = NaN;
@@ -351,6 +358,9 @@ export async function loadCase(
   if (entry.label === undefined) return { entry, image };
   const label = await readNifti(entry.label);
   checkSameGrid(image, label, { image: entry.image, label: entry.label });
-  checkLabelValues(label.data, dataset.labels, entry.label);
+  checkLabelValues(label.data, {
+    labels: dataset.labels,
+    source: entry.label,
+  });
   return { entry, image, label };
 }

@@ -7,7 +7,8 @@
  * @module
  */
 import { Prng } from "../random/prng.ts";
-import { positiveInt, validateSamplingCase } from "./_patch_validate.ts";
+import { positiveInt } from "../_checks.ts";
+import { validateSamplingCase } from "./_patch_validate.ts";
 
 /** An integer label map: the coarse attention or the ground truth. */
 export type LabelMap = Uint8Array | Int16Array;
@@ -356,6 +357,12 @@ export interface Patch {
   label: Uint8Array;
 }
 
+/** Options of {@linkcode extractPatch}. */
+export interface ExtractPatchOptions {
+  /** Side `p` of the (square) patch. */
+  patchSize: number;
+}
+
 /**
  * Cuts the patch of one record: rows `cy - floor(p / 2)` … `+ p - 1`,
  * columns likewise, of slice `record.slice`. Pixels outside the image are 0
@@ -364,7 +371,7 @@ export interface Patch {
  *
  * @param sample The case the record points at.
  * @param record The record (its `caseIndex` is not checked against `sample`).
- * @param patchSize Side `p` of the patch.
+ * @param options `patchSize`: side `p` of the patch.
  * @returns The patch: image `[p, p, channels]`, attention and label `[p, p]`.
  * @throws {RangeError} If the record's slice or centre lies outside the case,
  * or `patchSize` is not a positive integer.
@@ -377,15 +384,18 @@ export interface Patch {
  * const image = Float32Array.from({ length: 16 }, (_, i) => i); // 4×4 slice
  * const c = { id: "a", domain: 0, dims: [4, 4, 1] as [number, number, number],
  *   channels: 1, image, attention: new Uint8Array(16).fill(2) };
- * const p = extractPatch(c, { caseIndex: 0, slice: 0, target: 2, cy: 0, cx: 0 }, 2);
+ * const p = extractPatch(c, { caseIndex: 0, slice: 0, target: 2, cy: 0, cx: 0 }, {
+ *   patchSize: 2,
+ * });
  * assert.deepEqual([...p.image], [0, 0, 0, 0]); // rows -1..0, cols -1..0
  * ```
  */
 export function extractPatch(
   sample: SamplingCase,
   record: PatchRecord,
-  patchSize: number,
+  options: ExtractPatchOptions,
 ): Patch {
+  const { patchSize } = options;
   positiveInt(patchSize, "patchSize", "extract patch");
   const [nx, ny, nz] = sample.dims;
   const { slice, cy, cx, target } = record;

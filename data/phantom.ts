@@ -239,18 +239,305 @@ interface CaseImage {
   label: Uint8Array;
 }
 
-/**
- * Renders one case in the canonical RAS layout (x fastest), in HU.
- * World x runs to the patient's right, y anterior, z superior.
- */
-function renderCase(
+// ---------------------------------------------------------------------------
+// Anatomy table. Positions and sizes are in mm in the anatomy frame (x to the
+// patient's right, y anterior, z superior, origin mid-abdomen). Each case
+// draws its own variation of every entry, in table order (the order fixes
+// the random stream, so it must not change without a GENERATOR_VERSION bump).
+
+/** A plane-wave boundary perturbation: amplitude (fraction of the radius) and wavelength (mm). */
+type WaveSpec = [amplitude: number, wavelength: number];
+
+/** An ellipsoidal organ part: centre and semi-axes, each jittered per case. */
+interface EllipsoidSpec {
+  kind: "ellipsoid";
+  centre: Vec3;
+  /** Per-axis centre jitter, ± mm. @default {6} */
+  centreJitter?: number;
+  semiAxes: Vec3;
+  /** Relative jitter of each semi-axis. @default {0.1} */
+  sizeJitter?: number;
+  /** Mean rotation about x, y and z (rad), jittered by ±0.1, ±0.1, ±0.15. */
+  tilt: Vec3;
+  waves: WaveSpec;
+}
+
+/** A tubular organ along a polyline, radius interpolated between its points. */
+interface TubeSpec {
+  kind: "tube";
+  points: Vec3[];
+  /** Per-axis jitter of each point, ± mm. */
+  pointJitter: number;
+  radii: number[];
+  /** Relative jitter of each radius. @default {0.1} */
+  sizeJitter?: number;
+  waves: WaveSpec;
+}
+
+/** One labelled organ: its parts, its label, its tissue and its inner detail. */
+interface OrganSpec {
+  label: number;
+  tissue: keyof Tissues;
+  parts: (EllipsoidSpec | TubeSpec)[];
+  /** Tissue of the outer shell beyond this normalised radius (stomach wall). */
+  wall?: { beyond: number; tissue: keyof Tissues };
+  /** Tissue of the core within this normalised radius (renal medulla). */
+  core?: { within: number; tissue: keyof Tissues };
+  /** Chance of a gas cap and its level, as a fraction of the y semi-axis above the centre. */
+  gas?: { chance: number; level: [number, number] };
+}
+
+/** The nine organs, in painting order (later wins where they overlap). */
+const ORGANS: readonly OrganSpec[] = [
+  {
+    label: 5, // liver: right lobe, then left lobe
+    tissue: "liver",
+    parts: [
+      {
+        kind: "ellipsoid",
+        centre: [64, 0, 38],
+        semiAxes: [64, 70, 58],
+        tilt: [0, 0, 0.1],
+        waves: [0.09, 90],
+      },
+      {
+        kind: "ellipsoid",
+        centre: [-2, 34, 48],
+        semiAxes: [46, 32, 32],
+        tilt: [0, 0, -0.2],
+        waves: [0.1, 70],
+      },
+    ],
+  },
+  {
+    label: 4,
+    tissue: "gallbladder",
+    parts: [{
+      kind: "ellipsoid",
+      centre: [56, 46, -8],
+      centreJitter: 5,
+      semiAxes: [15, 14, 30],
+      tilt: [-0.4, 0.3, 0],
+      waves: [0.06, 50],
+    }],
+  },
+  {
+    label: 1,
+    tissue: "spleen",
+    parts: [{
+      kind: "ellipsoid",
+      centre: [-88, -28, 42],
+      semiAxes: [22, 50, 44],
+      tilt: [0, 0, -0.6],
+      waves: [0.1, 60],
+    }],
+  },
+  {
+    label: 6,
+    tissue: "stomachContent",
+    parts: [{
+      kind: "ellipsoid",
+      centre: [-42, 36, 36],
+      semiAxes: [42, 30, 46],
+      tilt: [0, 0, 0.35],
+      waves: [0.1, 80],
+    }],
+    wall: { beyond: 0.86, tissue: "stomachWall" },
+    gas: { chance: 0.7, level: [0.35, 0.6] },
+  },
+  {
+    label: 9,
+    tissue: "pancreas",
+    parts: [{
+      kind: "tube",
+      points: [[22, -2, -6], [-8, 10, 0], [-40, 6, 6], [-72, -14, 12]],
+      pointJitter: 5,
+      radii: [15, 11, 10, 8],
+      waves: [0.12, 40],
+    }],
+  },
+  {
+    label: 2,
+    tissue: "kidneyCortex",
+    parts: [{
+      kind: "ellipsoid",
+      centre: [68, -50, -30],
+      semiAxes: [26, 21, 50],
+      tilt: [0.1, -0.2, 0.4],
+      waves: [0.05, 60],
+    }],
+    core: { within: 0.7, tissue: "kidneyMedulla" },
+  },
+  {
+    label: 3,
+    tissue: "kidneyCortex",
+    parts: [{
+      kind: "ellipsoid",
+      centre: [-68, -50, -18],
+      semiAxes: [26, 21, 50],
+      tilt: [0.1, 0.2, -0.4],
+      waves: [0.05, 60],
+    }],
+    core: { within: 0.7, tissue: "kidneyMedulla" },
+  },
+  {
+    label: 8,
+    tissue: "ivc",
+    parts: [{
+      kind: "tube",
+      points: [[24, -30, -110], [24, -26, 20], [30, -18, 85]],
+      pointJitter: 3,
+      radii: [12, 12, 10],
+      waves: [0.04, 60],
+    }],
+  },
+  {
+    label: 7,
+    tissue: "aorta",
+    parts: [{
+      kind: "tube",
+      points: [[-14, -34, -110], [-12, -32, 0], [-8, -30, 110]],
+      pointJitter: 3,
+      radii: [11, 11, 12],
+      sizeJitter: 0.08,
+      waves: [0.02, 80],
+    }],
+  },
+];
+
+/** Body half-axes (mm) before the per-case aspect ratio. */
+const BODY_SEMI_AXES: [number, number] = [150, 105];
+
+/** Unlabelled bowel loops: how many, where and how large. */
+const BOWEL = {
+  count: [6, 12] as [number, number],
+  centre: [[-90, 90], [-10, 70], [-100, 10]] as [number, number][],
+  radius: [14, 26] as [number, number],
+  gasChance: 0.25,
+  gasHu: -700,
+  huJitter: 15,
+};
+
+// ---------------------------------------------------------------------------
+// Shape functions: one case's draw of the table.
+
+/** Everything random about one case, drawn before any voxel is painted. */
+interface CaseAnatomy {
+  /** World → anatomy frame: q = Rᵀ (p − shift) / scale. */
+  scale: number;
+  shift: Vec3;
+  rot: number[][];
+  /** Standard deviation of the image noise (HU). */
+  noise: number;
+  tissues: Tissues;
+  /** Half-axes of the body outline (mm). */
+  bodyAxes: [number, number];
+  body: Shape;
+  /** Inside the subcutaneous fat: the abdominal wall (muscle). */
+  wall: Shape;
+  /** Inside the wall: the abdominal cavity (visceral fat). */
+  cavity: Shape;
+  vertebra: Shape;
+  lamina: Shape;
+  /** Psoas and paraspinal muscles. */
+  muscles: Shape[];
+  bowel: { shape: Shape; hu: number }[];
+  organs: { shape: Shape; organ: OrganSpec }[];
+  /** Gas level (anatomy y, mm) of each organ with a gas cap that has one. */
+  gasLevel: Map<OrganSpec, number>;
+  /** ±5 HU low-frequency texture inside organs. */
+  texture: Waves;
+  /** HU above -1000 of gas voxels, indexed by voxel & 4095. */
+  gasNoise: Float32Array;
+}
+
+/** Per-case tissue HU: the domain's enhancement scaled by `enhance`, ±6 HU. */
+function drawTissues(
   prng: Prng,
-  size: [number, number, number],
   domain: "portal-venous" | "non-contrast",
-): CaseImage {
-  const [nx, ny, nz] = size;
-  const sp: Vec3 = [FOV[0] / nx, FOV[1] / ny, FOV[2] / nz];
+  enhance: number,
+): Tissues {
   const base = domain === "portal-venous" ? CONTRAST : NON_CONTRAST;
+  const entries = (Object.keys(base) as (keyof Tissues)[]).map((k) => {
+    const nc = NON_CONTRAST[k];
+    const v = nc + (base[k] - nc) * enhance;
+    return [k, v + prng.uniform(-6, 6)];
+  });
+  return Object.fromEntries(entries) as unknown as Tissues;
+}
+
+/** Rotation about x, y, z by `tilt` plus ±0.1, ±0.1, ±0.15 rad. */
+function drawTilt(prng: Prng, tilt: Vec3): number[][] {
+  return rotation(
+    tilt[0] + prng.uniform(-0.1, 0.1),
+    tilt[1] + prng.uniform(-0.1, 0.1),
+    tilt[2] + prng.uniform(-0.15, 0.15),
+  );
+}
+
+function drawWaves(prng: Prng, [amp, wavelength]: WaveSpec): Waves {
+  return makeWaves(prng, amp, wavelength);
+}
+
+function jitterPoint(prng: Prng, p: Vec3, d: number): Vec3 {
+  return p.map((v) => v + prng.uniform(-d, d)) as Vec3;
+}
+
+function jitterSize(prng: Prng, v: number, f: number): number {
+  return v * prng.uniform(1 - f, 1 + f);
+}
+
+/** One case's draw of an organ part: its shape, centre and sizes (mm). */
+interface DrawnPart {
+  shape: Shape;
+  /** The drawn centre (ellipsoid) or first point (tube). */
+  centre: Vec3;
+  /** The drawn semi-axes (ellipsoid) or radii (tube). */
+  size: number[];
+}
+
+/** Draws an organ part: centre or points, sizes, rotation, waves, in that order. */
+function drawPart(prng: Prng, part: EllipsoidSpec | TubeSpec): DrawnPart {
+  const f = part.sizeJitter ?? 0.1;
+  if (part.kind === "tube") {
+    const points = part.points.map((p) =>
+      jitterPoint(prng, p, part.pointJitter)
+    );
+    const radii = part.radii.map((r) => jitterSize(prng, r, f));
+    const shape = tube(points, radii, drawWaves(prng, part.waves));
+    return { shape, centre: points[0]!, size: radii };
+  }
+  const centre = jitterPoint(prng, part.centre, part.centreJitter ?? 6);
+  const semi = part.semiAxes.map((r) => jitterSize(prng, r, f)) as Vec3;
+  const shape = ellipsoid(
+    centre,
+    semi,
+    drawTilt(prng, part.tilt),
+    drawWaves(prng, part.waves),
+  );
+  return { shape, centre, size: semi };
+}
+
+/** An upright cylinder-like ellipsoid (1e4 mm along z) of the body frame. */
+function column(
+  prng: Prng,
+  centre: Vec3,
+  semi: [number, number],
+  waves: WaveSpec,
+): Shape {
+  return ellipsoid(
+    centre,
+    [semi[0], semi[1], 1e4],
+    rotation(0, 0, 0),
+    drawWaves(prng, waves),
+  );
+}
+
+/** Draws one case: pose, tissues, body wall, skeleton, bowel and organs. */
+function drawAnatomy(
+  prng: Prng,
+  domain: "portal-venous" | "non-contrast",
+): CaseAnatomy {
   // per-case variation: body size, position, rotation, enhancement, noise
   const scale = prng.uniform(0.88, 1.12);
   const aspect = prng.uniform(0.9, 1.1);
@@ -266,173 +553,209 @@ function renderCase(
   );
   const enhance = prng.uniform(0.85, 1.15);
   const noise = prng.uniform(8, 16);
-  const hu = (k: keyof Tissues): number => {
-    const nc = NON_CONTRAST[k];
-    const v = nc + (base[k] - nc) * enhance;
-    return v + prng.uniform(-6, 6);
-  };
-  const T: Tissues = Object.fromEntries(
-    (Object.keys(base) as (keyof Tissues)[]).map((k) => [k, hu(k)]),
-  ) as unknown as Tissues;
-  const jit = (v: number, f = 0.1) => v * prng.uniform(1 - f, 1 + f);
-  const J = (c: Vec3, d = 6): Vec3 =>
-    c.map((v) => v + prng.uniform(-d, d)) as Vec3;
-  const W = (amp = 0.08, wl = 70) => makeWaves(prng, amp, wl);
-  const R = (z: number, y = 0, x = 0) =>
-    rotation(
-      x + prng.uniform(-0.1, 0.1),
-      y + prng.uniform(-0.1, 0.1),
-      z + prng.uniform(-0.15, 0.15),
+  const tissues = drawTissues(prng, domain, enhance);
+
+  // body wall and skeleton
+  const bx = BODY_SEMI_AXES[0] * aspect, by = BODY_SEMI_AXES[1] / aspect;
+  const body = column(prng, [0, 0, 0], [bx, by], [0.02, 120]);
+  const wall = column(prng, [0, 2, 0], [bx - 22, by - 18], [0.03, 90]);
+  const cavity = column(prng, [0, 4, 0], [bx - 30, by - 26], [0.03, 90]);
+  const vertebra = column(prng, [0, -55, 0], [19, 17], [0.02, 60]);
+  const lamina = column(prng, [0, -80, 0], [12, 9], [0.02, 60]);
+  const psoas = (side: number) =>
+    tube(
+      [[32 * side, -52, 100], [42 * side, -45, -100]],
+      [10, 19],
+      drawWaves(prng, [0.05, 70]),
     );
+  const psoasL = psoas(-1), psoasR = psoas(1);
+  const paraL = column(prng, [-36, -84, 0], [22, 15], [0.05, 70]);
+  const paraR = column(prng, [36, -84, 0], [22, 15], [0.05, 70]);
 
-  // body wall and skeleton (anatomy frame, mm)
-  const bx = 150 * aspect, by = 105 / aspect;
-  const body = ellipsoid(
-    [0, 0, 0],
-    [bx, by, 1e4],
-    rotation(0, 0, 0),
-    W(0.02, 120),
-  );
-  const inner = ellipsoid(
-    [0, 2, 0],
-    [bx - 22, by - 18, 1e4],
-    rotation(0, 0, 0),
-    W(0.03, 90),
-  );
-  const abdomen = ellipsoid(
-    [0, 4, 0],
-    [bx - 30, by - 26, 1e4],
-    rotation(0, 0, 0),
-    W(0.03, 90),
-  );
-  const vertebra = ellipsoid(
-    [0, -55, 0],
-    [19, 17, 1e4],
-    rotation(0, 0, 0),
-    W(0.02, 60),
-  );
-  const lamina = ellipsoid(
-    [0, -80, 0],
-    [12, 9, 1e4],
-    rotation(0, 0, 0),
-    W(0.02, 60),
-  );
-  const psoasL = tube([[-32, -52, 100], [-42, -45, -100]], [10, 19], W(0.05));
-  const psoasR = tube([[32, -52, 100], [42, -45, -100]], [10, 19], W(0.05));
-  const paraL = ellipsoid(
-    [-36, -84, 0],
-    [22, 15, 1e4],
-    rotation(0, 0, 0),
-    W(0.05),
-  );
-  const paraR = ellipsoid(
-    [36, -84, 0],
-    [22, 15, 1e4],
-    rotation(0, 0, 0),
-    W(0.05),
-  );
-
-  // organs, painted in this order (later wins)
-  const bowel: Shape[] = [];
-  const bowelHu: number[] = [];
-  const nBowel = 6 + prng.int(6);
+  const bowel: { shape: Shape; hu: number }[] = [];
+  const nBowel = BOWEL.count[0] + prng.int(BOWEL.count[1] - BOWEL.count[0]);
   for (let i = 0; i < nBowel; i++) {
-    const c: Vec3 = [
-      prng.uniform(-90, 90),
-      prng.uniform(-10, 70),
-      prng.uniform(-100, 10),
-    ];
-    const r = prng.uniform(14, 26);
-    bowel.push(
-      ellipsoid(
-        c,
-        [r, r * prng.uniform(0.7, 1), r * prng.uniform(1, 2.2)],
-        R(prng.uniform(0, 3)),
-        W(0.1, 50),
-      ),
+    const c = BOWEL.centre.map(([lo, hi]) => prng.uniform(lo, hi)) as Vec3;
+    const r = prng.uniform(BOWEL.radius[0], BOWEL.radius[1]);
+    const semi: Vec3 = [r, r * prng.uniform(0.7, 1), r * prng.uniform(1, 2.2)];
+    const shape = ellipsoid(
+      c,
+      semi,
+      drawTilt(prng, [0, 0, prng.uniform(0, 3)]),
+      drawWaves(prng, [0.1, 50]),
     );
-    bowelHu.push(prng.next() < 0.25 ? -700 : T.bowel + prng.uniform(-15, 15));
+    const hu = prng.next() < BOWEL.gasChance
+      ? BOWEL.gasHu
+      : tissues.bowel + prng.uniform(-BOWEL.huJitter, BOWEL.huJitter);
+    bowel.push({ shape, hu });
   }
-  const liver = [
-    ellipsoid(J([64, 0, 38]), [jit(64), jit(70), jit(58)], R(0.1), W(0.09, 90)),
-    ellipsoid(
-      J([-2, 34, 48]),
-      [jit(46), jit(32), jit(32)],
-      R(-0.2),
-      W(0.1, 70),
-    ),
-  ];
-  const gall = ellipsoid(
-    J([56, 46, -8], 5),
-    [jit(15), jit(14), jit(30)],
-    R(0, 0.3, -0.4),
-    W(0.06, 50),
-  );
-  const spleen = ellipsoid(
-    J([-88, -28, 42]),
-    [jit(22), jit(50), jit(44)],
-    R(-0.6),
-    W(0.1, 60),
-  );
-  const stomachC = J([-42, 36, 36]);
-  const stomachS: Vec3 = [jit(42), jit(30), jit(46)];
-  const stomach = ellipsoid(stomachC, stomachS, R(0.35), W(0.1, 80));
-  const stomachAir = prng.next() < 0.7;
-  const airLevel = stomachC[1] + stomachS[1] * prng.uniform(0.35, 0.6);
-  const pancreas = tube(
-    [
-      J([22, -2, -6], 5),
-      J([-8, 10, 0], 5),
-      J([-40, 6, 6], 5),
-      J([-72, -14, 12], 5),
-    ],
-    [jit(15), jit(11), jit(10), jit(8)],
-    W(0.12, 40),
-  );
-  const kidneyR = ellipsoid(
-    J([68, -50, -30]),
-    [jit(26), jit(21), jit(50)],
-    R(0.4, -0.2, 0.1),
-    W(0.05, 60),
-  );
-  const kidneyL = ellipsoid(
-    J([-68, -50, -18]),
-    [jit(26), jit(21), jit(50)],
-    R(-0.4, 0.2, 0.1),
-    W(0.05, 60),
-  );
-  const ivc = tube(
-    [J([24, -30, -110], 3), J([24, -26, 20], 3), J([30, -18, 85], 3)],
-    [jit(12), jit(12), jit(10)],
-    W(0.04, 60),
-  );
-  const aorta = tube(
-    [J([-14, -34, -110], 3), J([-12, -32, 0], 3), J([-8, -30, 110], 3)],
-    [jit(11, 0.08), jit(11, 0.08), jit(12, 0.08)],
-    W(0.02, 80),
-  );
-  const texture = W(5, 60); // ±5 HU low-frequency texture inside organs
 
-  const hu32 = new Float32Array(nx * ny * nz);
-  const label = new Uint8Array(nx * ny * nz);
-  // painting order: later wins
-  const muscles = [psoasL, psoasR, paraL, paraR];
-  const organs: { shape: Shape; value: number; id: number }[] = [
-    { shape: liver[0]!, value: T.liver, id: 5 },
-    { shape: liver[1]!, value: T.liver, id: 5 },
-    { shape: gall, value: T.gallbladder, id: 4 },
-    { shape: spleen, value: T.spleen, id: 1 },
-    { shape: stomach, value: T.stomachContent, id: 6 },
-    { shape: pancreas, value: T.pancreas, id: 9 },
-    { shape: kidneyR, value: T.kidneyCortex, id: 2 },
-    { shape: kidneyL, value: T.kidneyCortex, id: 3 },
-    { shape: ivc, value: T.ivc, id: 8 },
-    { shape: aorta, value: T.aorta, id: 7 },
-  ];
-  const airNoise = Float32Array.from(
+  const organs: { shape: Shape; organ: OrganSpec }[] = [];
+  const gasLevel = new Map<OrganSpec, number>();
+  for (const organ of ORGANS) {
+    let last: DrawnPart | undefined;
+    for (const part of organ.parts) {
+      last = drawPart(prng, part);
+      organs.push({ shape: last.shape, organ });
+    }
+    if (organ.gas && last) {
+      // the gas cap's level: above the centre by a fraction of the y size
+      const hasGas = prng.next() < organ.gas.chance;
+      const level = last.centre[1] +
+        last.size[1]! * prng.uniform(organ.gas.level[0], organ.gas.level[1]);
+      if (hasGas) gasLevel.set(organ, level);
+    }
+  }
+  const texture = drawWaves(prng, [5, 60]);
+  const gasNoise = Float32Array.from(
     { length: 4096 },
     () => prng.uniform(0, 30),
   );
+  return {
+    scale,
+    shift,
+    rot,
+    noise,
+    tissues,
+    bodyAxes: [bx, by],
+    body,
+    wall,
+    cavity,
+    vertebra,
+    lamina,
+    muscles: [psoasL, psoasR, paraL, paraR],
+    bowel,
+    organs,
+    gasLevel,
+    texture,
+    gasNoise,
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Renderer.
+
+/**
+ * Paints the voxel `idx` at anatomy-frame point `q`: air, then body fat,
+ * wall muscle, visceral fat, muscles, bone, bowel and organs, later wins.
+ */
+function paintVoxel(
+  a: CaseAnatomy,
+  q: Vec3,
+  idx: number,
+  out: { hu: Float32Array; label: Uint8Array },
+): void {
+  const t = a.tissues;
+  let v = -1000;
+  let lab = 0;
+  // cheap test first: the body's waves move its edge by at most 2%
+  const e0 = q[0] / a.bodyAxes[0], e1 = q[1] / a.bodyAxes[1];
+  if (e0 * e0 + e1 * e1 < 1.0404 && a.body.radius(q) < 1) {
+    v = t.fat; // subcutaneous fat
+    let visceral = false;
+    if (a.wall.radius(q) < 1) {
+      v = t.muscle; // abdominal wall
+      if (a.cavity.radius(q) < 1) {
+        v = t.fat; // visceral fat
+        visceral = true;
+      }
+    }
+    for (const s of a.muscles) {
+      if (inBound(s, q) && s.radius(q) < 1) v = t.muscle;
+    }
+    const rv = a.vertebra.radius(q), rl = a.lamina.radius(q);
+    if (rv < 1 || rl < 1) v = Math.min(rv, rl) > 0.8 ? t.cortex : t.bone;
+    if (visceral) {
+      for (const { shape, hu } of a.bowel) {
+        if (inBound(shape, q) && shape.radius(q) < 1) v = hu;
+      }
+    }
+    let winner: OrganSpec | undefined;
+    let rOrgan = Infinity;
+    for (const { shape, organ } of a.organs) {
+      if (!inBound(shape, q)) continue;
+      const r = shape.radius(q);
+      if (r < 1) {
+        v = t[organ.tissue];
+        lab = organ.label;
+        winner = organ;
+        rOrgan = r;
+      }
+    }
+    if (winner) {
+      if (winner.wall && rOrgan > winner.wall.beyond) {
+        v = t[winner.wall.tissue];
+      } else {
+        const level = a.gasLevel.get(winner);
+        if (level !== undefined && q[1] > level) {
+          v = -1000 + a.gasNoise[idx & 4095]!;
+        }
+      }
+      if (winner.core && rOrgan < winner.core.within) {
+        v = t[winner.core.tissue];
+      }
+      if (v > -500) v += waveAt(a.texture, q);
+    }
+  }
+  out.hu[idx] = v;
+  out.label[idx] = lab;
+}
+
+/**
+ * Partial-volume blur in-plane ([1, 2, 1] / 4 along x then y), then
+ * Gaussian noise of `sigma` HU, rounded and clipped to [-1024, 3071].
+ */
+function blurAndAddNoise(
+  prng: Prng,
+  hu: Float32Array,
+  [nx, ny, nz]: [number, number, number],
+  sigma: number,
+): Int16Array {
+  const tmp = new Float32Array(hu.length);
+  for (let k = 0; k < nz; k++) {
+    for (let j = 0; j < ny; j++) {
+      const row = (k * ny + j) * nx;
+      for (let i = 0; i < nx; i++) {
+        const a = hu[row + Math.max(0, i - 1)]!,
+          b = hu[row + i]!,
+          c = hu[row + Math.min(nx - 1, i + 1)]!;
+        tmp[row + i] = 0.25 * a + 0.5 * b + 0.25 * c;
+      }
+    }
+  }
+  const out = new Int16Array(hu.length);
+  for (let k = 0; k < nz; k++) {
+    for (let j = 0; j < ny; j++) {
+      const row = (k * ny + j) * nx;
+      const up = (k * ny + Math.max(0, j - 1)) * nx;
+      const dn = (k * ny + Math.min(ny - 1, j + 1)) * nx;
+      for (let i = 0; i < nx; i++) {
+        const v = 0.25 * tmp[up + i]! + 0.5 * tmp[row + i]! +
+          0.25 * tmp[dn + i]! + sigma * prng.normal();
+        out[row + i] = Math.max(-1024, Math.min(3071, Math.round(v)));
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * Renders one case in the canonical RAS layout (x fastest), in HU.
+ * World x runs to the patient's right, y anterior, z superior.
+ */
+function renderCase(
+  prng: Prng,
+  size: [number, number, number],
+  domain: "portal-venous" | "non-contrast",
+): CaseImage {
+  const a = drawAnatomy(prng, domain);
+  const [nx, ny, nz] = size;
+  const sp: Vec3 = [FOV[0] / nx, FOV[1] / ny, FOV[2] / nz];
+  const { rot, shift, scale } = a;
+  const painted = {
+    hu: new Float32Array(nx * ny * nz),
+    label: new Uint8Array(nx * ny * nz),
+  };
   const q: Vec3 = [0, 0, 0];
   let idx = 0;
   for (let k = 0; k < nz; k++) {
@@ -449,87 +772,14 @@ function renderCase(
           scale;
         q[2] = (rot[0]![2]! * d0 + rot[1]![2]! * d1 + rot[2]![2]! * d2) /
           scale;
-        let v = -1000;
-        let lab = 0;
-        // cheap test first: the body's waves move its edge by at most 2%
-        const e0 = q[0] / bx, e1 = q[1] / by;
-        if (e0 * e0 + e1 * e1 < 1.0404 && body.radius(q) < 1) {
-          v = T.fat; // subcutaneous fat
-          let visceral = false;
-          if (inner.radius(q) < 1) {
-            v = T.muscle; // abdominal wall
-            if (abdomen.radius(q) < 1) {
-              v = T.fat; // visceral fat
-              visceral = true;
-            }
-          }
-          for (let m = 0; m < muscles.length; m++) {
-            const s = muscles[m]!;
-            if (inBound(s, q) && s.radius(q) < 1) v = T.muscle;
-          }
-          const rv = vertebra.radius(q), rl = lamina.radius(q);
-          if (rv < 1 || rl < 1) v = Math.min(rv, rl) > 0.8 ? T.cortex : T.bone;
-          if (visceral) {
-            for (let b = 0; b < bowel.length; b++) {
-              const s = bowel[b]!;
-              if (inBound(s, q) && s.radius(q) < 1) v = bowelHu[b]!;
-            }
-          }
-          let rOrgan = Infinity;
-          for (let o = 0; o < organs.length; o++) {
-            const { shape, value, id } = organs[o]!;
-            if (!inBound(shape, q)) continue;
-            const r = shape.radius(q);
-            if (r < 1) {
-              v = value;
-              lab = id;
-              rOrgan = r;
-            }
-          }
-          if (lab !== 0) {
-            if (lab === 6) {
-              if (rOrgan > 0.86) v = T.stomachWall;
-              else if (stomachAir && q[1] > airLevel) {
-                v = -1000 + airNoise[idx & 4095]!;
-              }
-            } else if ((lab === 2 || lab === 3) && rOrgan < 0.7) {
-              v = T.kidneyMedulla;
-            }
-            if (v > -500) v += waveAt(texture, q);
-          }
-        }
-        hu32[idx] = v;
-        label[idx] = lab;
+        paintVoxel(a, q, idx, painted);
       }
     }
   }
-  // partial-volume blur in-plane ([1, 2, 1] / 4 along x then y), then noise
-  const tmp = new Float32Array(hu32.length);
-  for (let k = 0; k < nz; k++) {
-    for (let j = 0; j < ny; j++) {
-      const row = (k * ny + j) * nx;
-      for (let i = 0; i < nx; i++) {
-        const a = hu32[row + Math.max(0, i - 1)]!,
-          b = hu32[row + i]!,
-          c = hu32[row + Math.min(nx - 1, i + 1)]!;
-        tmp[row + i] = 0.25 * a + 0.5 * b + 0.25 * c;
-      }
-    }
-  }
-  const out = new Int16Array(hu32.length);
-  for (let k = 0; k < nz; k++) {
-    for (let j = 0; j < ny; j++) {
-      const row = (k * ny + j) * nx;
-      const up = (k * ny + Math.max(0, j - 1)) * nx;
-      const dn = (k * ny + Math.min(ny - 1, j + 1)) * nx;
-      for (let i = 0; i < nx; i++) {
-        const v = 0.25 * tmp[up + i]! + 0.5 * tmp[row + i]! +
-          0.25 * tmp[dn + i]! + noise * prng.normal();
-        out[row + i] = Math.max(-1024, Math.min(3071, Math.round(v)));
-      }
-    }
-  }
-  return { hu: out, label };
+  return {
+    hu: blurAndAddNoise(prng, painted.hu, size, a.noise),
+    label: painted.label,
+  };
 }
 
 function defaultDir(

@@ -261,22 +261,22 @@ export function percentileNormalize(
  * import { axialSlice } from "@agcl/agcl/data";
  * import assert from "node:assert/strict";
  *
- * const s = axialSlice(new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8]), [2, 2, 2], 1);
+ * const data = new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8]);
+ * const s = axialSlice({ data, dims: [2, 2, 2] }, 1);
  * assert.deepEqual(Array.from(s), [5, 6, 7, 8]);
  * ```
  *
- * @param data Voxels `[nz, ny, nx]`, x fastest.
- * @param dims `[nx, ny, nz]`.
+ * @param volume `data`: voxels `[nz, ny, nx]`, x fastest; `dims`: `[nx, ny, nz]`.
  * @param z Slice index in `[0, nz)`.
  * @returns The slice, `[ny, nx]`, of the same type as `data`.
  * @throws {TypeError} If data and dims disagree.
  * @throws {RangeError} If `z` is out of range.
  */
 export function axialSlice<T extends VoxelArray>(
-  data: T,
-  dims: [number, number, number],
+  volume: { data: T; dims: [number, number, number] },
   z: number,
 ): T {
+  const { data, dims } = volume;
   const [nx, ny, nz] = dims;
   if (data.length !== nx * ny * nz) {
     throw new TypeError(

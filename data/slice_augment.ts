@@ -77,15 +77,22 @@ function checkUnit(v: number, name: string, hi: number): number {
   return v;
 }
 
+/** Options of {@linkcode sampleSliceTransform}: the transforms and the slice they apply to. */
+export interface SampleSliceTransformOptions extends SliceAugmentOptions {
+  /** `[rows, columns]` of the slice, for the shift in pixels. */
+  size: [number, number];
+  /** Image channels (3 = RGB: colour jitter instead of intensity). */
+  channels: number;
+}
+
 /**
  * Draws one slice transform from `prng`, in a fixed order (zoom, angle,
  * shift, flip, then intensity or colour), so a seed fixes every transform.
  * Draws are made only for the transforms that are on.
  *
  * @param prng The generator (advanced by the draws).
- * @param options Which transforms, and their ranges.
- * @param size `[rows, columns]` of the slice, for the shift in pixels.
- * @param channels Image channels (3 = RGB: colour jitter instead of intensity).
+ * @param options Which transforms, their ranges, and the slice's size and
+ * channels.
  * @returns The transform.
  * @throws {RangeError} If an option is out of range.
  *
@@ -95,17 +102,21 @@ function checkUnit(v: number, name: string, hi: number): number {
  * import { Prng } from "@agcl/agcl/random";
  * import assert from "node:assert/strict";
  *
- * const t = sampleSliceTransform(new Prng(1), { degrees: 10, scale: [0.9, 1.1] }, [64, 88], 1);
+ * const t = sampleSliceTransform(new Prng(1), {
+ *   degrees: 10,
+ *   scale: [0.9, 1.1],
+ *   size: [64, 88],
+ *   channels: 1,
+ * });
  * assert.ok(Math.abs(t.angle) <= 10 && t.scale >= 0.9 && t.scale <= 1.1);
  * assert.equal(t.flip, false);
  * ```
  */
 export function sampleSliceTransform(
   prng: Prng,
-  options: SliceAugmentOptions,
-  size: [number, number],
-  channels: number,
+  options: SampleSliceTransformOptions,
 ): SliceTransform {
+  const { size, channels } = options;
   const flipP = checkUnit(options.flipP ?? 0, "flipP", 1);
   const degrees = checkUnit(options.degrees ?? 0, "degrees", 180);
   const [s0, s1] = checkRange(options.scale ?? [1, 1], "scale");
@@ -140,8 +151,22 @@ export function sampleSliceTransform(
 /** A label map as {@linkcode augmentSlice} reads and writes it. */
 export type SliceLabels = Uint8Array | Int16Array | Int32Array;
 
+/** Options of {@linkcode augmentSlice}. */
+export interface AugmentSliceOptions<L extends SliceLabels> {
+  /** `[h, w]` of the slice. */
+  size: [number, number];
+  /** Image channels. */
+  channels: number;
+  /** The transform, e.g. from {@linkcode sampleSliceTransform}. */
+  transform: SliceTransform;
+  /** Destination arrays of the same sizes (new ones when omitted). */
+  out?: { image?: Float32Array; labels?: L };
+  /** Label outside the slice. @default {0} */
+  fill?: number;
+}
+
 /**
- * Applies `t` to one slice: output pixel centres are mapped back to the
+ * Applies `transform` to one slice: output pixel centres are mapped back to the
  * source (see {@linkcode SliceTransform}); the image is sampled bilinearly
  * with 0 outside the slice, the labels by nearest neighbour with `fill`
  * outside. The intensity transform is applied to pixels that sample the
@@ -149,11 +174,8 @@ export type SliceLabels = Uint8Array | Int16Array | Int32Array;
  *
  * @param image `[h, w, channels]` source image.
  * @param labels `[h, w]` source labels, or `null`.
- * @param size `[h, w]`.
- * @param channels Image channels.
- * @param t The transform.
- * @param out Destination arrays of the same sizes (new ones when omitted).
- * @param fill Label outside the slice. @default {0}
+ * @param options The slice's size and channels, the transform, and where
+ * to write.
  * @returns The augmented image and labels.
  * @throws {TypeError} If an array's length does not match `size` and `channels`.
  *
@@ -162,8 +184,11 @@ export type SliceLabels = Uint8Array | Int16Array | Int32Array;
  * import { augmentSlice } from "@agcl/agcl/data";
  * import assert from "node:assert/strict";
  *
- * const r = augmentSlice(new Float32Array([1, 2, 3]), new Uint8Array([1, 0, 2]), [1, 3], 1,
- *   { angle: 0, scale: 1, shift: [0, 0], flip: true });
+ * const r = augmentSlice(new Float32Array([1, 2, 3]), new Uint8Array([1, 0, 2]), {
+ *   size: [1, 3],
+ *   channels: 1,
+ *   transform: { angle: 0, scale: 1, shift: [0, 0], flip: true },
+ * });
  * assert.deepEqual([...r.image], [3, 2, 1]);
  * assert.deepEqual([...r.labels!], [2, 0, 1]);
  * ```
@@ -171,12 +196,9 @@ export type SliceLabels = Uint8Array | Int16Array | Int32Array;
 export function augmentSlice<L extends SliceLabels>(
   image: Float32Array,
   labels: L | null,
-  size: [number, number],
-  channels: number,
-  t: SliceTransform,
-  out: { image?: Float32Array; labels?: L } = {},
-  fill = 0,
+  options: AugmentSliceOptions<L>,
 ): { image: Float32Array; labels: L | null } {
+  const { size, channels, transform: t, out = {}, fill = 0 } = options;
   const [h, w] = size;
   const ch = channels;
   const n = h * w;
@@ -260,6 +282,8 @@ export function augmentSlice<L extends SliceLabels>(
 
 /** Seeded whole-slice augmentation of a batch, in place. */
 export interface AugmentSliceBatchOptions extends SliceAugmentOptions {
+  /** `[b, h, w, channels]` of the batch. */
+  shape: [number, number, number, number];
   /** Generator to draw from (advanced). */
   prng: Prng;
   /** Label written outside the slice. @default {0} */
@@ -273,8 +297,7 @@ export interface AugmentSliceBatchOptions extends SliceAugmentOptions {
  *
  * @param x `[b, h, w, channels]` images.
  * @param y `[b, h, w]` labels.
- * @param shape `[b, h, w, channels]`.
- * @param options Transforms, ranges and the generator.
+ * @param options The batch shape, transforms, ranges and the generator.
  * @returns The transforms drawn, one per slice.
  * @throws {TypeError} If an array's length does not match `shape`.
  * @throws {RangeError} If an option is out of range.
@@ -287,7 +310,11 @@ export interface AugmentSliceBatchOptions extends SliceAugmentOptions {
  *
  * const x = new Float32Array(2 * 4 * 6).fill(1);
  * const y = new Int32Array(2 * 4 * 6).fill(3);
- * const ts = augmentSliceBatch(x, y, [2, 4, 6, 1], { prng: new Prng(0), flipP: 1 });
+ * const ts = augmentSliceBatch(x, y, {
+ *   shape: [2, 4, 6, 1],
+ *   prng: new Prng(0),
+ *   flipP: 1,
+ * });
  * assert.equal(ts.length, 2);
  * assert.ok(ts.every((t) => t.flip) && y.every((v) => v === 3));
  * ```
@@ -295,27 +322,36 @@ export interface AugmentSliceBatchOptions extends SliceAugmentOptions {
 export function augmentSliceBatch<L extends SliceLabels>(
   x: Float32Array,
   y: L,
-  shape: [number, number, number, number],
   options: AugmentSliceBatchOptions,
 ): SliceTransform[] {
+  const { shape, prng, fill = 0, ...aug } = options;
   const [b, h, w, ch] = shape;
   if (x.length !== b * h * w * ch || y.length !== b * h * w) {
     throw new TypeError(
       `Cannot augment slice batch as x must hold [${shape}] and y [${b}, ${h}, ${w}] values: current lengths are ${x.length}, ${y.length}`,
     );
   }
-  const { prng, fill = 0, ...aug } = options;
   const ts: SliceTransform[] = [];
   const n = h * w;
   for (let k = 0; k < b; k++) {
-    const t = sampleSliceTransform(prng, aug, [h, w], ch);
+    const t = sampleSliceTransform(prng, {
+      ...aug,
+      size: [h, w],
+      channels: ch,
+    });
     ts.push(t);
     const xs = x.slice(k * n * ch, (k + 1) * n * ch);
     const ys = y.slice(k * n, (k + 1) * n) as L;
-    augmentSlice(xs, ys, [h, w], ch, t, {
-      image: x.subarray(k * n * ch, (k + 1) * n * ch),
-      labels: y.subarray(k * n, (k + 1) * n) as L,
-    }, fill);
+    augmentSlice(xs, ys, {
+      size: [h, w],
+      channels: ch,
+      transform: t,
+      out: {
+        image: x.subarray(k * n * ch, (k + 1) * n * ch),
+        labels: y.subarray(k * n, (k + 1) * n) as L,
+      },
+      fill,
+    });
   }
   return ts;
 }

@@ -136,8 +136,9 @@ function pass1d(
  * @example Distance to one voxel on a 3-voxel line with 2 mm spacing
  * ```ts
  * import { squaredDistanceToFeatures } from "@agcl/agcl/metrics";
+ * import assert from "node:assert/strict";
  * const d2 = squaredDistanceToFeatures(new Uint8Array([1, 0, 0]), { dims: [3], spacing: [2] });
- * console.log(Array.from(d2)); // [0, 4, 16]
+ * assert.deepEqual(Array.from(d2), [0, 4, 16]);
  * ```
  */
 export function squaredDistanceToFeatures(
@@ -197,8 +198,9 @@ export function squaredDistanceToFeatures(
  * @example
  * ```ts
  * import { euclideanDistanceTransform } from "@agcl/agcl/metrics";
+ * import assert from "node:assert/strict";
  * const d = euclideanDistanceTransform(new Uint8Array([0, 1, 1, 1]), { dims: [4] });
- * console.log(Array.from(d)); // [0, 1, 2, 3]
+ * assert.deepEqual(Array.from(d), [0, 1, 2, 3]);
  * ```
  */
 export function euclideanDistanceTransform(

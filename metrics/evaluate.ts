@@ -64,10 +64,11 @@ export interface EvaluateOptions {
  * @example
  * ```ts
  * import { evaluateLabelMaps } from "@agcl/agcl/metrics";
+ * import assert from "node:assert/strict";
  * const pred = new Uint8Array([1, 1, 0, 0]);
  * const truth = new Uint8Array([1, 0, 0, 0]);
  * const m = evaluateLabelMaps(pred, truth, { dims: [4, 1, 1], labels: { 0: "background", 1: "organ" } });
- * console.log(m.targets.organ!.dice); // 0.6666666666666666
+ * assert.equal(m.targets.organ!.dice, 0.6666666666666666);
  * ```
  */
 export function evaluateLabelMaps(
@@ -258,9 +259,10 @@ function meanOf(values: number[]): number | null {
  * @example
  * ```ts
  * import { evaluateLabelMaps, summarizeMetrics } from "@agcl/agcl/metrics";
+ * import assert from "node:assert/strict";
  * const labels = { 1: "organ" };
  * const m = evaluateLabelMaps([1, 0], [1, 0], { dims: [2, 1, 1], labels });
- * console.log(summarizeMetrics([{ image: "a.nii.gz", metrics: m }]).mean.dice); // 1
+ * assert.equal(summarizeMetrics([{ image: "a.nii.gz", metrics: m }]).mean.dice, 1);
  * ```
  */
 export function summarizeMetrics(

@@ -161,8 +161,11 @@ export async function evaluatePredictions(
  * @example
  * ```ts
  * import { evaluateLabelMaps, metricsTable, summarizeMetrics } from "@agcl/agcl/metrics";
+ * import assert from "node:assert/strict";
+ *
  * const m = evaluateLabelMaps([1, 0], [1, 1], { dims: [2, 1, 1], labels: { 1: "organ" } });
- * console.log(metricsTable(summarizeMetrics([{ image: "a", metrics: m }])));
+ * const table = metricsTable(summarizeMetrics([{ image: "a", metrics: m }]));
+ * assert.match(table, /organ/);
  * ```
  */
 export function metricsTable(

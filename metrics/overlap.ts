@@ -46,7 +46,8 @@ function counts(
  * @example
  * ```ts
  * import { diceScore } from "@agcl/agcl/metrics";
- * console.log(diceScore([1, 1, 0, 0], [1, 0, 0, 0])); // 0.6666666666666666
+ * import assert from "node:assert/strict";
+ * assert.equal(diceScore([1, 1, 0, 0], [1, 0, 0, 0]), 0.6666666666666666);
  * ```
  */
 export function diceScore(
@@ -70,7 +71,8 @@ export function diceScore(
  * @example
  * ```ts
  * import { iouScore } from "@agcl/agcl/metrics";
- * console.log(iouScore([1, 1, 0, 0], [1, 0, 0, 0])); // 0.5
+ * import assert from "node:assert/strict";
+ * assert.equal(iouScore([1, 1, 0, 0], [1, 0, 0, 0]), 0.5);
  * ```
  */
 export function iouScore(
@@ -107,8 +109,9 @@ export interface ConfusionOptions {
  * @example
  * ```ts
  * import { confusionMatrix } from "@agcl/agcl/metrics";
+ * import assert from "node:assert/strict";
  * const m = confusionMatrix([0, 1, 1], [0, 1, 255], { numClasses: 2 });
- * console.log(Array.from(m)); // [1, 0, 0, 1]
+ * assert.deepEqual(Array.from(m), [1, 0, 0, 1]);
  * ```
  */
 export function confusionMatrix(
@@ -174,7 +177,8 @@ export interface MeanIoUResult {
  * @example
  * ```ts
  * import { meanIoUFromConfusion } from "@agcl/agcl/metrics";
- * console.log(meanIoUFromConfusion(new Float64Array([2, 1, 0, 1])).miou); // 0.5833333333333333
+ * import assert from "node:assert/strict";
+ * assert.equal(meanIoUFromConfusion(new Float64Array([2, 1, 0, 1])).miou, 0.5833333333333333);
  * ```
  */
 export function meanIoUFromConfusion(matrix: ArrayLike<number>): MeanIoUResult {
@@ -225,7 +229,8 @@ export function meanIoUFromConfusion(matrix: ArrayLike<number>): MeanIoUResult {
  * @example
  * ```ts
  * import { meanIoU } from "@agcl/agcl/metrics";
- * console.log(meanIoU([0, 1, 0], [0, 1, 255], { numClasses: 2 }).miou); // 1
+ * import assert from "node:assert/strict";
+ * assert.equal(meanIoU([0, 1, 0], [0, 1, 255], { numClasses: 2 }).miou, 1);
  * ```
  */
 export function meanIoU(

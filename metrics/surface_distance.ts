@@ -37,8 +37,9 @@ import { boundingBox, cropBox } from "./_grid.ts";
  * @example A 3×3 square: all but the centre is surface
  * ```ts
  * import { surfaceVoxels } from "@agcl/agcl/metrics";
+ * import assert from "node:assert/strict";
  * const s = surfaceVoxels(new Uint8Array(9).fill(1), [3, 3]);
- * console.log(Array.from(s)); // [1, 1, 1, 1, 0, 1, 1, 1, 1]
+ * assert.deepEqual(Array.from(s), [1, 1, 1, 1, 0, 1, 1, 1, 1]);
  * ```
  */
 export function surfaceVoxels(
@@ -228,10 +229,11 @@ export function distancesFromSurfaces(
  * @example Two 1-voxel masks 3 voxels apart along x with 2 mm spacing
  * ```ts
  * import { surfaceDistances } from "@agcl/agcl/metrics";
+ * import assert from "node:assert/strict";
  * const p = new Uint8Array([1, 0, 0, 0]);
  * const t = new Uint8Array([0, 0, 0, 1]);
  * const r = surfaceDistances(p, t, { dims: [4, 1], spacing: [2, 1] });
- * console.log(r.hd, r.hd95, r.msd); // 6 6 6
+ * assert.deepEqual([r.hd, r.hd95, r.msd], [6, 6, 6]);
  * ```
  */
 export function surfaceDistances(

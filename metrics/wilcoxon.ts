@@ -89,8 +89,10 @@ function averageRanks(values: number[]): { ranks: number[]; ties: number[] } {
  * @example
  * ```ts
  * import { wilcoxonSignedRank } from "@agcl/agcl/metrics";
+ * import assert from "node:assert/strict";
  * const r = wilcoxonSignedRank([1, 2, 3, 4, 5, 6.5, 7, 8], [0, 0, 0, 8, 0, 0, 0, 8.5]);
- * console.log(r.statistic, r.p); // 6 0.109375
+ * assert.equal(r.statistic, 6);
+ * assert.equal(r.p, 0.109375);
  * ```
  */
 export function wilcoxonSignedRank(

@@ -59,6 +59,12 @@ async function toEntry(v: tf.Variable): Promise<SafetensorsEntry> {
   return { dtype: "F32", shape: torchShape(v.shape), data };
 }
 
+/** Options of {@linkcode saveCheckpoint}. */
+export interface SaveCheckpointOptions {
+  /** JSON-serialisable config. @default {model.config} */
+  config?: unknown;
+}
+
 /**
  * Saves `model`'s parameters and state as `path` (safetensors, PyTorch
  * layouts) and its config as the `.json` beside it (`x.safetensors` →
@@ -68,12 +74,16 @@ async function toEntry(v: tf.Variable): Promise<SafetensorsEntry> {
  * @example Save and restore a head
  * ```ts
  * import { createProjectionHead, loadInto, saveCheckpoint } from "@agcl/agcl/models";
+ * import assert from "node:assert/strict";
  *
  * const dir = await Deno.makeTempDir();
  * const a = createProjectionHead({ inFeatures: 4, outFeatures: 2, seed: 1 });
  * await saveCheckpoint(`${dir}/head.safetensors`, a);
  * const b = createProjectionHead({ inFeatures: 4, outFeatures: 2, seed: 2 });
- * await loadInto(b, `${dir}/head.safetensors`); // b now equals a
+ * await loadInto(b, `${dir}/head.safetensors`);
+ * for (const [name, v] of Object.entries(a.params)) {
+ *   assert.deepEqual(await b.params[name]!.data(), await v.data());
+ * }
  * a.dispose();
  * b.dispose();
  * await Deno.remove(dir, { recursive: true });
@@ -81,14 +91,16 @@ async function toEntry(v: tf.Variable): Promise<SafetensorsEntry> {
  *
  * @param path Destination, normally ending in `.safetensors`.
  * @param model The model (or {@linkcode combineModels} of several).
- * @param config JSON-serialisable config; defaults to `model.config`.
+ * @param options `config`: a JSON-serialisable config; defaults to
+ * `model.config`.
  * @throws {Error} If a file cannot be written.
  */
 export async function saveCheckpoint(
   path: string,
   model: Module,
-  config?: unknown,
+  options: SaveCheckpointOptions = {},
 ): Promise<void> {
+  const { config } = options;
   const entries: Record<string, SafetensorsEntry> = {};
   for (const group of [model.params, model.state]) {
     for (const [name, v] of Object.entries(group)) {

@@ -5,6 +5,7 @@
  * conv to 512 (BN, ReLU), a 1×1 conv to the classes, and a bilinear
  * upsample to the input size. The DeepLabv3+ low-level skip is an option.
  */
+import { positiveInt } from "../_checks.ts";
 import * as tf from "@tensorflow/tfjs";
 import { Prng } from "../random/prng.ts";
 import { type ConvBn, convBn, disposeAll, ParamBuilder } from "./_layers.ts";
@@ -109,14 +110,6 @@ const ENCODER_KEYS = [
   "widthMultiplier",
 ] as const;
 
-function checkInt(value: number, arg: string): void {
-  if (!Number.isInteger(value) || value < 1) {
-    throw new RangeError(
-      `Cannot createDeepLab as '${arg}' must be a positive integer: current value is ${value}`,
-    );
-  }
-}
-
 /**
  * Runs `encoder` in eval mode off the gradient tape (PyTorch's
  * `torch.no_grad()`): a custom gradient whose forward ops are not recorded
@@ -188,9 +181,9 @@ export function createDeepLab(options: DeepLabOptions = {}): DeepLab {
     alignCorners = true,
     seed = 0,
   } = options;
-  checkInt(nClasses, "nClasses");
-  checkInt(asppChannels, "asppChannels");
-  checkInt(lowLevelChannels, "lowLevelChannels");
+  positiveInt(nClasses, "nClasses", "createDeepLab");
+  positiveInt(asppChannels, "asppChannels", "createDeepLab");
+  positiveInt(lowLevelChannels, "lowLevelChannels", "createDeepLab");
   if (
     !Array.isArray(asppRates) ||
     !asppRates.every((r) => Number.isInteger(r) && r >= 1)

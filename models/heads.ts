@@ -3,7 +3,9 @@
  * (contrastive pre-training) and a classification head (cross-entropy
  * pre-training).
  */
+import { positiveInt } from "../_checks.ts";
 import * as tf from "@tensorflow/tfjs";
+import { l2Normalize } from "../losses/_contrastive.ts";
 import { Prng } from "../random/prng.ts";
 import { dense, disposeAll, ParamBuilder } from "./_layers.ts";
 import type { ApplyOptions, Module } from "./module.ts";
@@ -48,14 +50,6 @@ export interface ClassificationHeadOptions {
   seed?: number;
   /** Generator to draw the initial weights from (overrides `seed`). */
   prng?: Prng;
-}
-
-function positiveInt(value: number, arg: string, fn: string): void {
-  if (!Number.isInteger(value) || value < 1) {
-    throw new RangeError(
-      `Cannot ${fn} as '${arg}' must be a positive integer: current value is ${value}`,
-    );
-  }
 }
 
 function assertVector(x: tf.Tensor, width: number, fn: string): void {
@@ -114,9 +108,8 @@ export function createProjectionHead(options: ProjectionHeadOptions): Head {
       assertVector(x, inFeatures, "projection head");
       return tf.tidy(() => {
         const z = dense(dense(x, l1, true), l2);
-        // F.normalize: z / max(‖z‖, 1e-12), so a zero vector stays finite.
-        const norm = tf.maximum(tf.norm(z, 2, 1, true), 1e-12);
-        return tf.div(z, norm);
+        // F.normalize, in the form whose gradient at z = 0 is finite.
+        return l2Normalize(z);
       });
     },
   };

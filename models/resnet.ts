@@ -2,6 +2,7 @@
  * ResNet-18/34/50/101 encoders (He et al. 2016, torchvision's v1.5 layout:
  * the stride sits on the 3×3 convolution) as functions of named variables.
  */
+import { positiveInt } from "../_checks.ts";
 import * as tf from "@tensorflow/tfjs";
 import { Prng } from "../random/prng.ts";
 import {
@@ -132,11 +133,7 @@ function resolveOptions(options: EncoderOptions): EncoderConfig {
       `Cannot ${fn} as 'depth' must be 18, 34, 50 or 101: current value is ${depth}`,
     );
   }
-  if (!Number.isInteger(inChannels) || inChannels < 1) {
-    throw new RangeError(
-      `Cannot ${fn} as 'inChannels' must be a positive integer: current value is ${inChannels}`,
-    );
-  }
+  positiveInt(inChannels, "inChannels", fn);
   if (stem !== "imagenet" && stem !== "cifar") {
     throw new RangeError(
       `Cannot ${fn} as 'stem' must be "imagenet" or "cifar": current value is "${stem}"`,

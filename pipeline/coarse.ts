@@ -264,7 +264,8 @@ export function coarseStage(
       const picks = order.slice(i * batchSize, (i + 1) * batchSize);
       const { x, y, channels } = sliceBatch(cases, picks, h, w);
       if (augmenting) {
-        augmentSliceBatch(x, y, [picks.length, h, w, channels], {
+        augmentSliceBatch(x, y, {
+          shape: [picks.length, h, w, channels],
           ...augment,
           prng,
         });

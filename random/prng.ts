@@ -9,9 +9,6 @@
 /** The saved state of a {@linkcode Prng}: four unsigned 32-bit words. */
 export type PrngState = [number, number, number, number];
 
-/** A function returning uniform numbers in `[0, 1)`, shaped like `Math.random`. */
-export type RandomFn = () => number;
-
 function splitMix32(seed: number): () => number {
   let s = seed >>> 0;
   return function next(): number {
@@ -129,41 +126,18 @@ export class Prng {
   /**
    * Shuffles `array` in place (Fisher-Yates) and returns it.
    *
-   * @param array The array to shuffle.
+   * @param array The array (or typed array) to shuffle.
    */
-  shuffle<T>(array: T[]): T[] {
+  shuffle<A extends { length: number; [index: number]: unknown }>(
+    array: A,
+  ): A {
     for (let i = array.length - 1; i > 0; i--) {
       const j = this.int(i + 1);
-      const tmp = array[i]!;
-      array[i] = array[j]!;
+      const tmp = array[i];
+      array[i] = array[j];
       array[j] = tmp;
     }
     return array;
-  }
-
-  /**
-   * Returns a new generator whose stream is independent of this one. This
-   * generator advances by four draws, so forking is itself deterministic.
-   */
-  fork(): Prng {
-    const child = new Prng(0);
-    const words: PrngState = [
-      this.nextUint32(),
-      this.nextUint32(),
-      this.nextUint32(),
-      this.nextUint32(),
-    ];
-    // Re-mix so the child's state is not a window of the parent's output.
-    const sm = splitMix32(
-      words[0] ^ rotl(words[1], 13) ^ rotl(words[2], 23) ^ words[3],
-    );
-    child.setState([
-      (words[0] ^ sm()) >>> 0,
-      (words[1] ^ sm()) >>> 0,
-      (words[2] ^ sm()) >>> 0,
-      ((words[3] ^ sm()) | 1) >>> 0,
-    ]);
-    return child;
   }
 
   /** Returns the state, to store in a checkpoint. */
@@ -188,10 +162,5 @@ export class Prng {
       );
     }
     for (let i = 0; i < 4; i++) this.#s[i] = state[i]!;
-  }
-
-  /** Returns `() => number` bound to this generator, shaped like `Math.random`. */
-  asFunction(): RandomFn {
-    return () => this.next();
   }
 }

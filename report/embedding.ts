@@ -29,8 +29,10 @@ export interface Embed2dOptions {
  * @example
  * ```ts
  * import { embed2d } from "@agcl/agcl/report";
+ * import assert from "node:assert/strict";
  * const xy = embed2d([[0, 0], [0, 1], [5, 5], [5, 6]], { seed: 1 });
- * console.log(xy.length, xy[0]!.length); // 4 2
+ * assert.equal(xy.length, 4);
+ * assert.equal(xy[0]!.length, 2);
  * ```
  */
 export function embed2d(

@@ -56,8 +56,9 @@ function movingAverage(values: number[], window: number): number[] {
  * @example
  * ```ts
  * import { lossCurveSpec } from "@agcl/agcl/report";
+ * import assert from "node:assert/strict";
  * const spec = lossCurveSpec([{ stage: "segment", epoch: 0, step: 0, loss: 1 }, { stage: "segment", epoch: 0, step: 1, loss: 0.5 }]);
- * console.log(typeof spec.facet); // "object"
+ * assert.equal(typeof spec.facet, "object");
  * ```
  */
 export function lossCurveSpec(
@@ -173,8 +174,9 @@ export interface DiceRow {
  * @example
  * ```ts
  * import { diceBoxSpec } from "@agcl/agcl/report";
+ * import assert from "node:assert/strict";
  * const spec = diceBoxSpec([{ method: "agcl", target: "liver", dice: 0.9 }]);
- * console.log(Array.isArray(spec.layer)); // true
+ * assert.equal(Array.isArray(spec.layer), true);
  * ```
  */
 export function diceBoxSpec(
@@ -279,8 +281,9 @@ export interface EmbeddingPoint {
  * @example
  * ```ts
  * import { embeddingSpec } from "@agcl/agcl/report";
+ * import assert from "node:assert/strict";
  * const spec = embeddingSpec([{ x: 0, y: 1, target: "liver", domain: "CT" }]);
- * console.log(spec.mark); // { type: "point", filled: true, size: 40, opacity: 0.8 }
+ * assert.deepEqual(spec.mark, { type: "point", filled: true, size: 40, opacity: 0.8 });
  * ```
  */
 export function embeddingSpec(
@@ -361,8 +364,9 @@ export interface TemperatureRow {
  * @example
  * ```ts
  * import { temperatureSpec } from "@agcl/agcl/report";
+ * import assert from "node:assert/strict";
  * const spec = temperatureSpec([{ temperature: 0.07, dice: 0.8 }, { temperature: 0.5, dice: 0.7 }]);
- * console.log(spec.title); // "Temperature sweep"
+ * assert.equal(spec.title, "Temperature sweep");
  * ```
  */
 export function temperatureSpec(

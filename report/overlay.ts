@@ -58,7 +58,8 @@ const PALETTE: [number, number, number][] = [
  * @example
  * ```ts
  * import { labelColor } from "@agcl/agcl/report";
- * console.log(labelColor(1)); // [31, 119, 180]
+ * import assert from "node:assert/strict";
+ * assert.deepEqual(labelColor(1), [31, 119, 180]);
  * ```
  */
 export function labelColor(label: number): [number, number, number] {
@@ -133,8 +134,9 @@ function drawPanels(
  * @example
  * ```ts
  * import { overlayPng } from "@agcl/agcl/report";
+ * import assert from "node:assert/strict";
  * const png = overlayPng({ image: [0, 1, 2, 3], pred: [0, 1, 1, 0], truth: [0, 1, 0, 0], width: 2, height: 2 });
- * console.log(png[1], png[2], png[3]); // 80 78 71
+ * assert.deepEqual([png[1], png[2], png[3]], [80, 78, 71]); // "PNG"
  * ```
  */
 export function overlayPng(

@@ -72,7 +72,7 @@ export interface ReportResult {
 }
 
 /** Subsamples up to `max` items deterministically. */
-export function subsample<T>(items: T[], max: number, seed: number): T[] {
+function subsample<T>(items: T[], max: number, seed: number): T[] {
   if (items.length <= max) return items;
   const prng = new Prng(seed);
   const idx = items.map((_, i) => i);

@@ -2,7 +2,8 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { selectBackend } from "../../backends/mod.ts";
-import { limits, WASM_TRAINING_KERNELS } from "../../backends/_wasm_kernels.ts";
+import { limits } from "../../backends/_limits.ts";
+import { WASM_TRAINING_KERNELS } from "../../backends/_wasm_kernels.ts";
 import { Prng } from "../../random/mod.ts";
 import { assertNoLeak } from "../_utils.ts";
 import {
@@ -54,7 +55,7 @@ export function registerParitySuite(tag: string, ignore: boolean): void {
     ignore,
   }, async () => {
     await selectBackend("wasm", { purpose: "train" });
-    for (const k of WASM_TRAINING_KERNELS) {
+    for (const { kernelName: k } of WASM_TRAINING_KERNELS) {
       assert.ok(tf.getKernel(k, "wasm"), `${k} is registered for wasm`);
     }
     await selectBackend("cpu");

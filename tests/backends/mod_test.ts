@@ -3,10 +3,36 @@ import * as tf from "@tensorflow/tfjs";
 import {
   availableBackends,
   BACKEND_NAMES,
+  getBackend,
   isBackendName,
   selectBackend,
 } from "../../backends/mod.ts";
 import { AVAILABLE, testOnBackends } from "../_utils.ts";
+
+// Whether this machine has a hardware WebGPU adapter, which "auto" prefers.
+const gpuAdapter = await (await getBackend("webgpu")).adapter();
+const hardwareGpu = gpuAdapter !== undefined && !gpuAdapter.isFallbackAdapter;
+
+/**
+ * Runs `fn` with the wasm backend's kernel `name` unregistered, so that wasm
+ * cannot train (every training kernel is registered for it otherwise).
+ */
+async function withoutWasmKernel(
+  name: string,
+  fn: () => Promise<void>,
+): Promise<void> {
+  await selectBackend("wasm", { purpose: "train" });
+  await selectBackend("cpu");
+  const saved = tf.getKernel(name, "wasm");
+  assert.ok(saved, `${name} is registered for wasm`);
+  tf.unregisterKernel(name, "wasm");
+  try {
+    await fn();
+  } finally {
+    tf.registerKernel(saved);
+    await selectBackend("cpu");
+  }
+}
 
 Deno.test("selectBackend() rejects an unknown name, listing the valid ones", async () => {
   await assert.rejects(
@@ -37,6 +63,8 @@ Deno.test("selectBackend('auto') never picks a software WebGPU adapter", async (
     const r = await selectBackend("auto", { purpose });
     assert.equal(tf.getBackend(), r.name);
     assert.ok(r.reason.length > 0);
+    if (!hardwareGpu) assert.notEqual(r.name, "webgpu", r.reason);
+    else if (purpose === "infer") assert.equal(r.name, "webgpu", r.reason);
     if (r.name === "webgpu") assert.equal(r.adapter?.isFallbackAdapter, false);
   }
   await selectBackend("cpu");
@@ -53,45 +81,47 @@ Deno.test("selectBackend('auto', train) picks a backend with every gradient kern
 
 Deno.test("selectBackend('auto', infer) prefers wasm over cpu without a hardware GPU", async () => {
   const r = await selectBackend("auto", { purpose: "infer" });
-  if (r.name !== "webgpu") assert.equal(r.name, "wasm", r.reason);
+  assert.equal(r.name, hardwareGpu ? "webgpu" : "wasm", r.reason);
   await selectBackend("cpu");
 });
 
-Deno.test("selectBackend() with fallback warns and falls back when a backend cannot train", async () => {
-  // wasm lacks Conv2DBackpropFilter upstream; when a later change registers
-  // it, this case becomes a plain success, which the test also accepts.
+Deno.test("selectBackend() trains on wasm without a warning when it has every training kernel", async () => {
   const warnings: string[] = [];
   const r = await selectBackend("wasm", {
     purpose: "train",
     fallback: true,
     warn: (m) => warnings.push(m),
   });
-  if (r.name === "wasm") {
-    assert.equal(warnings.length, 0);
-  } else {
-    assert.equal(warnings.length, 1);
-    assert.match(
-      warnings[0]!,
-      /Cannot use backend "wasm" to train: .*available: "cpu"/,
-    );
-    assert.match(r.reason, /^fallback from "wasm"/);
-  }
+  assert.equal(r.name, "wasm");
+  assert.deepEqual(warnings, []);
   await selectBackend("cpu");
 });
 
-Deno.test("selectBackend() without fallback throws naming the available backends", async () => {
-  const r = await selectBackend("wasm", {
-    purpose: "train",
-    fallback: true,
-    warn: () => {},
+Deno.test("selectBackend() with fallback warns and falls back when a backend cannot train", async () => {
+  await withoutWasmKernel("UnsortedSegmentSum", async () => {
+    const warnings: string[] = [];
+    const r = await selectBackend("wasm", {
+      purpose: "train",
+      fallback: true,
+      warn: (m) => warnings.push(m),
+    });
+    assert.notEqual(r.name, "wasm");
+    assert.equal(warnings.length, 1);
+    assert.match(
+      warnings[0]!,
+      /Cannot use backend "wasm" to train: the wasm backend lacks the UnsortedSegmentSum kernel; available: "cpu"/,
+    );
+    assert.match(r.reason, /^fallback from "wasm"/);
   });
-  if (r.name !== "wasm") {
+});
+
+Deno.test("selectBackend() without fallback throws naming the available backends", async () => {
+  await withoutWasmKernel("UnsortedSegmentSum", async () => {
     await assert.rejects(() => selectBackend("wasm", { purpose: "train" }), {
       message:
-        /Cannot use backend "wasm" to train: the wasm backend lacks the \w+ kernel; available: "cpu"/,
+        /Cannot use backend "wasm" to train: the wasm backend lacks the UnsortedSegmentSum kernel; available: "cpu"/,
     });
-  }
-  await selectBackend("cpu");
+  });
 });
 
 Deno.test("availableBackends() lists known names, cpu always", async () => {

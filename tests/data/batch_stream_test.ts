@@ -84,7 +84,7 @@ Deno.test("BatchStream without augmentation gives the cut patches with their ids
         r.cx === rec.cx && r.target === rec.target
       ),
     );
-    const patch = extractPatch(cases[ci]!, rec, 10);
+    const patch = extractPatch(cases[ci]!, rec, { patchSize: 10 });
     for (let v = 0; v < 2; v++) {
       const k = s * 2 + v;
       for (let q = 0; q < 100; q++) {

@@ -207,12 +207,14 @@ Deno.test("loadDataset and loadCase give clear errors for bad datasets", async (
       () =>
         checkLabelValues(
           new Uint8Array([0, 1, 1, 5, 5, 5]),
-          { 0: "a", 1: "b" },
-          "x",
+          { labels: { 0: "a", 1: "b" }, source: "x" },
         ),
       /5 \(3 voxels\)/,
     );
-    checkLabelValues(new Uint8Array([0, 1, 1]), { 0: "a", 1: "b" }, "x");
+    checkLabelValues(new Uint8Array([0, 1, 1]), {
+      labels: { 0: "a", 1: "b" },
+      source: "x",
+    });
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -229,7 +229,7 @@ Deno.test("extractPatch() cuts exact content with zero padding at the borders", 
     target,
   });
   // p = 3 at the top-left corner of slice 0: rows -1..1, cols -1..1.
-  let p = extractPatch(c, rec(0, 0, 0, 1), 3);
+  let p = extractPatch(c, rec(0, 0, 0, 1), { patchSize: 3 });
   // voxels (row, col): (0,0)=0 (0,1)=1 (1,0)=4 (1,1)=5 → image 2v, 2v+1
   // deno-fmt-ignore
   assert.deepEqual([...p.image], [
@@ -240,7 +240,7 @@ Deno.test("extractPatch() cuts exact content with zero padding at the borders", 
   assert.deepEqual([...p.attention], [0, 0, 0, 0, 0, 1, 0, 0, 1]);
   assert.deepEqual([...p.label], [0, 0, 0, 0, 1, 1, 0, 0, 0]);
   // p = 4 (even: rows cy-2..cy+1) at the bottom-right of slice 1, target 3.
-  p = extractPatch(c, rec(1, 2, 3, 3), 4);
+  p = extractPatch(c, rec(1, 2, 3, 3), { patchSize: 4 });
   const v = (y: number, x: number) => 12 + y * 4 + x; // slice 1 voxel index
   const row = (y: number) =>
     [v(y, 1), v(y, 2), v(y, 3)].flatMap((k) => [2 * k, 2 * k + 1]);
@@ -271,7 +271,7 @@ Deno.test("extractPatch() cuts exact content with zero padding at the borders", 
   ]);
   assert.deepEqual([...p.label], new Array(16).fill(0)); // label 1 there is not target 3
   // A patch larger than the whole slice: centred at (1, 1), p = 6 → rows -2..3.
-  p = extractPatch(c, rec(0, 1, 1, 2), 6);
+  p = extractPatch(c, rec(0, 1, 1, 2), { patchSize: 6 });
   assert.equal(p.image.length, 72);
   assert.deepEqual(
     [...p.attention].map((a, i) => (a ? i : -1)).filter((i) => i >= 0),
@@ -280,7 +280,7 @@ Deno.test("extractPatch() cuts exact content with zero padding at the borders", 
   assert.equal(p.image[(2 * 6 + 1) * 2], 0); // voxel (0, -1): padding
   assert.equal(p.image[(2 * 6 + 2) * 2], 0); // voxel (0, 0) = 0
   assert.equal(p.image[(4 * 6 + 5) * 2 + 1], 2 * 11 + 1); // voxel (2, 3), channel 1
-  assert.throws(() => extractPatch(c, rec(2, 0, 0, 1), 3), {
+  assert.throws(() => extractPatch(c, rec(2, 0, 0, 1), { patchSize: 3 }), {
     name: "RangeError",
     message:
       "Cannot extract patch as the record (slice 2, cy 0, cx 0) lies outside case 'a' of dims [4,3,2]",

@@ -124,3 +124,39 @@ Deno.test("makePhantom rejects bad options", async () => {
     /'size' must be 3 integers in \[8, 1024\]/,
   );
 });
+
+async function sha256(bytes: ArrayBufferView): Promise<string> {
+  const view = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const digest = await crypto.subtle.digest("SHA-256", view.slice());
+  return Array.from(
+    new Uint8Array(digest),
+    (b) => b.toString(16).padStart(2, "0"),
+  )
+    .join("");
+}
+
+Deno.test("makePhantom output is byte-identical to the recorded generator (version 1)", async () => {
+  // Hashes of the stored voxels (images in HU, labels) of seed 7, recorded
+  // before renderCase was split into an anatomy table and a renderer: any
+  // change to the phantom must bump GENERATOR_VERSION and these hashes.
+  const dir = await Deno.makeTempDir();
+  try {
+    const ds = await loadDataset(
+      await makePhantom({ dir, cases: 3, seed: 7, size: [40, 36, 10] }),
+    );
+    const got: string[] = [];
+    for (const e of [...ds.training, ...ds.validation]) {
+      const { image, label } = await loadCase(e, ds);
+      got.push(
+        `${e.id} ${await sha256(image.data)} ${await sha256(label!.data)}`,
+      );
+    }
+    assert.deepEqual(got, [
+      "phantom_000 43e42eb8e9a00c728db238cf6d43685556438e9688b1b5c4dbac556cdc36c27e 518e8c0ca4a3a2c3ee8bcb48d37ed7ffc595c7473dea43115c8289ecae3db902",
+      "phantom_001 baa93aff465f76c629fca51ba9b95f0b813a77cfd0382d3c6bf1c6e54f0cce38 a6bad11f9d9b44ec75410585f5464e2a2d7a6218eb18d4c14c556822f0a348ae",
+      "phantom_002 4a2a8ff2dcacd22f1a5ffc7ff4183206f5c73e8eff04fb27225951fac09fbb8d 8d6b9397bd30003ecf1866c88d18acad3e9633db9998da00955b5c4f44eda78f",
+    ]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -88,7 +88,7 @@ Deno.test("percentileNormalize maps v1..v99 to [0, 1], ignores NaN, and is safe 
 
 Deno.test("axialSlice returns row-major [ny, nx] slices", () => {
   const data = Int16Array.from({ length: 24 }, (_, i) => i);
-  assert.deepEqual(Array.from(axialSlice(data, [4, 3, 2], 1)), [
+  assert.deepEqual(Array.from(axialSlice({ data, dims: [4, 3, 2] }, 1)), [
     12,
     13,
     14,
@@ -102,7 +102,7 @@ Deno.test("axialSlice returns row-major [ny, nx] slices", () => {
     22,
     23,
   ]);
-  assert.ok(axialSlice(data, [4, 3, 2], 0) instanceof Int16Array);
-  assert.throws(() => axialSlice(data, [4, 3, 2], 2), RangeError);
-  assert.throws(() => axialSlice(data, [4, 4, 2], 0), TypeError);
+  assert.ok(axialSlice({ data, dims: [4, 3, 2] }, 0) instanceof Int16Array);
+  assert.throws(() => axialSlice({ data, dims: [4, 3, 2] }, 2), RangeError);
+  assert.throws(() => axialSlice({ data, dims: [4, 4, 2] }, 0), TypeError);
 });

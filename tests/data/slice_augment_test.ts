@@ -24,7 +24,11 @@ function ramp(h = 3, w = 5): { image: Float32Array; labels: Int32Array } {
 
 Deno.test("augmentSlice: the identity transform copies image and labels exactly", () => {
   const { image, labels } = ramp();
-  const r = augmentSlice(image, labels, [3, 5], 1, ID);
+  const r = augmentSlice(image, labels, {
+    size: [3, 5],
+    channels: 1,
+    transform: ID,
+  });
   assert.deepEqual([...r.image], [...image]);
   assert.deepEqual([...r.labels!], [...labels]);
   assert.ok(r.labels instanceof Int32Array);
@@ -32,16 +36,21 @@ Deno.test("augmentSlice: the identity transform copies image and labels exactly"
 
 Deno.test("augmentSlice: flip reverses the columns of a rectangular slice, twice is the identity", () => {
   const { image, labels } = ramp();
-  const once = augmentSlice(image, labels, [3, 5], 1, { ...ID, flip: true });
+  const once = augmentSlice(image, labels, {
+    size: [3, 5],
+    channels: 1,
+    transform: { ...ID, flip: true },
+  });
   for (let r = 0; r < 3; r++) {
     for (let c = 0; c < 5; c++) {
       assert.equal(once.image[r * 5 + c], 10 * r + (4 - c));
       assert.equal(once.labels![r * 5 + c], r * 5 + (4 - c));
     }
   }
-  const twice = augmentSlice(once.image, once.labels, [3, 5], 1, {
-    ...ID,
-    flip: true,
+  const twice = augmentSlice(once.image, once.labels, {
+    size: [3, 5],
+    channels: 1,
+    transform: { ...ID, flip: true },
   });
   assert.deepEqual([...twice.image], [...image]);
 });
@@ -52,7 +61,11 @@ Deno.test("augmentSlice: a 90° rotation of a square slice moves pixels as displ
   const labels = new Uint8Array(16);
   image[3] = 1;
   labels[3] = 7;
-  const r = augmentSlice(image, labels, [4, 4], 1, { ...ID, angle: 90 });
+  const r = augmentSlice(image, labels, {
+    size: [4, 4],
+    channels: 1,
+    transform: { ...ID, angle: 90 },
+  });
   // Counter-clockwise as displayed: top right goes to top left.
   assert.equal(r.labels![0], 7);
   assert.equal(r.labels!.reduce((a, v) => a + (v ? 1 : 0), 0), 1);
@@ -62,15 +75,12 @@ Deno.test("augmentSlice: a 90° rotation of a square slice moves pixels as displ
 
 Deno.test("augmentSlice: an integer shift moves content and fills with 0 / fill", () => {
   const { image, labels } = ramp();
-  const r = augmentSlice(
-    image,
-    labels,
-    [3, 5],
-    1,
-    { ...ID, shift: [2, 1] },
-    {},
-    99,
-  );
+  const r = augmentSlice(image, labels, {
+    size: [3, 5],
+    channels: 1,
+    transform: { ...ID, shift: [2, 1] },
+    fill: 99,
+  });
   for (let row = 0; row < 3; row++) {
     for (let c = 0; c < 5; c++) {
       const sr = row - 1, sc = c - 2;
@@ -92,7 +102,11 @@ Deno.test("augmentSlice: zoom 2 reads the centre of the source; labels keep only
     image[i] = c;
     labels[i] = r < 4 ? 1 : 2;
   }
-  const r = augmentSlice(image, labels, [h, w], 1, { ...ID, scale: 2 });
+  const r = augmentSlice(image, labels, {
+    size: [h, w],
+    channels: 1,
+    transform: { ...ID, scale: 2 },
+  });
   // Output column j samples source x = 4 + (j + 0.5 - 4) / 2; image = x - 0.5.
   for (let j = 1; j < w - 1; j++) {
     assert.ok(
@@ -112,7 +126,11 @@ Deno.test("augmentSlice: intensity is applied to pixels that sample the slice on
     shift: [1, 0],
     intensity: { scale: 2, shift: 0.1, gamma: 2 },
   };
-  const r = augmentSlice(image, null, [1, 4], 1, t);
+  const r = augmentSlice(image, null, {
+    size: [1, 4],
+    channels: 1,
+    transform: t,
+  });
   assert.equal(r.labels, null);
   // Column 0 reads source column -1 (outside, partially by bilinear 0).
   const expect = [0, 2 * 0.25 ** 2 + 0.1, 2 * 0.5 ** 2 + 0.1, 2 * 1 + 0.1];
@@ -130,7 +148,11 @@ Deno.test("augmentSlice: colour jitter on RGB changes inside pixels and leaves f
     shift: [2, 0],
     color: { brightness: 1.2, contrast: 1, saturation: 1, hue: 0 },
   };
-  const r = augmentSlice(image, null, [4, 4], 3, t);
+  const r = augmentSlice(image, null, {
+    size: [4, 4],
+    channels: 3,
+    transform: t,
+  });
   // Output column 0 reads source x = -1.5: wholly outside, so 0.
   assert.deepEqual([...r.image.subarray(0, 3)], [0, 0, 0]);
   const o = (0 * 4 + 3) * 3;
@@ -140,7 +162,12 @@ Deno.test("augmentSlice: colour jitter on RGB changes inside pixels and leaves f
 
 Deno.test("augmentSlice: wrong array lengths are a TypeError naming the shapes", () => {
   assert.throws(
-    () => augmentSlice(new Float32Array(5), null, [2, 3], 1, ID),
+    () =>
+      augmentSlice(new Float32Array(5), null, {
+        size: [2, 3],
+        channels: 1,
+        transform: ID,
+      }),
     {
       name: "TypeError",
       message:
@@ -152,7 +179,10 @@ Deno.test("augmentSlice: wrong array lengths are a TypeError naming the shapes",
 Deno.test("sampleSliceTransform: off by default, no draws; seeded and within ranges when on", () => {
   const prng = new Prng(5);
   const before = JSON.stringify(prng.getState());
-  assert.deepEqual(sampleSliceTransform(prng, {}, [10, 20], 1), ID);
+  assert.deepEqual(
+    sampleSliceTransform(prng, { size: [10, 20], channels: 1 }),
+    ID,
+  );
   assert.equal(JSON.stringify(prng.getState()), before);
   const opts = {
     flipP: 0.5,
@@ -163,9 +193,18 @@ Deno.test("sampleSliceTransform: off by default, no draws; seeded and within ran
   };
   const a = Array.from(
     { length: 200 },
-    (_, i) => sampleSliceTransform(new Prng(i), opts, [10, 20], 1),
+    (_, i) =>
+      sampleSliceTransform(new Prng(i), {
+        ...opts,
+        size: [10, 20],
+        channels: 1,
+      }),
   );
-  const b = sampleSliceTransform(new Prng(3), opts, [10, 20], 1);
+  const b = sampleSliceTransform(new Prng(3), {
+    ...opts,
+    size: [10, 20],
+    channels: 1,
+  });
   assert.deepEqual(a[3], b);
   for (const t of a) {
     assert.ok(Math.abs(t.angle) <= 15);
@@ -178,13 +217,22 @@ Deno.test("sampleSliceTransform: off by default, no draws; seeded and within ran
   const jittered = a.filter((t) => t.intensity).length;
   assert.ok(jittered > 130 && jittered < 190, `${jittered} of 200`); // p = 0.8
   // RGB gets colour instead of intensity.
-  const rgb = sampleSliceTransform(new Prng(1), { color: { p: 1 } }, [4, 4], 3);
+  const rgb = sampleSliceTransform(new Prng(1), {
+    color: { p: 1 },
+    size: [4, 4],
+    channels: 3,
+  });
   assert.ok(rgb.color && !rgb.intensity);
 });
 
 Deno.test("sampleSliceTransform: out-of-range options are a RangeError naming the option", () => {
   assert.throws(
-    () => sampleSliceTransform(new Prng(0), { flipP: 2 }, [4, 4], 1),
+    () =>
+      sampleSliceTransform(new Prng(0), {
+        flipP: 2,
+        size: [4, 4],
+        channels: 1,
+      }),
     {
       name: "RangeError",
       message:
@@ -192,7 +240,12 @@ Deno.test("sampleSliceTransform: out-of-range options are a RangeError naming th
     },
   );
   assert.throws(
-    () => sampleSliceTransform(new Prng(0), { scale: [1.2, 0.9] }, [4, 4], 1),
+    () =>
+      sampleSliceTransform(new Prng(0), {
+        scale: [1.2, 0.9],
+        size: [4, 4],
+        channels: 1,
+      }),
     /'scale' must be \[low, high\] with 0 < low <= high: current value is \[1.2,0.9\]/,
   );
 });
@@ -212,22 +265,20 @@ Deno.test("augmentSliceBatch: each slice gets its own draw, in place, equal to a
     flipP: 0.5,
     scale: [0.9, 1.1] as [number, number],
   };
-  const ts = augmentSliceBatch(x, y, [b, h, w, 1], { ...opts, prng });
+  const ts = augmentSliceBatch(x, y, { ...opts, shape: [b, h, w, 1], prng });
   assert.equal(ts.length, b);
   for (let k = 0; k < b; k++) {
     const n = h * w;
     const ref = augmentSlice(
       x0.slice(k * n, (k + 1) * n),
       y0.slice(k * n, (k + 1) * n),
-      [h, w],
-      1,
-      ts[k]!,
+      { size: [h, w], channels: 1, transform: ts[k]! },
     );
     assert.deepEqual([...x.subarray(k * n, (k + 1) * n)], [...ref.image]);
     assert.deepEqual([...y.subarray(k * n, (k + 1) * n)], [...ref.labels!]);
   }
   assert.throws(
-    () => augmentSliceBatch(x, y, [b, h, w, 2], { prng }),
+    () => augmentSliceBatch(x, y, { shape: [b, h, w, 2], prng }),
     /Cannot augment slice batch as x must hold \[3,6,7,2\]/,
   );
 });

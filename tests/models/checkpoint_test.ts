@@ -37,7 +37,7 @@ Deno.test("saveCheckpoint() writes torchvision names and PyTorch layouts, atomic
       net.apply(tf.ones([2, 8, 8, 2]) as tf.Tensor4D, { training: true }),
     ); // non-trivial BN state
     const path = `${dir}/segment-epoch1.safetensors`;
-    await saveCheckpoint(path, net, { stage: "segment" });
+    await saveCheckpoint(path, net, { config: { stage: "segment" } });
     assert.deepEqual(
       (await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name).sort(),
       [

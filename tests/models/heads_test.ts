@@ -87,3 +87,24 @@ Deno.test("heads leave no tensors behind and reject bad input", () => {
   p.dispose();
   c.dispose();
 });
+
+Deno.test("createProjectionHead() has a finite gradient where its output is the zero vector", async () => {
+  // Regression: z / max(‖z‖, 1e-12) gave NaN gradients at z = 0 (the
+  // gradient of the norm there is 0/0); l2Normalize's form does not.
+  const head = createProjectionHead({ inFeatures: 3, outFeatures: 2, seed: 1 });
+  try {
+    for (const v of Object.values(head.params)) v.assign(tf.zerosLike(v));
+    const x = tf.tensor2d([[1, 2, 3]]);
+    const g = tf.grad((a: tf.Tensor) => tf.sum(head.apply(a as tf.Tensor2D)))(
+      x,
+    );
+    const w = Object.values(head.params).map((v) => v);
+    const { grads } = tf.variableGrads(() => tf.sum(head.apply(x)), w);
+    for (const t of [g, ...Object.values(grads)]) {
+      assert.ok((await t.data()).every(Number.isFinite), "finite gradient");
+    }
+    tf.dispose([x, g, grads]);
+  } finally {
+    head.dispose();
+  }
+});

@@ -28,8 +28,9 @@ const VOC = await Deno.makeTempDir();
 await vocFixture(VOC);
 const VOC_RUN = await Deno.makeTempDir();
 const PHANTOM_RUN = await Deno.makeTempDir();
-// wasm: tfjs 4.22's cpu ResizeBilinearGrad swaps height and width, which
-// breaks training on the non-square VOC images.
+// wasm: the faster CPU backend for these runs. (cpu trains on the
+// non-square VOC images too since backends/_resize_grad.ts fixed its
+// ResizeBilinearGrad.)
 const quiet = { quiet: true, backend: "wasm", print: () => {} };
 // Long enough (about 5 s) for the VOC run to find the cat in b1.
 const VOC_ARGS = [

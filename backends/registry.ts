@@ -1,0 +1,223 @@
+/**
+ * The backend registry (`cpu`, `wasm`, `webgpu`, each imported lazily) and
+ * {@linkcode selectBackend}, which picks one with fallback and says why.
+ * Importing it also registers the library's gradient and kernel fixes that
+ * apply to every backend.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import { cpuBackend } from "./cpu.ts";
+import { registerLeanGradients } from "./_gradients.ts";
+import { registerResizeGradKernels } from "./_resize_grad.ts";
+import {
+  type AdapterDescription,
+  type Backend,
+  BACKEND_NAMES,
+  type BackendName,
+  type BackendReport,
+  type Purpose,
+  type WasmAcceleration,
+} from "./types.ts";
+
+/**
+ * Sets how the wasm backend runs its matrix products and convolutions:
+ * `"blas"` (a native BLAS through Deno FFI, needs `--allow-ffi`; throws when
+ * none can be opened), `"xnnpack"` (its own WebAssembly kernels) or `"auto"`
+ * (the default: BLAS when available). Applies at once when wasm is active,
+ * else at its next activation.
+ *
+ * @param mode `"auto"`, `"blas"` or `"xnnpack"`.
+ * @returns What is in effect when wasm is active, else `undefined`.
+ * @throws {RangeError} For an unknown mode.
+ * @throws {Error} For `"blas"` when no BLAS library can be opened.
+ */
+export async function setWasmAcceleration(
+  mode: WasmAcceleration | "auto",
+): Promise<{ name: WasmAcceleration; detail: string } | undefined> {
+  return (await import("./wasm.ts")).setWasmAcceleration(mode);
+}
+
+// The cpu backend prints a "use tfjs-node" banner on its first write; that
+// advice does not apply to Deno, so mark the banner as already shown.
+(tf.engine().findBackend("cpu") as { firstUse?: boolean } | null ?? {})
+  .firstUse = false;
+
+// A leaner batch-norm gradient for every backend (same mathematics).
+registerLeanGradients();
+// cpu's resize gradients (upstream's bilinear one swaps height and width of
+// its result, both ignore half-pixel centres): see _resize_grad.ts.
+registerResizeGradKernels("cpu");
+
+const REGISTRY: Readonly<Record<BackendName, () => Promise<Backend>>> = Object
+  .freeze({
+    cpu: () => Promise.resolve(cpuBackend),
+    wasm: async () => (await import("./wasm.ts")).wasmBackend,
+    webgpu: async () => (await import("./webgpu.ts")).webgpuBackend,
+  });
+
+/** Options for {@linkcode selectBackend}. */
+export interface SelectBackendOptions {
+  /**
+   * What the backend will run: `"train"` needs gradient kernels.
+   * @default {"train"}
+   */
+  purpose?: Purpose;
+  /**
+   * When the named backend is unavailable, fall back to `"auto"` with a
+   * warning on stderr instead of throwing.
+   * @default {false}
+   */
+  fallback?: boolean;
+  /** Where warnings go. @default {console.warn} */
+  warn?: (message: string) => void;
+}
+
+/** Returns `true` when `name` is one of {@linkcode BACKEND_NAMES}. */
+export function isBackendName(name: string): name is BackendName {
+  return (BACKEND_NAMES as readonly string[]).includes(name);
+}
+
+function assertChoice(name: string): asserts name is BackendName | "auto" {
+  if (name === "auto" || isBackendName(name)) return;
+  throw new RangeError(
+    `Unknown backend "${name}": expected one of "auto", ${
+      BACKEND_NAMES.map((n) => `"${n}"`).join(", ")
+    }`,
+  );
+}
+
+/**
+ * Returns the backend object registered under `name`, importing it lazily.
+ *
+ * @param name One of `"cpu"`, `"wasm"`, `"webgpu"`.
+ * @throws {RangeError} For an unknown name.
+ */
+export function getBackend(name: BackendName): Promise<Backend> {
+  assertChoice(name);
+  return REGISTRY[name]();
+}
+
+/** Lists the backends that can run on this machine, in registry order. */
+export async function availableBackends(): Promise<BackendName[]> {
+  const out: BackendName[] = [];
+  for (const name of BACKEND_NAMES) {
+    if (await (await REGISTRY[name]()).isAvailable()) out.push(name);
+  }
+  return out;
+}
+
+async function report(
+  backend: Backend,
+  reason: string,
+): Promise<BackendReport> {
+  const adapter: AdapterDescription | undefined = backend.name === "webgpu"
+    ? await backend.adapter()
+    : undefined;
+  const acc = backend.acceleration?.();
+  return {
+    name: backend.name,
+    reason,
+    ...(adapter ? { adapter } : {}),
+    ...(acc ? { acceleration: acc.name } : {}),
+  };
+}
+
+async function selectAuto(purpose: Purpose): Promise<BackendReport> {
+  const notes: string[] = [];
+  const gpu = await REGISTRY.webgpu();
+  const adapter = await gpu.adapter();
+  if (adapter && !adapter.isFallbackAdapter) {
+    await gpu.activate();
+    const missing = gpu.missingFor(purpose);
+    if (!missing) {
+      return report(
+        gpu,
+        `a hardware WebGPU adapter is present (${adapter.description})`,
+      );
+    }
+    notes.push(missing);
+  } else if (adapter) {
+    notes.push(
+      `the only WebGPU adapter is a software fallback (${adapter.description}), slower than the CPU backends`,
+    );
+  } else {
+    notes.push("no WebGPU adapter is present");
+  }
+  // CPU backends, fastest first.
+  for (const name of ["wasm", "cpu"] as const) {
+    const b = await REGISTRY[name]();
+    if (!(await b.isAvailable())) {
+      notes.push(`${name} is not available`);
+      continue;
+    }
+    await b.activate();
+    const missing = b.missingFor(purpose);
+    if (missing) {
+      notes.push(`${missing}, needed to ${purpose}`);
+      continue;
+    }
+    const acc = b.acceleration?.();
+    const lead = name === "wasm"
+      ? `wasm (${acc?.detail ?? "XNNPACK kernels"}) is the fastest CPU backend`
+      : "cpu is the always-present fallback";
+    return report(b, `${lead} that can ${purpose}; ${notes.join("; ")}`);
+  }
+  throw new Error(`Cannot select a backend to ${purpose}: ${notes.join("; ")}`);
+}
+
+/**
+ * Activates a compute backend and reports which one and why.
+ *
+ * `"auto"` picks WebGPU when a hardware adapter exists, else the fastest CPU
+ * backend that has every kernel `purpose` needs (`wasm`, whose missing
+ * gradient kernels this library registers, else `cpu`).
+ * A software WebGPU adapter is never picked by `"auto"`, but can be named.
+ *
+ * @param name `"auto"`, `"cpu"`, `"wasm"` or `"webgpu"`.
+ * @param options Purpose and fallback policy.
+ * @returns The active backend, the reason, and the adapter for WebGPU.
+ * @throws {RangeError} For an unknown backend name.
+ * @throws {Error} When the named backend is unavailable or cannot serve
+ * `purpose` and `fallback` is not set; the message lists what is available.
+ */
+export async function selectBackend(
+  name: string,
+  options: SelectBackendOptions = {},
+): Promise<BackendReport> {
+  const { purpose = "train", fallback = false, warn = console.warn } = options;
+  assertChoice(name);
+  if (purpose !== "train" && purpose !== "infer") {
+    throw new RangeError(
+      `Cannot select a backend as 'purpose' must be "train" or "infer": current value is "${purpose}"`,
+    );
+  }
+  if (name === "auto") return selectAuto(purpose);
+
+  const backend = await REGISTRY[name]();
+  let problem: string | undefined;
+  if (!(await backend.isAvailable())) {
+    problem = `backend "${name}" is not available on this machine`;
+  } else {
+    try {
+      await backend.activate();
+      problem = backend.missingFor(purpose);
+    } catch (e) {
+      problem = e instanceof Error ? e.message : String(e);
+    }
+  }
+  if (!problem) return report(backend, `requested explicitly`);
+
+  const available = await availableBackends();
+  const message =
+    `Cannot use backend "${name}" to ${purpose}: ${problem}; available: ${
+      available.map((n) => `"${n}"`).join(", ")
+    }`;
+  if (!fallback) throw new Error(message);
+  warn(`${message}; falling back to "auto"`);
+  const chosen = await selectAuto(purpose);
+  return {
+    ...chosen,
+    reason: `fallback from "${name}" (${problem}): ${chosen.reason}`,
+  };
+}
