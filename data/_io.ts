@@ -1,4 +1,5 @@
 /** Internal file helpers: gzip through the runtime's native streams, atomic writes. */
+import { dirname, join } from "node:path";
 
 /** True when `bytes` start with the gzip magic number. */
 export function isGzip(bytes: Uint8Array): boolean {
@@ -80,21 +81,42 @@ export async function gzip(bytes: Uint8Array): Promise<Uint8Array> {
   return new Uint8Array(await new Response(cs.readable).arrayBuffer());
 }
 
-let tmpCounter = 0;
+/** Marks a temporary file of {@linkcode writeFileAtomic}: `<target>.tmp-<pid>-<random>`. */
+const TEMP_SUFFIX = /\.tmp-\d+-[0-9a-f]{8}$/;
+
+/** True when `name` is a temporary file left by {@linkcode writeFileAtomic}. */
+export function isAtomicTemp(name: string): boolean {
+  return TEMP_SUFFIX.test(name);
+}
 
 /**
- * Writes `parts` to `path` atomically: a temporary file beside it is
- * written, flushed to disk, then renamed over `path`, so readers never see
- * a half-written file.
+ * Writes `content` to `path` atomically: a temporary file beside it is
+ * written, flushed to disk (fsync), renamed over `path`, and the folder is
+ * flushed too where the platform allows, so a reader sees the old file or
+ * the new one, never a partial one, even after a power cut. The folder is
+ * created when missing.
+ *
+ * @param path Destination.
+ * @param content Bytes, a string (written as UTF-8), or parts written in order.
+ * @throws {Error} `Cannot write '<path>': <reason>` when any step fails; the
+ *   temporary file is removed first, so a full disk is not kept full.
  */
 export async function writeFileAtomic(
   path: string,
-  parts: Uint8Array[],
+  content: Uint8Array | string | readonly Uint8Array[],
 ): Promise<void> {
-  const tmp = `${path}.${Deno.pid}-${++tmpCounter}-${Date.now()}.tmp`;
+  const parts = typeof content === "string"
+    ? [new TextEncoder().encode(content)]
+    : content instanceof Uint8Array
+    ? [content]
+    : content;
+  const rand = crypto.getRandomValues(new Uint32Array(1))[0]!
+    .toString(16).padStart(8, "0");
+  const tmp = `${path}.tmp-${Deno.pid}-${rand}`;
   let file: Deno.FsFile | undefined;
   try {
-    file = await Deno.open(tmp, { write: true, create: true, truncate: true });
+    await Deno.mkdir(dirname(path), { recursive: true });
+    file = await Deno.open(tmp, { write: true, createNew: true });
     for (const part of parts) {
       let off = 0;
       while (off < part.length) off += await file.write(part.subarray(off));
@@ -108,8 +130,52 @@ export async function writeFileAtomic(
       file?.close();
     } catch { /* already closed */ }
     await Deno.remove(tmp).catch(() => {});
-    throw new Error(`Cannot write '${path}': ${describe(e)}`);
+    throw new Error(`Cannot write '${path}': ${describe(e)}`, { cause: e });
   }
+  await syncDir(dirname(path));
+}
+
+/** Flushes a folder's entries (the rename) to disk; a no-op where unsupported. */
+async function syncDir(dir: string): Promise<void> {
+  let d: Deno.FsFile | undefined;
+  try {
+    d = await Deno.open(dir, { read: true });
+    await d.sync();
+  } catch {
+    // Windows cannot open folders as files; the rename itself has happened.
+  } finally {
+    d?.close();
+  }
+}
+
+/**
+ * Removes the temporary files {@linkcode writeFileAtomic} left in `dir` and
+ * its subfolders (`depth` levels) when a process died mid-write.
+ *
+ * @returns The paths removed.
+ */
+export async function removeAtomicTemps(
+  dir: string,
+  depth = 1,
+): Promise<string[]> {
+  const removed: string[] = [];
+  let entries: Deno.DirEntry[];
+  try {
+    entries = await Array.fromAsync(Deno.readDir(dir));
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return removed;
+    throw e;
+  }
+  for (const e of entries) {
+    const p = join(dir, e.name);
+    if (e.isFile && isAtomicTemp(e.name)) {
+      await Deno.remove(p);
+      removed.push(p);
+    } else if (e.isDirectory && depth > 0) {
+      removed.push(...await removeAtomicTemps(p, depth - 1));
+    }
+  }
+  return removed;
 }
 
 /** Reads a whole file, turning "not found" into a clear error naming `what`. */

@@ -13,7 +13,7 @@ import {
   type SafetensorsEntry,
   type SafetensorsFile,
 } from "./safetensors.ts";
-import { writeFileAtomic } from "./_io.ts";
+import { writeFileAtomic } from "../data/_io.ts";
 
 /** The JSON config's path for a checkpoint: `x.safetensors` → `x.json`. */
 export function configPath(path: string): string {

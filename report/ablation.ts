@@ -6,6 +6,7 @@
  * @module
  */
 import { join } from "node:path";
+import { writeFileAtomic } from "../data/_io.ts";
 import type { MetricsSummary } from "../metrics/evaluate.ts";
 import { type AblationRun, writeAblationReport } from "./ablation_report.ts";
 import {
@@ -106,12 +107,6 @@ async function runOne(
   return { metrics, status };
 }
 
-async function writeAtomic(path: string, text: string): Promise<void> {
-  const tmp = `${path}.tmp-${Deno.pid}`;
-  await Deno.writeTextFile(tmp, text);
-  await Deno.rename(tmp, path);
-}
-
 /**
  * Runs every method × backbone (skipping finished runs, resuming unfinished
  * ones), then writes `table.md`, `table.csv`, `table.json` (statistics and
@@ -200,9 +195,9 @@ export async function runAblation(
     json: join(out, "table.json"),
     report: join(out, "report", "index.html"),
   };
-  await writeAtomic(files.markdown, table.markdown);
-  await writeAtomic(files.csv, table.csv);
-  await writeAtomic(
+  await writeFileAtomic(files.markdown, table.markdown);
+  await writeFileAtomic(files.csv, table.csv);
+  await writeFileAtomic(
     files.json,
     JSON.stringify(
       {
