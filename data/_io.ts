@@ -178,6 +178,18 @@ export async function removeAtomicTemps(
   return removed;
 }
 
+/** SHA-256 of `bytes` as lower-case hex. */
+export async function sha256Hex(bytes: Uint8Array): Promise<string> {
+  const digest = await crypto.subtle.digest(
+    "SHA-256",
+    bytes as Uint8Array<ArrayBuffer>,
+  );
+  return Array.from(
+    new Uint8Array(digest),
+    (b) => b.toString(16).padStart(2, "0"),
+  ).join("");
+}
+
 /** Reads a whole file, turning "not found" into a clear error naming `what`. */
 export async function readFileClear(
   path: string,

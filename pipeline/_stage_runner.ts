@@ -12,10 +12,10 @@ import {
   type LastPointer,
   readCheckpointFiles,
   type RunDir,
-  sha256Hex,
   type Stage,
   writeFileAtomic,
 } from "./run_dir.ts";
+import { sha256Hex } from "../data/_io.ts";
 import {
   decodeSafetensors,
   encodeSafetensors,

@@ -5,7 +5,7 @@
  * @module
  */
 import { join } from "node:path";
-import { removeAtomicTemps, writeFileAtomic } from "../data/_io.ts";
+import { removeAtomicTemps, sha256Hex, writeFileAtomic } from "../data/_io.ts";
 
 export { writeFileAtomic };
 
@@ -69,19 +69,6 @@ export interface CheckpointMeta {
   sha256?: string;
   /** Whether this checkpoint ends its stage (absent in older checkpoints). */
   stageDone?: boolean;
-}
-
-/** SHA-256 of `bytes` as lower-case hex. */
-export async function sha256Hex(bytes: Uint8Array): Promise<string> {
-  const digest = await crypto.subtle.digest(
-    "SHA-256",
-    bytes as Uint8Array<ArrayBuffer>,
-  );
-  return Array.from(
-    new Uint8Array(digest),
-    (b) => b.toString(16).padStart(2, "0"),
-  )
-    .join("");
 }
 
 function isMeta(m: unknown): m is CheckpointMeta {

@@ -3,7 +3,8 @@ import * as tf from "@tensorflow/tfjs";
 import { selectBackend } from "../../backends/mod.ts";
 import { Prng, type PrngState } from "../../random/prng.ts";
 import { createSgd } from "../../pipeline/optim.ts";
-import { RunDir, sha256Hex } from "../../pipeline/run_dir.ts";
+import { RunDir } from "../../pipeline/run_dir.ts";
+import { sha256Hex } from "../../data/_io.ts";
 import {
   loadStageCheckpoint,
   runStage,
