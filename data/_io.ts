@@ -11,31 +11,150 @@ function describe(e: unknown): string {
 }
 
 /**
- * Inflates a whole gzip buffer with `DecompressionStream` (native zlib).
- * The CRC and length in the trailer are checked by the runtime.
+ * Compressed bytes fed to the inflater at a time: deflate expands at most
+ * ~1032×, so one step overshoots a size limit by at most ~4 MiB.
+ */
+const FEED = 4096;
+
+/** `bytes` as a pull stream of small chunks, so inflating is paced by reading. */
+function feed(bytes: Uint8Array): ReadableStream<Uint8Array> {
+  let off = 0;
+  return new ReadableStream<Uint8Array>({
+    pull(c) {
+      if (off >= bytes.length) return c.close();
+      c.enqueue(bytes.slice(off, off + FEED));
+      off += FEED;
+    },
+  }, { highWaterMark: 0 });
+}
+
+class OverLimit extends Error {}
+
+/**
+ * Inflates one gzip member (the runtime checks its CRC and length),
+ * stopping as soon as more than `limit` bytes come out: then it throws
+ * {@linkcode OverLimit}, or with `keep` returns the first `limit` bytes.
+ */
+async function inflateMember(
+  bytes: Uint8Array,
+  limit: number,
+  keep: boolean,
+): Promise<Uint8Array[]> {
+  const reader = (feed(bytes) as ReadableStream<BufferSource>)
+    .pipeThrough(new DecompressionStream("gzip")).getReader();
+  const parts: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return parts;
+    if (total + value.length > limit) {
+      await reader.cancel().catch(() => {});
+      if (!keep) throw new OverLimit();
+      parts.push(value.subarray(0, limit - total));
+      return parts;
+    }
+    total += value.length;
+    parts.push(value);
+  }
+}
+
+/** Options for {@linkcode gunzip}. */
+export interface GunzipOptions {
+  /** Most bytes the data may inflate to. @default {Infinity} */
+  maxBytes?: number;
+  /** Why `maxBytes`, appended to the error when it is exceeded. */
+  limitReason?: string;
+  /**
+   * Return the first `maxBytes` bytes instead of failing when there are
+   * more (to read a header). @default {false}
+   */
+  prefix?: boolean;
+}
+
+/**
+ * Inflates gzip data with `DecompressionStream` (native zlib), streamed in
+ * small steps so that inflating stops once `maxBytes` is exceeded (a
+ * decompression bomb costs ~`maxBytes` of memory, not its inflated size).
+ * Several concatenated gzip members (as `cat a.gz b.gz` makes, and as
+ * gzip and nibabel read) are inflated one after another. The CRC and length
+ * of each member are checked by the runtime (not of a member cut short by
+ * `prefix`).
  *
- * @throws {Error} Naming `source` when the stream is corrupt or truncated.
+ * @throws {Error} Naming `source` when the data is corrupt, truncated, or
+ *   inflates past `maxBytes`.
  */
 export async function gunzip(
   bytes: Uint8Array,
   source: string,
+  options: GunzipOptions = {},
 ): Promise<Uint8Array> {
-  const ds = new DecompressionStream("gzip");
-  const writer = ds.writable.getWriter();
-  // Errors surface on the readable side; swallow the writer's copy of them.
-  writer.write(bytes as Uint8Array<ArrayBuffer>).then(() => writer.close())
-    .catch(() => {});
+  const { maxBytes = Infinity, limitReason, prefix = false } = options;
+  const parts: Uint8Array[] = [];
+  let total = 0;
+  let start = 0;
+  const member = async (end: number) => {
+    const got = await inflateMember(
+      bytes.subarray(start, end),
+      maxBytes - total,
+      prefix,
+    );
+    for (const p of got) total += p.length;
+    parts.push(...got);
+    start = end;
+  };
   try {
-    return new Uint8Array(await new Response(ds.readable).arrayBuffer());
+    while (start < bytes.length && total < maxBytes) {
+      try {
+        await member(bytes.length);
+        break;
+      } catch (e) {
+        if (e instanceof OverLimit || !/write whole buffer/.test(describe(e))) {
+          throw e;
+        }
+      }
+      // Data follows the member: find where the next member starts by
+      // trying each gzip magic (1f 8b 08) as the boundary; the member's
+      // own CRC and length reject a wrong guess.
+      let found = false;
+      for (let p = start + 18; p + 3 <= bytes.length && !found; p++) {
+        if (bytes[p] !== 0x1f || bytes[p + 1] !== 0x8b || bytes[p + 2] !== 8) {
+          continue;
+        }
+        try {
+          await member(p);
+          found = true;
+        } catch (e) {
+          if (e instanceof OverLimit) throw e;
+        }
+      }
+      if (!found) {
+        throw new Error(
+          `data after the end of gzip member at byte ${start} is not another gzip member`,
+        );
+      }
+    }
   } catch (e) {
-    const why = describe(e);
-    const hint = /write whole buffer/.test(why)
-      ? " (data after the end of the first gzip member: multi-member gzip is not supported)"
-      : "";
+    if (e instanceof OverLimit) {
+      throw new Error(
+        `Cannot read ${source} as its gzip data inflates past ${maxBytes} bytes${
+          limitReason ? `, ${limitReason}` : ""
+        }: stopped inflating (a decompression bomb?)`,
+      );
+    }
     throw new Error(
-      `Cannot read ${source} as its gzip data is corrupt or truncated: ${why}${hint}`,
+      `Cannot read ${source} as its gzip data is corrupt or truncated: ${
+        describe(e)
+      }`,
     );
   }
+  if (parts.length === 1) return parts[0]!;
+  const out = new Uint8Array(total);
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
+  return out;
 }
 
 /**

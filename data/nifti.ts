@@ -511,6 +511,35 @@ function decode(
   return volume;
 }
 
+/** Inflated bytes a `.nii.gz` may hold beyond what its header declares. */
+const GZIP_SLACK = 1 << 20;
+
+/**
+ * Inflates a `.nii.gz` header first, checks it (the voxel cap included),
+ * then inflates the rest only up to the size the header declares (plus
+ * {@linkcode GZIP_SLACK}), so a decompression bomb is stopped early.
+ */
+async function gunzipNifti(
+  bytes: Uint8Array,
+  source: string,
+): Promise<Uint8Array> {
+  const head = await gunzip(bytes, source, { maxBytes: 540, prefix: true });
+  const { header, dims, dtype, volumes } = headerInfo(
+    parseHeader(head, source),
+    source,
+  );
+  const nvox = dims[0] * dims[1] * dims[2];
+  const offset = Math.floor(header.voxOffset);
+  const needed = offset + volumes * nvox * BYTES[dtype];
+  return await gunzip(bytes, source, {
+    maxBytes: needed + GZIP_SLACK,
+    limitReason:
+      `while its header declares ${needed} (vox_offset ${offset} + ${volumes}×${nvox} voxels × ${
+        BYTES[dtype]
+      } bytes)`,
+  });
+}
+
 /**
  * Reads a NIfTI-1 or NIfTI-2 volume (`.nii` or `.nii.gz`, detected from the
  * bytes) into a {@linkcode Volume}.
@@ -557,7 +586,7 @@ export async function readNifti(
   if (typeof pathOrBytes === "string") {
     const path = pathOrBytes;
     let bytes = await readFileClear(path, "NIfTI file");
-    if (isGzip(bytes)) bytes = await gunzip(bytes, `NIfTI file '${path}'`);
+    if (isGzip(bytes)) bytes = await gunzipNifti(bytes, `NIfTI file '${path}'`);
     return decode(bytes, path, true, options);
   }
   if (!(pathOrBytes instanceof Uint8Array)) {
@@ -566,9 +595,12 @@ export async function readNifti(
     );
   }
   if (isGzip(pathOrBytes)) {
-    return decode(await gunzip(pathOrBytes, "NIfTI bytes"), undefined, true, {
-      ...options,
-    });
+    return decode(
+      await gunzipNifti(pathOrBytes, "NIfTI bytes"),
+      undefined,
+      true,
+      options,
+    );
   }
   return decode(pathOrBytes, undefined, false, options);
 }
