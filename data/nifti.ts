@@ -387,6 +387,28 @@ function headerInfo(header: NiftiHeader, source: string): NiftiInfo {
   if (!affine.flat().every(Number.isFinite)) {
     fail(source, `its affine is not finite: ${JSON.stringify(affine)}`);
   }
+  // A zero column (a zeroed sform) or parallel columns leave no voxel axis
+  // for some world axis: orientation and distances in mm are meaningless.
+  const [a, b, c] = affine as [number[], number[], number[]];
+  const det = a[0]! * (b[1]! * c[2]! - b[2]! * c[1]!) -
+    a[1]! * (b[0]! * c[2]! - b[2]! * c[0]!) +
+    a[2]! * (b[0]! * c[1]! - b[1]! * c[0]!);
+  const scale = columnNorm(affine, 0) * columnNorm(affine, 1) *
+    columnNorm(affine, 2);
+  if (!(Math.abs(det) > 1e-6 * scale)) {
+    fail(
+      source,
+      `its affine (from ${
+        header.sformCode > 0
+          ? "sform"
+          : header.qformCode > 0
+          ? "qform"
+          : "pixdim"
+      }) is singular: the rotation-zoom part ${
+        JSON.stringify(affine.slice(0, 3).map((r) => r.slice(0, 3)))
+      } has rank < 3, expected three independent voxel axes`,
+    );
+  }
   const spacing = [1, 2, 3].map((i) => {
     const p = Math.abs(header.pixdim[i] ?? 0);
     return p > 0 && Number.isFinite(p) ? p : columnNorm(affine, i - 1) || 1;
@@ -628,6 +650,9 @@ export async function readNiftiHeader(path: string): Promise<NiftiInfo> {
   }
   let head: Uint8Array;
   try {
+    if ((await file.stat()).isDirectory) {
+      throw new Error(`Cannot read ${source} as it is a directory`);
+    }
     const first = new Uint8Array(2);
     const n = await file.read(first);
     await file.seek(0, Deno.SeekMode.Start);

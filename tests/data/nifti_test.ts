@@ -441,6 +441,27 @@ Deno.test("readNifti gives a clear error naming the file for every bad input", a
         edit((v) => v.setFloat32(108, 0, true)),
         /vox_offset is 0/,
       ],
+      [
+        "zerosform.nii",
+        edit((v) => {
+          v.setInt16(254, 1, true); // sform_code 1, srow_x all zero
+          for (let c = 0; c < 4; c++) v.setFloat32(280 + c * 4, 0, true);
+        }),
+        /^Cannot read NIfTI file '.*zerosform\.nii' as its affine \(from sform\) is singular: the rotation-zoom part \[\[0,0,0\],\[0,1,0\],\[0,0,1\]\] has rank < 3, expected three independent voxel axes$/,
+      ],
+      [
+        "rank2.nii",
+        edit((v) => {
+          v.setInt16(254, 1, true); // sform rows x and y equal: rank 2
+          for (
+            const [r, row] of [[1, 0, 0, 0], [1, 0, 0, 0], [0, 0, 1, 0]]
+              .entries()
+          ) {
+            row.forEach((x, c) => v.setFloat32(280 + (r * 4 + c) * 4, x, true));
+          }
+        }),
+        /rank2\.nii' as its affine \(from sform\) is singular/,
+      ],
     ];
     for (const [name, bytes, re] of cases) {
       const path = bytes === null ? `${dir}/${name}` : await put(name, bytes);
@@ -453,6 +474,15 @@ Deno.test("readNifti gives a clear error naming the file for every bad input", a
           return true;
         },
       );
+    }
+    // a directory where a file should be
+    await Deno.mkdir(`${dir}/folder.nii.gz`);
+    for (const read of [readNifti, readNiftiHeader]) {
+      await assert.rejects(() => read(`${dir}/folder.nii.gz`), {
+        name: "Error",
+        message:
+          `Cannot read NIfTI file '${dir}/folder.nii.gz' as it is a directory`,
+      });
     }
     // corrupt gzip: flipped bytes, truncated, and garbage after the magic
     await writeNifti(`${dir}/g.nii.gz`, {

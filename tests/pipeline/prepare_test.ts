@@ -205,3 +205,35 @@ Deno.test("prepareData() drops a repeated training entry with a warning and reco
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("prepareData() warns about NaN or infinite voxels, naming the image", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const json = await makeDataset(dir, 3, [1, 2]);
+    const image = join(dir, "imagesTr", "c1.nii.gz");
+    const data = new Float32Array(128).fill(10);
+    data[5] = NaN;
+    data[6] = -Infinity;
+    await writeNifti(image, {
+      data,
+      dims: [8, 8, 2],
+      spacing: [2, 2, 2],
+      affine: AFFINE,
+    });
+    const warnings: string[] = [];
+    await prepareData(
+      json,
+      mergeConfig(PRESETS.tiny, { intensity: "percentile" }),
+      undefined,
+      (m) => warnings.push(m),
+    );
+    assert.ok(
+      warnings.includes(
+        `${image} has 2 NaN or infinite voxels; they were mapped to finite intensities`,
+      ),
+      warnings.join("\n"),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
