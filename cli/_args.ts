@@ -22,6 +22,16 @@ export function parseFlags<T extends NonNullable<ParseArgsConfig["options"]>>(
     return parseArgs({ args, options, strict: true, allowPositionals: false });
   } catch (e) {
     const valid = Object.keys(options).map((k) => `--${k}`).join(", ");
+    // node:util reads "--epochs -1" as a flag without its value.
+    const flag = e instanceof Error && /argument is ambiguous/.test(e.message)
+      ? /'(--[^']+)'/.exec(e.message)?.[1]
+      : undefined;
+    if (flag !== undefined) {
+      const value = args[args.indexOf(flag) + 1] ?? "";
+      throw new UsageError(
+        `${command}: the value of ${flag} starts with a dash ('${value}'): write ${flag}=${value} to pass it`,
+      );
+    }
     const msg = e instanceof Error ? e.message.split("\n")[0] : String(e);
     throw new UsageError(`${command}: ${msg}; valid flags: ${valid}`);
   }

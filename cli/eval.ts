@@ -8,6 +8,7 @@ import {
   evaluatePredictions,
   metricsTable,
 } from "../metrics/evaluate_files.ts";
+import { writeFileAtomic } from "../data/_io.ts";
 import { parseFlags, runCli, UsageError } from "./_args.ts";
 
 const SPLITS = ["training", "validation", "test"] as const;
@@ -52,9 +53,7 @@ await runCli(async () => {
       `note: ${r.unmatched.length} file(s) in ${values.pred} match no case of '${split}' and were ignored`,
     );
   }
-  const tmp = `${values.out}.tmp-${Deno.pid}`;
-  await Deno.writeTextFile(tmp, JSON.stringify(r.summary, null, 2) + "\n");
-  await Deno.rename(tmp, values.out);
+  await writeFileAtomic(values.out, JSON.stringify(r.summary, null, 2) + "\n");
   console.log(metricsTable(r.summary));
   console.log(`wrote ${values.out} (${r.summary.cases.length} cases)`);
 });

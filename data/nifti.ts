@@ -387,6 +387,28 @@ function headerInfo(header: NiftiHeader, source: string): NiftiInfo {
   if (!affine.flat().every(Number.isFinite)) {
     fail(source, `its affine is not finite: ${JSON.stringify(affine)}`);
   }
+  // A zero column (a zeroed sform) or parallel columns leave no voxel axis
+  // for some world axis: orientation and distances in mm are meaningless.
+  const [a, b, c] = affine as [number[], number[], number[]];
+  const det = a[0]! * (b[1]! * c[2]! - b[2]! * c[1]!) -
+    a[1]! * (b[0]! * c[2]! - b[2]! * c[0]!) +
+    a[2]! * (b[0]! * c[1]! - b[1]! * c[0]!);
+  const scale = columnNorm(affine, 0) * columnNorm(affine, 1) *
+    columnNorm(affine, 2);
+  if (!(Math.abs(det) > 1e-6 * scale)) {
+    fail(
+      source,
+      `its affine (from ${
+        header.sformCode > 0
+          ? "sform"
+          : header.qformCode > 0
+          ? "qform"
+          : "pixdim"
+      }) is singular: the rotation-zoom part ${
+        JSON.stringify(affine.slice(0, 3).map((r) => r.slice(0, 3)))
+      } has rank < 3, expected three independent voxel axes`,
+    );
+  }
   const spacing = [1, 2, 3].map((i) => {
     const p = Math.abs(header.pixdim[i] ?? 0);
     return p > 0 && Number.isFinite(p) ? p : columnNorm(affine, i - 1) || 1;
@@ -511,6 +533,35 @@ function decode(
   return volume;
 }
 
+/** Inflated bytes a `.nii.gz` may hold beyond what its header declares. */
+const GZIP_SLACK = 1 << 20;
+
+/**
+ * Inflates a `.nii.gz` header first, checks it (the voxel cap included),
+ * then inflates the rest only up to the size the header declares (plus
+ * {@linkcode GZIP_SLACK}), so a decompression bomb is stopped early.
+ */
+async function gunzipNifti(
+  bytes: Uint8Array,
+  source: string,
+): Promise<Uint8Array> {
+  const head = await gunzip(bytes, source, { maxBytes: 540, prefix: true });
+  const { header, dims, dtype, volumes } = headerInfo(
+    parseHeader(head, source),
+    source,
+  );
+  const nvox = dims[0] * dims[1] * dims[2];
+  const offset = Math.floor(header.voxOffset);
+  const needed = offset + volumes * nvox * BYTES[dtype];
+  return await gunzip(bytes, source, {
+    maxBytes: needed + GZIP_SLACK,
+    limitReason:
+      `while its header declares ${needed} (vox_offset ${offset} + ${volumes}×${nvox} voxels × ${
+        BYTES[dtype]
+      } bytes)`,
+  });
+}
+
 /**
  * Reads a NIfTI-1 or NIfTI-2 volume (`.nii` or `.nii.gz`, detected from the
  * bytes) into a {@linkcode Volume}.
@@ -557,7 +608,7 @@ export async function readNifti(
   if (typeof pathOrBytes === "string") {
     const path = pathOrBytes;
     let bytes = await readFileClear(path, "NIfTI file");
-    if (isGzip(bytes)) bytes = await gunzip(bytes, `NIfTI file '${path}'`);
+    if (isGzip(bytes)) bytes = await gunzipNifti(bytes, `NIfTI file '${path}'`);
     return decode(bytes, path, true, options);
   }
   if (!(pathOrBytes instanceof Uint8Array)) {
@@ -566,9 +617,12 @@ export async function readNifti(
     );
   }
   if (isGzip(pathOrBytes)) {
-    return decode(await gunzip(pathOrBytes, "NIfTI bytes"), undefined, true, {
-      ...options,
-    });
+    return decode(
+      await gunzipNifti(pathOrBytes, "NIfTI bytes"),
+      undefined,
+      true,
+      options,
+    );
   }
   return decode(pathOrBytes, undefined, false, options);
 }
@@ -596,6 +650,9 @@ export async function readNiftiHeader(path: string): Promise<NiftiInfo> {
   }
   let head: Uint8Array;
   try {
+    if ((await file.stat()).isDirectory) {
+      throw new Error(`Cannot read ${source} as it is a directory`);
+    }
     const first = new Uint8Array(2);
     const n = await file.read(first);
     await file.seek(0, Deno.SeekMode.Start);

@@ -6,6 +6,7 @@
  */
 import {
   type CaseEntry,
+  checkLabelValues,
   checkSameGrid,
   type Dataset,
   loadDataset,
@@ -136,6 +137,9 @@ export async function evaluatePredictions(
       readNifti(entry.label),
     ]);
     checkSameGrid(pred, truth, { image: predPath, label: entry.label });
+    // Undeclared or fractional labels would be scored as nothing, silently.
+    checkLabelValues(pred.data, { labels: ds.labels, source: predPath });
+    checkLabelValues(truth.data, { labels: ds.labels, source: entry.label });
     const metrics = evaluateLabelMaps(pred.data, truth.data, {
       dims: truth.dims,
       spacing: truth.spacing,

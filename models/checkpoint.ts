@@ -13,7 +13,10 @@ import {
   type SafetensorsEntry,
   type SafetensorsFile,
 } from "./safetensors.ts";
-import { writeFileAtomic } from "./_io.ts";
+import { sha256Hex, writeFileAtomic } from "../data/_io.ts";
+
+/** Metadata key of the SHA-256 (hex) of the tensor data, checked on load. */
+const CHECKSUM_KEY = "agcl_data_sha256";
 
 /** The JSON config's path for a checkpoint: `x.safetensors` → `x.json`. */
 export function configPath(path: string): string {
@@ -109,9 +112,16 @@ export async function saveCheckpoint(
   }
   const cfg = config === undefined ? model.config : config;
   const json = JSON.stringify(cfg ?? null, null, 2);
+  const plain = encodeSafetensors(entries, { format: "pt", config: json });
+  // The checksum covers the tensor data; it sits in the header it skips.
+  const sum = await sha256Hex(plain.subarray(dataStart(plain)));
   await writeFileAtomic(
     path,
-    encodeSafetensors(entries, { format: "pt", config: json }),
+    encodeSafetensors(entries, {
+      format: "pt",
+      config: json,
+      [CHECKSUM_KEY]: sum,
+    }),
   );
   await writeFileAtomic(
     configPath(path),
@@ -132,6 +142,15 @@ async function readCheckpoint(
     );
   }
   const file = decodeSafetensors(bytes, path);
+  const want = file.metadata[CHECKSUM_KEY];
+  if (want !== undefined) {
+    const sum = await sha256Hex(bytes.subarray(dataStart(bytes)));
+    if (sum !== want) {
+      throw new Error(
+        `Cannot read checkpoint '${path}' as the SHA-256 of its tensor data is ${sum}, expected ${want} (the file is corrupt)`,
+      );
+    }
+  }
   let config: unknown = null;
   try {
     config = JSON.parse(await Deno.readTextFile(configPath(path)));
@@ -153,8 +172,23 @@ async function readCheckpoint(
   return { ...file, config };
 }
 
+/** Offset of the tensor data in safetensors `bytes` (after the header). */
+function dataStart(bytes: Uint8Array): number {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return 8 + Number(view.getBigUint64(0, true));
+}
+
 function toTensor(name: string, e: SafetensorsEntry, path: string): tf.Tensor {
   if (e.dtype === "F32" || e.dtype === "F64") {
+    const data = e.data as Float32Array | Float64Array;
+    const bad = data.findIndex((x) => !Number.isFinite(x));
+    if (bad >= 0) {
+      throw new Error(
+        `Cannot read checkpoint '${path}' as tensor '${name}' holds a non-finite value (${
+          data[bad]
+        } at index ${bad})`,
+      );
+    }
     const t = tf.tensor(
       e.data instanceof Float32Array
         ? e.data

@@ -8,32 +8,19 @@ import * as tf from "@tensorflow/tfjs";
 import type { Optimizer, OptimizerState } from "./optim.ts";
 import { Progress, type ProgressMode } from "./progress.ts";
 import {
+  type CheckpointMeta,
   type LastPointer,
+  readCheckpointFiles,
   type RunDir,
   type Stage,
   writeFileAtomic,
 } from "./run_dir.ts";
+import { sha256Hex } from "../data/_io.ts";
 import {
   decodeSafetensors,
   encodeSafetensors,
   type StoredTensor,
 } from "./_tensor_store.ts";
-
-/** What a checkpoint's `.json` holds. */
-export interface CheckpointMeta {
-  /** Stage. */
-  stage: Stage;
-  /** Epochs completed. */
-  epoch: number;
-  /** Steps completed. */
-  step: number;
-  /** Optimiser step count. */
-  optimizerStep: number;
-  /** Stage-specific JSON state (RNG and stream positions). */
-  extra: unknown;
-  /** Byte length of the `.safetensors` file, checked on load. */
-  bytes: number;
-}
 
 /** A training stage for {@linkcode runStage}. */
 export interface StageSpec {
@@ -73,7 +60,7 @@ export async function saveStageCheckpoint(
   name: string,
   variables: Record<string, tf.Variable>,
   optimizer: OptimizerState | null,
-  meta: Omit<CheckpointMeta, "bytes" | "optimizerStep">,
+  meta: Omit<CheckpointMeta, "bytes" | "optimizerStep" | "sha256">,
 ): Promise<void> {
   const tensors: Record<string, StoredTensor> = {};
   for (const [k, v] of Object.entries(variables)) {
@@ -94,6 +81,7 @@ export async function saveStageCheckpoint(
     ...meta,
     optimizerStep: optimizer?.step ?? 0,
     bytes: bytes.length,
+    sha256: await sha256Hex(bytes),
   };
   await writeFileAtomic(`${base}.json`, JSON.stringify(full, null, 2) + "\n");
 }
@@ -109,35 +97,31 @@ export interface LoadedCheckpoint {
 }
 
 /**
- * Reads a checkpoint, checking its size against its `.json`.
+ * Reads a checkpoint, checking its size and SHA-256 against its `.json`
+ * and that every value is finite.
  *
- * @throws {Error} For a missing, truncated or corrupt checkpoint.
+ * @throws {Error} For a missing, truncated or corrupt checkpoint, naming the
+ *   file (and the tensor holding a non-finite value).
  */
 export async function loadStageCheckpoint(
   run: RunDir,
   name: string,
 ): Promise<LoadedCheckpoint> {
   const base = run.checkpointBase(name);
-  let meta: CheckpointMeta;
-  let bytes: Uint8Array;
-  try {
-    meta = JSON.parse(await Deno.readTextFile(`${base}.json`));
-    bytes = await Deno.readFile(`${base}.safetensors`);
-  } catch (e) {
-    throw new Error(
-      `Cannot read checkpoint ${base}: ${e instanceof Error ? e.message : e}`,
-    );
-  }
-  if (bytes.length !== meta.bytes) {
-    throw new Error(
-      `Cannot read checkpoint ${base}.safetensors: it has ${bytes.length} bytes, expected ${meta.bytes}`,
-    );
-  }
+  const { meta, bytes } = await readCheckpointFiles(base);
   const all = decodeSafetensors(bytes, `${base}.safetensors`);
   const variables: Record<string, StoredTensor> = {};
   const slots: Record<string, Float32Array> = {};
   let hasOpt = false;
   for (const [k, t] of Object.entries(all)) {
+    const bad = t.data.findIndex((x) => !Number.isFinite(x));
+    if (bad >= 0) {
+      throw new Error(
+        `Cannot read checkpoint '${base}.safetensors' as tensor '${k}' holds a non-finite value (${
+          t.data[bad]
+        } at index ${bad})`,
+      );
+    }
     if (k.startsWith("var/")) variables[k.slice(4)] = t;
     else if (k.startsWith("opt/")) {
       slots[k.slice(4)] = t.data;
@@ -216,7 +200,13 @@ export async function runStage(
       name,
       spec.variables,
       spec.optimizer ? await spec.optimizer.getState() : null,
-      { stage: spec.stage, epoch, step, extra: spec.getExtra() },
+      {
+        stage: spec.stage,
+        epoch,
+        step,
+        extra: spec.getExtra(),
+        stageDone: done,
+      },
     );
     const finished = done
       ? { ...ctx.finished, [spec.stage]: name }
@@ -237,7 +227,8 @@ export async function runStage(
     ctx.finished[spec.stage] = name;
     return name;
   }
-  let name = "";
+  // A resumed stage whose last epoch was already saved runs no epoch.
+  let name = resume && resume.stage === spec.stage ? resume.name : "";
   let lastLoss = NaN;
   for (; epoch < spec.epochs;) {
     for (

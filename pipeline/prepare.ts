@@ -8,6 +8,7 @@
 import { join } from "node:path";
 import {
   type CaseEntry,
+  checkLabelValues,
   type Dataset,
   loadDataset,
   loadVoc,
@@ -55,6 +56,55 @@ export interface SplitInfo {
   evaluation: string[];
   /** Fraction held out, for `"held-out"`. */
   fraction?: number;
+  /** Repeated `dataset.json` entries that were dropped (absent when none). */
+  droppedDuplicates?: DroppedDuplicate[];
+}
+
+/** `entries` without repeats of an earlier entry's image; each repeat is recorded. */
+function dropDuplicates(
+  entries: CaseEntry[],
+  list: DroppedDuplicate["list"],
+  dropped: DroppedDuplicate[],
+): CaseEntry[] {
+  const first = new Map<string, number>();
+  return entries.filter((e, i) => {
+    const at = first.get(e.image);
+    if (at === undefined) {
+      first.set(e.image, i);
+      return true;
+    }
+    dropped.push({ list, image: e.image, entries: [at, i] });
+    return false;
+  });
+}
+
+/** Refuses a case listed in both `training` and `validation` (data leakage). */
+function refuseOverlap(
+  training: CaseEntry[],
+  validation: CaseEntry[],
+  path: string,
+): void {
+  const train = new Map<string, number>();
+  for (const [i, e] of training.entries()) {
+    if (!train.has(e.image)) train.set(e.image, i);
+  }
+  for (const [j, e] of validation.entries()) {
+    const i = train.get(e.image);
+    if (i === undefined) continue;
+    throw new Error(
+      `Cannot train on ${path}: 'training'[${i}] and 'validation'[${j}] are the same case (${e.image}); a case that is trained on cannot also be scored`,
+    );
+  }
+}
+
+/** A `dataset.json` entry dropped because it repeats an earlier one. */
+export interface DroppedDuplicate {
+  /** The list both entries are in. */
+  list: "training" | "validation";
+  /** The image path they share. */
+  image: string;
+  /** Indices in the list: the kept entry, then the dropped one. */
+  entries: [number, number];
 }
 
 /** A prepared dataset. */
@@ -356,11 +406,26 @@ export async function prepareData(
     );
   }
   const domains = dataset.domains.length ? dataset.domains : ["default"];
-  const labelled = dataset.training.filter((e) => e.label);
+  const duplicates: DroppedDuplicate[] = [];
+  const training = dropDuplicates(dataset.training, "training", duplicates);
+  const validationAll = dropDuplicates(
+    dataset.validation,
+    "validation",
+    duplicates,
+  );
+  for (const d of duplicates) {
+    onWarning?.(
+      `${path}: '${d.list}'[${d.entries[1]}] repeats '${d.list}'[${
+        d.entries[0]
+      }] (${d.image}); the repeat was dropped so that the case counts once`,
+    );
+  }
+  refuseOverlap(dataset.training, dataset.validation, path);
+  const labelled = training.filter((e) => e.label);
   let trainEntries: CaseEntry[];
   let evalEntries: CaseEntry[];
   let split: SplitInfo;
-  const validation = dataset.validation.filter((e) => e.label);
+  const validation = validationAll.filter((e) => e.label);
   if (validation.length > 0) {
     trainEntries = labelled;
     evalEntries = validation;
@@ -389,6 +454,7 @@ export async function prepareData(
       evaluation: evalEntries.map((e) => e.id),
     };
   }
+  if (duplicates.length > 0) split.droppedDuplicates = duplicates;
   if (trainEntries.length === 0) {
     throw new Error(
       `Cannot train on ${path}: it has no labelled training case`,
@@ -420,7 +486,16 @@ export async function prepareData(
     const out: PreparedCase[] = [];
     for (const e of entries) {
       const d = Math.max(0, domains.indexOf(e.domain));
-      out.push(await prepareCase(e, d, intensity));
+      const c = await prepareCase(e, d, intensity);
+      if ((c.original.nonFinite ?? 0) > 0) {
+        onWarning?.(
+          `${e.image} has ${c.original.nonFinite} NaN or infinite voxels; they were mapped to finite intensities`,
+        );
+      }
+      if (c.label) {
+        checkLabelValues(c.label, { labels: dataset.labels, source: e.label! });
+      }
+      out.push(c);
       onCase?.(++done, total);
     }
     return out;

@@ -4,7 +4,10 @@
  *
  * @module
  */
-import { dirname, join } from "node:path";
+import { join } from "node:path";
+import { removeAtomicTemps, sha256Hex, writeFileAtomic } from "../data/_io.ts";
+
+export { writeFileAtomic };
 
 /** The stages of a run, in order (cross-fit folds of stage 1 come first). */
 export const STAGES: readonly ["coarse", "pretrain", "segment"] = Object
@@ -60,35 +63,102 @@ export interface LastPointer {
   finished: Partial<Record<Stage, string>>;
 }
 
+/** What a checkpoint's `.json` sidecar holds. */
+export interface CheckpointMeta {
+  /** Stage. */
+  stage: Stage;
+  /** Epochs completed. */
+  epoch: number;
+  /** Steps completed. */
+  step: number;
+  /** Optimiser step count. */
+  optimizerStep: number;
+  /** Stage-specific JSON state (RNG and stream positions). */
+  extra: unknown;
+  /** Byte length of the `.safetensors` file, checked on load. */
+  bytes: number;
+  /**
+   * SHA-256 of the `.safetensors` file (lower-case hex), checked on load.
+   * Absent in checkpoints written before it was recorded.
+   */
+  sha256?: string;
+  /** Whether this checkpoint ends its stage (absent in older checkpoints). */
+  stageDone?: boolean;
+}
+
+function isMeta(m: unknown): m is CheckpointMeta {
+  if (typeof m !== "object" || m === null) return false;
+  const c = m as Record<string, unknown>;
+  return stageOrder(c.stage) >= 0 &&
+    Number.isInteger(c.epoch) && Number.isInteger(c.step) &&
+    Number.isInteger(c.bytes) &&
+    (c.sha256 === undefined || typeof c.sha256 === "string");
+}
+
 /**
- * Writes `bytes` to `path` atomically: a temporary file in the same folder,
- * fsync, then rename, so a reader never sees a half-written file.
+ * Reads a checkpoint's `.json` and `.safetensors` and checks that they agree:
+ * the size and, when recorded, the SHA-256 of the tensor file.
  *
- * @param path Destination.
- * @param bytes Content (a string is written as UTF-8).
+ * @param base The checkpoint's path without extension.
+ * @returns The metadata and the tensor file's bytes.
+ * @throws {Error} Naming the file that is missing, unreadable, truncated or
+ *   corrupt.
  */
-export async function writeFileAtomic(
-  path: string,
-  bytes: Uint8Array | string,
-): Promise<void> {
-  const data = typeof bytes === "string"
-    ? new TextEncoder().encode(bytes)
-    : bytes;
-  await Deno.mkdir(dirname(path), { recursive: true });
-  const tmp = `${path}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
-  const file = await Deno.open(tmp, {
-    write: true,
-    create: true,
-    truncate: true,
-  });
+export async function readCheckpointFiles(
+  base: string,
+): Promise<{ meta: CheckpointMeta; bytes: Uint8Array }> {
+  const jsonPath = `${base}.json`;
+  const tensorPath = `${base}.safetensors`;
+  let meta: unknown;
   try {
-    let off = 0;
-    while (off < data.length) off += await file.write(data.subarray(off));
-    await file.sync();
-  } finally {
-    file.close();
+    meta = JSON.parse(await Deno.readTextFile(jsonPath));
+  } catch (e) {
+    throw new Error(`Cannot read checkpoint '${jsonPath}': ${describe(e)}`, {
+      cause: e,
+    });
   }
-  await Deno.rename(tmp, path);
+  if (!isMeta(meta)) {
+    throw new Error(
+      `Cannot read checkpoint '${jsonPath}' as it lacks a valid stage, epoch, step or bytes`,
+    );
+  }
+  let bytes: Uint8Array;
+  try {
+    bytes = await Deno.readFile(tensorPath);
+  } catch (e) {
+    throw new Error(`Cannot read checkpoint '${tensorPath}': ${describe(e)}`, {
+      cause: e,
+    });
+  }
+  if (bytes.length !== meta.bytes) {
+    throw new Error(
+      `Cannot read checkpoint '${tensorPath}' as it has ${bytes.length} bytes, expected ${meta.bytes}`,
+    );
+  }
+  if (meta.sha256 !== undefined) {
+    const sum = await sha256Hex(bytes);
+    if (sum !== meta.sha256) {
+      throw new Error(
+        `Cannot read checkpoint '${tensorPath}' as its SHA-256 is ${sum}, expected ${meta.sha256} (the file is corrupt)`,
+      );
+    }
+  }
+  return { meta, bytes };
+}
+
+function describe(e: unknown): string {
+  if (e instanceof Deno.errors.NotFound) return "it does not exist";
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** Options for {@linkcode RunDir.readLast}. */
+export interface ReadLastOptions {
+  /**
+   * Receives the warning when `last.json` is damaged or dangling and the
+   * newest complete checkpoint is used instead.
+   * @default {prints `warning: …` to stderr}
+   */
+  onWarning?: (message: string) => void;
 }
 
 /** Reads a JSON file, or `undefined` when missing or unparsable. */
@@ -139,10 +209,16 @@ export class RunDir {
     return join(this.root, "embeddings.json");
   }
 
-  /** Creates the folders. */
-  async init(): Promise<void> {
+  /**
+   * Creates the folders and removes the temporary files that interrupted
+   * atomic writes of an earlier process left in the run directory.
+   *
+   * @returns The stale temporary files removed.
+   */
+  async init(): Promise<string[]> {
     await Deno.mkdir(this.checkpointDir, { recursive: true });
     await Deno.mkdir(this.predictionDir, { recursive: true });
+    return await removeAtomicTemps(this.root, 2);
   }
 
   /** Writes a JSON file under the run directory atomically. */
@@ -214,22 +290,135 @@ export class RunDir {
   }
 
   /**
-   * Returns the latest complete checkpoint, or `undefined` when there is
-   * none. A pointer whose files are missing is ignored.
+   * Returns the latest complete checkpoint, or `undefined` when the run has
+   * none yet (no `last.json` and no checkpoint files).
+   *
+   * `last.json` names the checkpoint; its files are verified (size and
+   * SHA-256). When the pointer is cut, unparsable, or names files that are
+   * missing or corrupt, the checkpoints are scanned and the newest complete
+   * one is used, with a warning naming both; work is never discarded
+   * silently.
+   *
+   * @param options Where the fallback warning goes.
+   * @throws {Error} Naming `last.json` when it is damaged (or missing beside
+   *   checkpoint files) and no complete checkpoint can be found.
    */
-  async readLast(): Promise<LastPointer | undefined> {
-    const p = await readJsonIfValid(join(this.checkpointDir, "last.json"));
-    if (typeof p !== "object" || p === null) return undefined;
+  async readLast(
+    options: ReadLastOptions = {},
+  ): Promise<LastPointer | undefined> {
+    const onWarning = options.onWarning ??
+      ((m: string) => console.error(`warning: ${m}`));
+    const lastPath = join(this.checkpointDir, "last.json");
+    let text: string | undefined;
+    try {
+      text = await Deno.readTextFile(lastPath);
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+    let problem = "is missing";
+    if (text !== undefined) {
+      const checked = await this.#checkPointer(text);
+      if (typeof checked !== "string") return checked;
+      problem = checked;
+    }
+    const { pointer, found } = await this.#scanCheckpoints();
+    if (pointer) {
+      onWarning(
+        `${lastPath} ${problem}; resuming from checkpoint '${pointer.name}' (${pointer.stage}, step ${pointer.step}), the newest complete one found in ${this.checkpointDir}`,
+      );
+      return pointer;
+    }
+    if (text === undefined && found === 0) return undefined;
+    throw new Error(
+      `Cannot resume the run in ${this.root} as ${lastPath} ${problem}, and none of the ${found} checkpoint(s) in ${this.checkpointDir} is complete; move the run directory aside to start over`,
+    );
+  }
+
+  /** The pointer in `text` when its checkpoint is complete, else the problem. */
+  async #checkPointer(text: string): Promise<LastPointer | string> {
+    let p: unknown;
+    try {
+      p = JSON.parse(text);
+    } catch (e) {
+      return `is not valid JSON (${describe(e)})`;
+    }
     const last = p as LastPointer;
     if (
+      typeof p !== "object" || p === null ||
       typeof last.name !== "string" || stageOrder(last.stage) < 0 ||
-      typeof last.step !== "number"
-    ) return undefined;
-    try {
-      await Deno.stat(this.checkpointBase(last.name) + ".json");
-    } catch {
-      return undefined;
+      typeof last.step !== "number" || typeof last.finished !== "object" ||
+      last.finished === null
+    ) {
+      return "lacks a valid stage, step, name or finished";
     }
-    return last;
+    try {
+      await readCheckpointFiles(this.checkpointBase(last.name));
+      return last;
+    } catch (e) {
+      return `names checkpoint '${last.name}', which cannot be used: ${
+        describe(e)
+      }`;
+    }
+  }
+
+  /**
+   * Scans `checkpoints/` and rebuilds the pointer to the newest complete
+   * checkpoint and the final checkpoint of each stage finished before it.
+   */
+  async #scanCheckpoints(): Promise<
+    { pointer: LastPointer | undefined; found: number }
+  > {
+    const metas: { name: string; meta: CheckpointMeta }[] = [];
+    let found = 0;
+    for await (const e of Deno.readDir(this.checkpointDir)) {
+      if (!e.isFile || !e.name.endsWith(".json") || e.name === "last.json") {
+        continue;
+      }
+      found++;
+      const name = e.name.slice(0, -".json".length);
+      const meta = await readJsonIfValid(join(this.checkpointDir, e.name));
+      if (isMeta(meta)) metas.push({ name, meta });
+    }
+    // Newest first: later stage, then more steps.
+    const order = (m: CheckpointMeta) => stageOrder(m.stage);
+    metas.sort((a, b) =>
+      order(b.meta) - order(a.meta) || b.meta.step - a.meta.step
+    );
+    const complete = async (name: string) => {
+      try {
+        await readCheckpointFiles(this.checkpointBase(name));
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    candidates: for (const { name, meta } of metas) {
+      if (!await complete(name)) continue;
+      const finished: Partial<Record<Stage, string>> = {};
+      if (meta.stageDone) finished[meta.stage] = name;
+      // Every earlier stage that has checkpoints needs its final one intact;
+      // older checkpoints lack stageDone, and then the newest is the final.
+      const earlier = [...new Set(metas.map((c) => c.meta.stage))]
+        .filter((st) => stageOrder(st) < order(meta));
+      for (const stage of earlier) {
+        const own = metas.filter((c) => c.meta.stage === stage);
+        if (own.length === 0) continue; // skipped (coarse masks given)
+        const final = own.find((c) => c.meta.stageDone) ?? own[0]!;
+        if (!await complete(final.name)) continue candidates;
+        finished[stage] = final.name;
+      }
+      return {
+        pointer: {
+          stage: meta.stage,
+          epoch: meta.epoch,
+          step: meta.step,
+          name,
+          stageDone: meta.stageDone ?? false,
+          finished,
+        },
+        found,
+      };
+    }
+    return { pointer: undefined, found };
   }
 }

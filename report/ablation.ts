@@ -6,6 +6,7 @@
  * @module
  */
 import { join } from "node:path";
+import { writeFileAtomic } from "../data/_io.ts";
 import type { MetricsSummary } from "../metrics/evaluate.ts";
 import { type AblationRun, writeAblationReport } from "./ablation_report.ts";
 import {
@@ -132,12 +133,6 @@ async function runOne(
   return { metrics, status };
 }
 
-async function writeAtomic(path: string, text: string): Promise<void> {
-  const tmp = `${path}.tmp-${Deno.pid}`;
-  await Deno.writeTextFile(tmp, text);
-  await Deno.rename(tmp, path);
-}
-
 /**
  * Runs every method × backbone (skipping finished runs, resuming unfinished
  * ones), then writes `table.md`, `table.csv`, `table.json` (statistics and
@@ -259,10 +254,10 @@ export async function runAblation(
     perRun: join(out, "runs.md"),
     report: join(out, "report", "index.html"),
   };
-  await writeAtomic(files.markdown, overSeeds.markdown);
-  await writeAtomic(files.csv, overSeeds.csv);
-  await writeAtomic(files.perRun, table.markdown);
-  await writeAtomic(
+  await writeFileAtomic(files.markdown, overSeeds.markdown);
+  await writeFileAtomic(files.csv, overSeeds.csv);
+  await writeFileAtomic(files.perRun, table.markdown);
+  await writeFileAtomic(
     files.json,
     JSON.stringify(
       {

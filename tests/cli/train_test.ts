@@ -95,6 +95,11 @@ Deno.test("parseTrainArgs() errors list the valid flags, fields and presets", as
   await assert.rejects(parseTrainArgs(["--epochs", "two"]), {
     message: /--epochs must be an integer/,
   });
+  await assert.rejects(parseTrainArgs(["--epochs", "-1"]), {
+    name: "UsageError",
+    message:
+      "train: the value of --epochs starts with a dash ('-1'): write --epochs=-1 to pass it",
+  });
   await assert.rejects(parseTrainArgs(["--backbone", "152"]), {
     message: /--backbone must be one of 18, 34, 50, 101/,
   });

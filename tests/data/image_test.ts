@@ -157,9 +157,11 @@ Deno.test("writeLabelPng() is atomic and checks the extension", async () => {
       name: "TypeError",
       message: /'.*l\.jpg' as its extension is not \.png/,
     });
+    // A parent that is a file: the write fails naming the target, and no
+    // temporary file is left (a missing folder is created instead).
     await assert.rejects(
-      () => writeLabelPng(join(dir, "missing", "l.png"), label),
-      { name: "Error", message: /Cannot write '.*missing\/l\.png'/ },
+      () => writeLabelPng(join(dir, "l.png", "x.png"), label),
+      { name: "Error", message: /^Cannot write '.*l\.png\/x\.png': / },
     );
     assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["l.png"]);
   } finally {

@@ -8,6 +8,7 @@ import {
   type Volume,
   writeNifti,
 } from "../../data/mod.ts";
+import { gzip } from "../../data/_io.ts";
 import { assertAlmostEquals } from "../_utils.ts";
 
 const PY = "/usr/bin/python3";
@@ -440,6 +441,27 @@ Deno.test("readNifti gives a clear error naming the file for every bad input", a
         edit((v) => v.setFloat32(108, 0, true)),
         /vox_offset is 0/,
       ],
+      [
+        "zerosform.nii",
+        edit((v) => {
+          v.setInt16(254, 1, true); // sform_code 1, srow_x all zero
+          for (let c = 0; c < 4; c++) v.setFloat32(280 + c * 4, 0, true);
+        }),
+        /^Cannot read NIfTI file '.*zerosform\.nii' as its affine \(from sform\) is singular: the rotation-zoom part \[\[0,0,0\],\[0,1,0\],\[0,0,1\]\] has rank < 3, expected three independent voxel axes$/,
+      ],
+      [
+        "rank2.nii",
+        edit((v) => {
+          v.setInt16(254, 1, true); // sform rows x and y equal: rank 2
+          for (
+            const [r, row] of [[1, 0, 0, 0], [1, 0, 0, 0], [0, 0, 1, 0]]
+              .entries()
+          ) {
+            row.forEach((x, c) => v.setFloat32(280 + (r * 4 + c) * 4, x, true));
+          }
+        }),
+        /rank2\.nii' as its affine \(from sform\) is singular/,
+      ],
     ];
     for (const [name, bytes, re] of cases) {
       const path = bytes === null ? `${dir}/${name}` : await put(name, bytes);
@@ -452,6 +474,15 @@ Deno.test("readNifti gives a clear error naming the file for every bad input", a
           return true;
         },
       );
+    }
+    // a directory where a file should be
+    await Deno.mkdir(`${dir}/folder.nii.gz`);
+    for (const read of [readNifti, readNiftiHeader]) {
+      await assert.rejects(() => read(`${dir}/folder.nii.gz`), {
+        name: "Error",
+        message:
+          `Cannot read NIfTI file '${dir}/folder.nii.gz' as it is a directory`,
+      });
     }
     // corrupt gzip: flipped bytes, truncated, and garbage after the magic
     await writeNifti(`${dir}/g.nii.gz`, {
@@ -501,6 +532,61 @@ Deno.test("readNifti gives a clear error naming the file for every bad input", a
     const fromBytes = await readNifti(ok);
     assert.deepEqual(Array.from(fromBytes.data).slice(0, 4), [0, 1, 2, 3]);
     assert.equal((await readNifti(gz)).data.length, 4000);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("readNifti stops a gzip bomb at the size its header declares and reads multi-member gzip", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const ok = await validBytes(dir); // 352-byte header + 48 bytes of voxels
+    // Bomb: the header declares 48 bytes of voxels, the data inflates to 64 MiB.
+    const bomb = new Uint8Array(64 << 20);
+    bomb.set(ok);
+    await Deno.writeFile(`${dir}/bomb.nii.gz`, await gzip(bomb));
+    await assert.rejects(() => readNifti(`${dir}/bomb.nii.gz`), {
+      name: "Error",
+      message:
+        `Cannot read NIfTI file '${dir}/bomb.nii.gz' as its gzip data inflates past 1048976 bytes, while its header declares 400 (vox_offset 352 + 1×24 voxels × 2 bytes): stopped inflating (a decompression bomb?)`,
+    });
+    // The voxel cap is checked on the header, before the data is inflated.
+    const huge = ok.slice();
+    const v = new DataView(huge.buffer);
+    for (const at of [42, 44, 46]) v.setInt16(at, 32000, true);
+    await Deno.writeFile(`${dir}/huge.nii.gz`, await gzip(huge));
+    await assert.rejects(
+      () => readNifti(`${dir}/huge.nii.gz`),
+      /huge\.nii\.gz' as its grid 32000×32000×32000 \(32768000000000 voxels\) is larger than the 1073741824 voxels one volume may have/,
+    );
+    // Concatenated gzip members (`cat a.gz b.gz`), as gzip and nibabel read.
+    const want = await readNifti(ok);
+    for (const cuts of [[100], [352], [200, 360, 399]]) {
+      const members: Uint8Array[] = [];
+      let from = 0;
+      for (const c of [...cuts, ok.length]) {
+        members.push(await gzip(ok.slice(from, c)));
+        from = c;
+      }
+      const multi = new Uint8Array(members.reduce((n, m) => n + m.length, 0));
+      let at = 0;
+      for (const m of members) {
+        multi.set(m, at);
+        at += m.length;
+      }
+      await Deno.writeFile(`${dir}/multi.nii.gz`, multi);
+      const got = await readNifti(`${dir}/multi.nii.gz`);
+      assert.deepEqual(Array.from(got.data), Array.from(want.data), `${cuts}`);
+      // Garbage after the last member is still an error.
+      await Deno.writeFile(
+        `${dir}/tail.nii.gz`,
+        new Uint8Array([...multi, 1, 2, 3]),
+      );
+      await assert.rejects(
+        () => readNifti(`${dir}/tail.nii.gz`),
+        /tail\.nii\.gz' as its gzip data is corrupt or truncated: data after the end of gzip member at byte \d+ is not another gzip member/,
+      );
+    }
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

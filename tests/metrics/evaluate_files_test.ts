@@ -48,3 +48,40 @@ Deno.test("evaluatePredictions: partial evaluation reports missing and unmatched
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("evaluatePredictions refuses undeclared and fractional prediction labels, naming the file", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const ds = await loadDataset(
+      await makePhantom({
+        dir: join(dir, "data"),
+        cases: 2,
+        size: [16, 16, 8],
+        seed: 4,
+      }),
+    );
+    const declared = Object.keys(ds.labels).join(", ");
+    const pred = join(dir, "pred");
+    await Deno.mkdir(pred);
+    const e = ds.training[0]!;
+    const truth = await readNifti(e.label!);
+    const path = join(pred, `${e.id}.nii.gz`);
+    for (const [value, shown] of [[42, "42"], [1.5, "1.5"]] as const) {
+      const data = Float32Array.from(truth.data);
+      data[3] = value;
+      data[4] = value;
+      await writeNifti(path, { ...truth, data });
+      await assert.rejects(
+        () =>
+          evaluatePredictions(pred, ds, { split: "training", partial: true }),
+        {
+          name: "Error",
+          message:
+            `Label map '${path}' has values not declared in dataset.json 'labels' (${declared}): ${shown} (2 voxels)`,
+        },
+      );
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

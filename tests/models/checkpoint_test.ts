@@ -7,6 +7,7 @@ import {
   createEncoder,
   createProjectionHead,
   decodeSafetensors,
+  encodeSafetensors,
   loadCheckpoint,
   loadInto,
   saveCheckpoint,
@@ -217,6 +218,50 @@ Deno.test("reading a truncated or malformed checkpoint fails clearly", async () 
     });
     // Without the .json, the config comes from the metadata.
     assert.deepEqual((await loadInto(head, path)).config, head.config);
+    head.dispose();
+  });
+});
+
+Deno.test("loading a checkpoint refuses same-size corruption and non-finite values, naming the file and tensor", async () => {
+  await withDir(async (dir) => {
+    const path = `${dir}/h.safetensors`;
+    const head = createProjectionHead({ inFeatures: 4, outFeatures: 2 });
+    await saveCheckpoint(path, head);
+    const bytes = await Deno.readFile(path);
+    const bad = Uint8Array.from(bytes);
+    bad.fill(0xff, bad.length - 8); // the last two float32 values become NaN
+    await Deno.writeFile(path, bad);
+    for (
+      const load of [() => loadCheckpoint(path), () => loadInto(head, path)]
+    ) {
+      await assert.rejects(load, {
+        name: "Error",
+        message: new RegExp(
+          `^Cannot read checkpoint '${path}' as the SHA-256 of its tensor data is [0-9a-f]{64}, expected [0-9a-f]{64} \\(the file is corrupt\\)$`,
+          "u",
+        ),
+      });
+    }
+    // A file without the checksum (as PyTorch writes it) still has its
+    // non-finite values refused.
+    const plain = `${dir}/plain.safetensors`;
+    await Deno.writeFile(
+      plain,
+      encodeSafetensors({
+        "fc.weight": {
+          dtype: "F32",
+          shape: [3],
+          data: Float32Array.of(1, Infinity, 2),
+        },
+      }),
+    );
+    await assert.rejects(() => loadCheckpoint(plain), {
+      name: "Error",
+      message: new RegExp(
+        `^Cannot read checkpoint '${plain}' as tensor 'fc\\.weight' holds a non-finite value \\(Infinity at index 1\\)$`,
+        "u",
+      ),
+    });
     head.dispose();
   });
 });

@@ -137,3 +137,103 @@ Deno.test("prepareData() warns when an evaluation domain has no training case", 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("prepareData() refuses label values that dataset.json does not declare, naming the file, value and labels", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const json = await makeDataset(dir, 3, [1, 2, 5]);
+    await assert.rejects(
+      prepareData(json, mergeConfig(PRESETS.tiny, {})),
+      {
+        name: "Error",
+        message: `Label map '${
+          join(dir, "labelsTr", "c0.nii.gz")
+        }' has values not declared in dataset.json 'labels' (0, 1, 2): 5 (10 voxels)`,
+      },
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("prepareData() refuses a case in both training and validation, naming the entries", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const json = await makeDataset(dir, 3, [1, 2]);
+    const ds = JSON.parse(await Deno.readTextFile(json));
+    ds.validation = [ds.training[2], ds.training[1]];
+    await Deno.writeTextFile(json, JSON.stringify(ds));
+    await assert.rejects(
+      prepareData(json, mergeConfig(PRESETS.tiny, {})),
+      {
+        name: "Error",
+        message:
+          `Cannot train on ${json}: 'training'[2] and 'validation'[0] are the same case (${
+            join(dir, "imagesTr", "c2.nii.gz")
+          }); a case that is trained on cannot also be scored`,
+      },
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("prepareData() drops a repeated training entry with a warning and records it in the split", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const json = await makeDataset(dir, 3, [1, 2]);
+    const ds = JSON.parse(await Deno.readTextFile(json));
+    ds.validation = [ds.training.pop()];
+    ds.training.push(ds.training[0]);
+    await Deno.writeTextFile(json, JSON.stringify(ds));
+    const warnings: string[] = [];
+    const data = await prepareData(
+      json,
+      mergeConfig(PRESETS.tiny, {}),
+      undefined,
+      (m) => warnings.push(m),
+    );
+    const image = join(dir, "imagesTr", "c0.nii.gz");
+    assert.deepEqual(data.split.train, ["c0", "c1"]);
+    assert.deepEqual(data.split.droppedDuplicates, [
+      { list: "training", image, entries: [0, 2] },
+    ]);
+    assert.deepEqual(warnings, [
+      `${json}: 'training'[2] repeats 'training'[0] (${image}); the repeat was dropped so that the case counts once`,
+    ]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("prepareData() warns about NaN or infinite voxels, naming the image", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const json = await makeDataset(dir, 3, [1, 2]);
+    const image = join(dir, "imagesTr", "c1.nii.gz");
+    const data = new Float32Array(128).fill(10);
+    data[5] = NaN;
+    data[6] = -Infinity;
+    await writeNifti(image, {
+      data,
+      dims: [8, 8, 2],
+      spacing: [2, 2, 2],
+      affine: AFFINE,
+    });
+    const warnings: string[] = [];
+    await prepareData(
+      json,
+      mergeConfig(PRESETS.tiny, { intensity: "percentile" }),
+      undefined,
+      (m) => warnings.push(m),
+    );
+    assert.ok(
+      warnings.includes(
+        `${image} has 2 NaN or infinite voxels; they were mapped to finite intensities`,
+      ),
+      warnings.join("\n"),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -105,6 +105,29 @@ Deno.test({
         JSON.parse(await Deno.readTextFile(join(b, "metrics.json"))).mean,
         JSON.parse(await Deno.readTextFile(join(a, "metrics.json"))).mean,
       );
+
+      // A cut last.json and a stale temp file: --resume keeps every
+      // finished stage (nothing retrained, log kept) and warns.
+      const lastPath = join(b, "checkpoints", "last.json");
+      await Deno.writeTextFile(lastPath, '{"stage": "pre');
+      const stale = join(b, "checkpoints", "x.safetensors.tmp-1-0000beef");
+      await Deno.writeTextFile(stale, "partial");
+      const logBefore = await Deno.readTextFile(join(b, "log.jsonl"));
+      const { code, stderr } = await train(b, ["--resume"]).output();
+      const err = new TextDecoder().decode(stderr);
+      assert.equal(code, 0, err);
+      assert.match(
+        err,
+        /warning: .*checkpoints\/last\.json is not valid JSON .*; resuming from checkpoint 'segment-epoch2' \(segment, step \d+\), the newest complete one found in /,
+      );
+      assert.equal(await Deno.readTextFile(join(b, "log.jsonl")), logBefore);
+      assert.deepEqual(
+        await Deno.readFile(
+          join(b, "checkpoints", "segment-epoch2.safetensors"),
+        ),
+        finalA,
+      );
+      await assert.rejects(Deno.stat(stale), Deno.errors.NotFound);
     } finally {
       await Deno.remove(a, { recursive: true });
       await Deno.remove(b, { recursive: true });

@@ -4,6 +4,7 @@ import { selectBackend } from "../../backends/mod.ts";
 import { Prng, type PrngState } from "../../random/prng.ts";
 import { createSgd } from "../../pipeline/optim.ts";
 import { RunDir } from "../../pipeline/run_dir.ts";
+import { sha256Hex } from "../../data/_io.ts";
 import {
   loadStageCheckpoint,
   runStage,
@@ -108,6 +109,68 @@ Deno.test("loadStageCheckpoint() refuses a truncated file", async () => {
       message: /has \d+ bytes, expected \d+/,
     });
     t.w.dispose();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("loadStageCheckpoint() refuses same-size corruption and non-finite values, naming the file and tensor", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const run = new RunDir(dir);
+    await run.init();
+    const t = toyStage();
+    t.spec.epochs = 1;
+    await runStage({ run, progress: "quiet", finished: {} }, t.spec);
+    t.w.dispose();
+    const base = run.checkpointBase("pretrain-epoch1");
+    const bytes = await Deno.readFile(`${base}.safetensors`);
+    const bad = bytes.slice();
+    bad.fill(0xff, bad.length - 8);
+    await Deno.writeFile(`${base}.safetensors`, bad);
+    await assert.rejects(loadStageCheckpoint(run, "pretrain-epoch1"), {
+      name: "Error",
+      message:
+        /^Cannot read checkpoint '.*pretrain-epoch1\.safetensors' as its SHA-256 is [0-9a-f]{64}, expected [0-9a-f]{64} \(the file is corrupt\)$/,
+    });
+    // With the checksum updated, the NaN values themselves are refused.
+    const meta = JSON.parse(await Deno.readTextFile(`${base}.json`));
+    meta.sha256 = await sha256Hex(bad);
+    await Deno.writeTextFile(`${base}.json`, JSON.stringify(meta));
+    await assert.rejects(loadStageCheckpoint(run, "pretrain-epoch1"), {
+      name: "Error",
+      message:
+        /^Cannot read checkpoint '.*pretrain-epoch1\.safetensors' as tensor '(opt|var)\/w[^']*' holds a non-finite value \(NaN at index \d+\)$/,
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("runStage() resumed from its stage's last epoch returns that checkpoint without training", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const run = new RunDir(dir);
+    await run.init();
+    const a = toyStage();
+    const name = await runStage(
+      { run, progress: "quiet", finished: {} },
+      a.spec,
+    );
+    a.w.dispose();
+    const b = toyStage(0); // any step run would throw
+    const ctx = { run, progress: "quiet" as const, finished: {} };
+    const got = await runStage(ctx, b.spec, {
+      stage: "pretrain",
+      epoch: 3,
+      step: 12,
+      name,
+      stageDone: false,
+      finished: {},
+    });
+    assert.equal(got, "pretrain-epoch3");
+    assert.deepEqual(ctx.finished, { pretrain: "pretrain-epoch3" });
+    b.w.dispose();
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
