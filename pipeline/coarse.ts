@@ -145,15 +145,15 @@ export function resolveCoarseFlip(
 }
 
 /**
- * Resolves `config.coarse.jitter`: `"auto"` jitters intensities unless they
- * come through a fixed HU window.
+ * Resolves `config.coarse.jitter` or `config.pretrain.jitter`: `"auto"`
+ * jitters intensities unless they come through a fixed HU window.
  *
  * @param jitter The configured value.
  * @param intensity The intensity mapping the data used (`auto` resolved).
  * @returns Whether to jitter.
  */
-export function resolveCoarseJitter(
-  jitter: PipelineConfig["coarse"]["jitter"],
+export function resolveJitter(
+  jitter: "auto" | boolean,
   intensity: "window" | "percentile" | "none",
 ): boolean {
   return jitter === "auto" ? intensity !== "window" : jitter;

@@ -13,5 +13,5 @@ export * from "./attention.ts";
 export * from "./evaluate.ts";
 export * from "./run.ts";
 export * from "./predict.ts";
-export { resolveCoarseFlip, resolveCoarseJitter } from "./coarse.ts";
+export { resolveCoarseFlip, resolveJitter } from "./coarse.ts";
 export { crossfitFolds, planStage1 } from "./stage1.ts";

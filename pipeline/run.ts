@@ -11,6 +11,7 @@ import { Prng } from "../random/prng.ts";
 import type { MetricsSummary } from "../metrics/mod.ts";
 import { writeRunReport } from "../report/mod.ts";
 import { type PipelineConfig, validateConfig } from "./config.ts";
+import { resolveJitter } from "./coarse.ts";
 import {
   coverage,
   evaluateCases,
@@ -67,6 +68,7 @@ const RUN_KEYS = [
   "coarseJitterResolved",
   "trainAttentionResolved",
   "crossfitFolds",
+  "pretrainJitterResolved",
 ] as const;
 
 /** Reads a run's config back (without the keys the run added). */
@@ -183,6 +185,7 @@ export async function runPipeline(
   }, warn);
   const s = seeds(config.seed);
   const plan = planStage1(config, data, s.folds);
+  const pretrainJitter = resolveJitter(config.pretrain.jitter, data.intensity);
   if (plan.fallback) warn(plan.fallback);
   const saved = {
     ...config,
@@ -195,6 +198,7 @@ export async function runPipeline(
     coarseFlipResolved: plan.flip,
     coarseJitterResolved: plan.jitter,
     trainAttentionResolved: plan.trainSource,
+    pretrainJitterResolved: pretrainJitter,
     crossfitFolds: plan.folds ?? null,
   };
   if (!resume) {
@@ -270,6 +274,7 @@ export async function runPipeline(
       sample: s.sample2,
       stream: s.stream2,
     },
+    jitter: pretrainJitter,
     warn,
   });
   let segNet: Awaited<ReturnType<typeof runStage3>> | undefined;

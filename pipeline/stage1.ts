@@ -15,7 +15,7 @@ import {
   paddingMultiple,
   predictCoarse,
   resolveCoarseFlip,
-  resolveCoarseJitter,
+  resolveJitter,
 } from "./coarse.ts";
 import type { PipelineConfig } from "./config.ts";
 import type { PreparedCase, PreparedData } from "./prepare.ts";
@@ -151,7 +151,7 @@ export function planStage1(
       data.targets.map((t) => t.name),
       data.train,
     ),
-    jitter: resolveCoarseJitter(config.coarse.jitter, data.intensity),
+    jitter: resolveJitter(config.coarse.jitter, data.intensity),
     trainSource: config.coarse.masks !== null
       ? "given"
       : config.coarse.trainAttention,

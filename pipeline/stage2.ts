@@ -190,10 +190,12 @@ export async function runStage2(
     targets: number[];
     channels: number;
     seeds: { encoder: number; head: number; sample: number; stream: number };
+    /** Jitter the views' intensities or colours (`pretrain.jitter` resolved). */
+    jitter: boolean;
     warn: (message: string) => void;
   },
 ): Promise<Stage2Product> {
-  const { targets, channels, seeds, warn } = options;
+  const { targets, channels, seeds, jitter, warn } = options;
   const p = config.pretrain;
   const encoder = buildEncoder(config, channels + 1, seeds.encoder);
   const head = buildHead(
@@ -216,6 +218,10 @@ export async function runStage2(
       seed: seeds.stream,
       balance: p.balance,
       groupSize: p.groupSize,
+      augment: {
+        crop: { scale: p.cropScale },
+        ...(jitter ? {} : { intensity: false, color: false }),
+      },
     });
   };
   let positiveFraction: number | null = null;

@@ -5,7 +5,7 @@ import {
   coarseStage,
   inverseSqrtClassWeights,
   resolveCoarseFlip,
-  resolveCoarseJitter,
+  resolveJitter,
   type SliceSource,
 } from "../../pipeline/coarse.ts";
 import { mergeConfig, PRESETS } from "../../pipeline/config.ts";
@@ -54,12 +54,12 @@ Deno.test("resolveCoarseFlip: auto mirrors side-free 3D labels only", () => {
   assert.equal(resolveCoarseFlip("none", brain, [vol(90)]), false);
 });
 
-Deno.test("resolveCoarseJitter: auto is off for HU-windowed CT only", () => {
-  assert.equal(resolveCoarseJitter("auto", "window"), false);
-  assert.equal(resolveCoarseJitter("auto", "percentile"), true);
-  assert.equal(resolveCoarseJitter("auto", "none"), true);
-  assert.equal(resolveCoarseJitter(true, "window"), true);
-  assert.equal(resolveCoarseJitter(false, "percentile"), false);
+Deno.test("resolveJitter: auto is off for HU-windowed CT only", () => {
+  assert.equal(resolveJitter("auto", "window"), false);
+  assert.equal(resolveJitter("auto", "percentile"), true);
+  assert.equal(resolveJitter("auto", "none"), true);
+  assert.equal(resolveJitter(true, "window"), true);
+  assert.equal(resolveJitter(false, "percentile"), false);
 });
 
 function tinyCases(): SliceSource[] {
