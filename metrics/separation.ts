@@ -7,20 +7,27 @@
  * @module
  */
 
+/** Points of an embedding: row-major `[n, dim]` values. */
+export interface Embedding {
+  /** `n × dim` values, row-major. */
+  data: Float32Array | Float64Array;
+  /** Dimensions per point. */
+  dim: number;
+}
+
 function checkPoints(
   fn: string,
-  points: Float32Array | Float64Array,
-  dim: number,
+  { data: points, dim }: Embedding,
   labels: ArrayLike<number | string>,
 ): number {
   if (!Number.isInteger(dim) || dim < 1) {
     throw new RangeError(
-      `Cannot compute ${fn} as 'dim' must be a positive integer: current value is ${dim}`,
+      `Cannot compute ${fn} as 'embedding.dim' must be a positive integer: current value is ${dim}`,
     );
   }
   if (points.length % dim !== 0 || points.length / dim !== labels.length) {
     throw new TypeError(
-      `Cannot compute ${fn} as 'points' must hold labels.length × dim = ${labels.length} × ${dim} values: current length is ${points.length}`,
+      `Cannot compute ${fn} as 'embedding.data' must hold labels.length × dim = ${labels.length} × ${dim} values: current length is ${points.length}`,
     );
   }
   return labels.length;
@@ -53,8 +60,7 @@ function distances(
  * nearest point among the tied ones), and the share of points classified
  * correctly is returned. `null` for fewer than 2 points.
  *
- * @param points Row-major `[n, dim]`.
- * @param dim Dimensions per point.
+ * @param embedding The points, row-major `[n, dim]`.
  * @param labels One label per point.
  * @param options `k` (@default {5}).
  * @returns Accuracy in [0, 1], or `null`.
@@ -65,16 +71,16 @@ function distances(
  * import assert from "node:assert/strict";
  *
  * const points = new Float32Array([0, 0, 0, 1, 10, 10, 10, 11]);
- * assert.equal(knnAccuracy(points, 2, ["a", "a", "b", "b"], { k: 1 }), 1);
+ * assert.equal(knnAccuracy({ data: points, dim: 2 }, ["a", "a", "b", "b"], { k: 1 }), 1);
  * ```
  */
 export function knnAccuracy(
-  points: Float32Array | Float64Array,
-  dim: number,
+  embedding: Embedding,
   labels: ArrayLike<number | string>,
   options: { k?: number } = {},
 ): number | null {
-  const n = checkPoints("knnAccuracy", points, dim, labels);
+  const n = checkPoints("knnAccuracy", embedding, labels);
+  const { data: points, dim } = embedding;
   const { k = 5 } = options;
   if (!Number.isInteger(k) || k < 1) {
     throw new RangeError(
@@ -109,8 +115,7 @@ export function knnAccuracy(
  * score 0 (as scikit-learn). In [−1, 1]; `null` when there are fewer than
  * 2 groups or as many groups as points.
  *
- * @param points Row-major `[n, dim]`.
- * @param dim Dimensions per point.
+ * @param embedding The points, row-major `[n, dim]`.
  * @param labels One group label per point.
  * @returns The mean silhouette, or `null`.
  *
@@ -120,16 +125,16 @@ export function knnAccuracy(
  * import assert from "node:assert/strict";
  *
  * const points = new Float32Array([0, 0, 0, 1, 10, 10, 10, 11]);
- * const s = silhouetteScore(points, 2, [0, 0, 1, 1])!;
+ * const s = silhouetteScore({ data: points, dim: 2 }, [0, 0, 1, 1])!;
  * assert.ok(s > 0.9 && s < 1);
  * ```
  */
 export function silhouetteScore(
-  points: Float32Array | Float64Array,
-  dim: number,
+  embedding: Embedding,
   labels: ArrayLike<number | string>,
 ): number | null {
-  const n = checkPoints("silhouetteScore", points, dim, labels);
+  const n = checkPoints("silhouetteScore", embedding, labels);
+  const { data: points, dim } = embedding;
   const groups = new Map<number | string, number[]>();
   for (let i = 0; i < n; i++) {
     const g = groups.get(labels[i]!);

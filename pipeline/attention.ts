@@ -61,27 +61,29 @@ export function growLabels<T extends LabelMap>(
  * Dilates a binary 2D mask by `radius` pixels in the max (Chebyshev) norm:
  * a pixel is set when any pixel of the `(2r+1)²` square around it is.
  *
- * @param mask `[ny, nx]`, non-zero = inside.
- * @param nx Width.
- * @param ny Height.
- * @param radius Pixels (0 copies the mask as 0/1).
- * @returns A new `[ny, nx]` 0/1 mask.
+ * @param mask `[height, width]`, non-zero = inside.
+ * @param options The mask's `width` and `height`, and the `radius` in
+ * pixels (0 copies the mask as 0/1).
+ * @returns A new `[height, width]` 0/1 mask.
  *
  * @example
  * ```ts
  * import { dilateMask } from "@agcl/agcl/pipeline";
  * import assert from "node:assert/strict";
  *
- * const grown = dilateMask(new Uint8Array([0, 0, 1, 0, 0]), 5, 1, 1);
+ * const grown = dilateMask(new Uint8Array([0, 0, 1, 0, 0]), {
+ *   width: 5,
+ *   height: 1,
+ *   radius: 1,
+ * });
  * assert.deepEqual(Array.from(grown), [0, 1, 1, 1, 0]);
  * ```
  */
 export function dilateMask(
   mask: ArrayLike<number>,
-  nx: number,
-  ny: number,
-  radius: number,
+  options: { width: number; height: number; radius: number },
 ): Uint8Array {
+  const { width: nx, height: ny, radius } = options;
   const rows = new Uint8Array(nx * ny);
   for (let y = 0; y < ny; y++) {
     // Distance to the last set pixel on the left and the next on the right.

@@ -57,16 +57,16 @@ export interface Coverage {
  *
  * @param cases Cases (those without a label are skipped).
  * @param maps Label map per case id.
- * @param targets Target ids and names.
- * @param margin Pixels of slack for `outside`.
+ * @param options The `targets` (ids and names) and the `margin` in pixels
+ * of slack for `outside`.
  * @returns Per target and mean.
  */
 export function coverage(
   cases: PreparedCase[],
   maps: Map<string, LabelMap>,
-  targets: { id: number; name: string }[],
-  margin: number,
+  options: { targets: { id: number; name: string }[]; margin: number },
 ): Coverage {
+  const { targets, margin } = options;
   const out: Record<string, CoverageScores> = {};
   for (const t of targets) {
     const dice: number[] = [], present: number[] = [];
@@ -88,7 +88,7 @@ export function coverage(
           if (p && q) ctp++;
         }
         const reach = margin > 0 && any
-          ? dilateMask(inside, nx, ny, margin)
+          ? dilateMask(inside, { width: nx, height: ny, radius: margin })
           : inside;
         for (let v = 0; v < area; v++) {
           if (c.label[z * area + v] === t.id && reach[v] === 0) far++;
@@ -137,17 +137,21 @@ export type EvaluationMetrics = MetricsSummary & { miou?: number };
  *
  * @param net The stage-3 network.
  * @param data The prepared data.
- * @param attention Attention per case id.
- * @param options Config, prediction folder and progress mode.
+ * @param options The attention per case id, config, prediction folder and
+ * progress mode.
  * @returns The metrics (`null` when no evaluation case has a label).
  */
 export async function evaluateCases(
   net: DeepLab,
   data: PreparedData,
-  attention: Map<string, LabelMap>,
-  options: { config: PipelineConfig; dir: string; progress: ProgressMode },
+  options: {
+    attention: Map<string, LabelMap>;
+    config: PipelineConfig;
+    dir: string;
+    progress: ProgressMode;
+  },
 ): Promise<EvaluationMetrics | null> {
-  const { config } = options;
+  const { config, attention } = options;
   const perCase: { image: string; metrics: CaseMetrics }[] = [];
   const labels = Object.fromEntries(data.targets.map((t) => [t.id, t.name]));
   const vocClasses = Object.keys(data.dataset.labels).length;
@@ -199,10 +203,10 @@ export async function evaluateCases(
  * cases.
  *
  * @param final The final metrics.
- * @param stage1 Coverage of the coarse maps on the evaluation cases.
- * @param reach Coverage of the attention on the evaluation cases (its
- * `outside` with the inference margin).
- * @param train Coverage of the attention on the training cases.
+ * @param coverages `stage1`: coverage of the coarse maps on the evaluation
+ * cases; `reach`: of the attention on the evaluation cases (its `outside`
+ * with the inference margin); `train`: of the attention on the training
+ * cases.
  * @returns The table, one line per row.
  *
  * @example
@@ -214,16 +218,15 @@ export async function evaluateCases(
  * const cov = { targets: { liver: s }, mean: s };
  * const final = { targets: { liver: { dice: 0.6, dicePresent: 0.6, hd95: 1, msd: 1 } },
  *   mean: { dice: 0.6, dicePresent: 0.6, hd95: 1, msd: 1 } };
- * const table = formatStageTable(final, cov, cov, cov);
+ * const table = formatStageTable(final, { stage1: cov, reach: cov, train: cov });
  * assert.match(table.split("\n")[1]!, /^liver\s+0\.500\s+0\.600\s+\+0\.100/);
  * ```
  */
 export function formatStageTable(
   final: Pick<MetricsSummary, "targets" | "mean">,
-  stage1: Coverage,
-  reach: Coverage,
-  train: Coverage,
+  coverages: { stage1: Coverage; reach: Coverage; train: Coverage },
 ): string {
+  const { stage1, reach, train } = coverages;
   const f = (v: number | null | undefined, signed = false) =>
     v === null || v === undefined
       ? "-"

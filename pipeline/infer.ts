@@ -95,7 +95,9 @@ export async function segmentVolume(
       maps.push({
         label: target,
         prob,
-        attention: m > 0 ? dilateMask(inside, nx, ny, m) : inside,
+        attention: m > 0
+          ? dilateMask(inside, { width: nx, height: ny, radius: m })
+          : inside,
       });
     }
     if (maps.length > 0) out.set(fuseLabels(maps), z * area);

@@ -184,7 +184,7 @@ export async function runPipeline(
     if (done === total) prepBar.done();
   }, warn);
   const s = seeds(config.seed);
-  const plan = planStage1(config, data, s.folds);
+  const plan = planStage1(config, data, { seed: s.folds });
   const pretrainJitter = resolveJitter(config.pretrain.jitter, data.intensity);
   if (plan.fallback) warn(plan.fallback);
   const saved = {
@@ -234,12 +234,21 @@ export async function runPipeline(
   await writeAttention(run, [...data.train, ...data.evaluation], s1);
   const margin = config.inference.margin;
   const evidence = {
-    stage1: coverage(data.evaluation, s1.coarse, data.targets, 0),
+    stage1: coverage(data.evaluation, s1.coarse, {
+      targets: data.targets,
+      margin: 0,
+    }),
     attention: {
       source: s1.trainSource,
       margin,
-      train: coverage(data.train, s1.attention, data.targets, margin),
-      evaluation: coverage(data.evaluation, s1.attention, data.targets, margin),
+      train: coverage(data.train, s1.attention, {
+        targets: data.targets,
+        margin,
+      }),
+      evaluation: coverage(data.evaluation, s1.attention, {
+        targets: data.targets,
+        margin,
+      }),
     },
   };
   timings.coarse = clock() - t0;
@@ -323,7 +332,8 @@ export async function runPipeline(
 
     // Inference, label fusion, metrics and the stage evidence.
     t0 = clock();
-    const found = await evaluateCases(segNet, data, s1.attention, {
+    const found = await evaluateCases(segNet, data, {
+      attention: s1.attention,
       config,
       dir: run.predictionDir,
       progress,
@@ -345,12 +355,11 @@ export async function runPipeline(
     print(formatMetricsTable(metrics));
     print(`\nWhat each stage contributed:`);
     print(
-      formatStageTable(
-        metrics,
-        evidence.stage1,
-        evidence.attention.evaluation,
-        evidence.attention.train,
-      ),
+      formatStageTable(metrics, {
+        stage1: evidence.stage1,
+        reach: evidence.attention.evaluation,
+        train: evidence.attention.train,
+      }),
     );
     if (metrics.miou !== undefined) {
       print(`mIoU (VOC, 255 ignored): ${metrics.miou.toFixed(3)}`);

@@ -57,8 +57,7 @@ export interface Stage1Seeds {
  * the previous domain stopped, so fold sizes differ by at most one.
  *
  * @param cases Case ids and domains.
- * @param k Folds.
- * @param seed Shuffle seed.
+ * @param options The number of `folds` and the shuffle `seed`.
  * @returns The fold of each case, or a reason why the split would let a
  * fold's network predict a domain it never trained on.
  *
@@ -70,16 +69,16 @@ export interface Stage1Seeds {
  * const split = crossfitFolds([
  *   { id: "a", domain: 0 }, { id: "b", domain: 0 },
  *   { id: "c", domain: 1 }, { id: "d", domain: 1 },
- * ], 2, 0);
+ * ], { folds: 2, seed: 0 });
  * assert.ok("folds" in split);
  * assert.equal(new Set(Object.values(split.folds)).size, 2);
  * ```
  */
 export function crossfitFolds(
   cases: { id: string; domain: number }[],
-  k: number,
-  seed: number,
+  options: { folds: number; seed: number },
 ): { folds: Record<string, number> } | { reason: string } {
+  const { folds: k, seed } = options;
   if (cases.length < k) {
     return {
       reason: `${cases.length} training case(s) cannot fill ${k} folds`,
@@ -137,13 +136,13 @@ export interface Stage1Plan {
  *
  * @param config The run's config.
  * @param data The prepared cases.
- * @param seed The fold shuffle seed.
+ * @param options The fold shuffle `seed`.
  * @returns The plan.
  */
 export function planStage1(
   config: PipelineConfig,
   data: PreparedData,
-  seed: number,
+  options: { seed: number },
 ): Stage1Plan {
   const plan: Stage1Plan = {
     flip: resolveCoarseFlip(
@@ -157,7 +156,10 @@ export function planStage1(
       : config.coarse.trainAttention,
   };
   if (plan.trainSource === "crossfit") {
-    const split = crossfitFolds(data.train, config.coarse.folds, seed);
+    const split = crossfitFolds(data.train, {
+      folds: config.coarse.folds,
+      seed: options.seed,
+    });
     if ("reason" in split) {
       plan.trainSource = "predicted";
       plan.fallback =

@@ -273,8 +273,9 @@ function scores(
   domain: string[],
 ): SeparationScores {
   const dt = target.map((t, i) => `${domain[i]}:${t}`);
-  const knn = (labels: string[]) => knnAccuracy(points, dim, labels, { k: 5 });
-  const sil = (labels: string[]) => silhouetteScore(points, dim, labels);
+  const e = { data: points, dim };
+  const knn = (labels: string[]) => knnAccuracy(e, labels, { k: 5 });
+  const sil = (labels: string[]) => silhouetteScore(e, labels);
   return {
     knn: { target: knn(target), domain: knn(domain), domainTarget: knn(dt) },
     silhouette: {

@@ -413,7 +413,7 @@ export function seedTable(
     const none = rows.find((q) =>
       q.backbone === r.backbone && q.method === "none"
     );
-    const a = r.dice.mean!.mean, b = none?.dice.mean!.mean;
+    const a = r.dice.mean!.mean, b = none?.dice.mean?.mean;
     r.gain = a !== null && b !== null && b !== undefined ? a - b : null;
   }
   const pm = (s: Stat) =>

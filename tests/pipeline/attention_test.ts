@@ -71,7 +71,7 @@ Deno.test("dilateMask() grows a mask by a square of radius r, clipped at the edg
   const { dilateMask } = await import("../../pipeline/attention.ts");
   const m = new Uint8Array(5 * 4);
   m[1 * 5 + 1] = 1; // (x 1, y 1)
-  const g = dilateMask(m, 5, 4, 1);
+  const g = dilateMask(m, { width: 5, height: 4, radius: 1 });
   const rows = [0, 1, 2, 3].map((y) =>
     Array.from(g.subarray(y * 5, y * 5 + 5))
   );
@@ -81,7 +81,18 @@ Deno.test("dilateMask() grows a mask by a square of radius r, clipped at the edg
     [1, 1, 1, 0, 0],
     [0, 0, 0, 0, 0],
   ]);
-  assert.deepEqual(Array.from(dilateMask(m, 5, 4, 0)), Array.from(m));
-  assert.equal(dilateMask(m, 5, 4, 9).every((v) => v === 1), true);
-  assert.equal(dilateMask(new Uint8Array(20), 5, 4, 3).some((v) => v), false);
+  assert.deepEqual(
+    Array.from(dilateMask(m, { width: 5, height: 4, radius: 0 })),
+    Array.from(m),
+  );
+  assert.equal(
+    dilateMask(m, { width: 5, height: 4, radius: 9 }).every((v) => v === 1),
+    true,
+  );
+  assert.equal(
+    dilateMask(new Uint8Array(20), { width: 5, height: 4, radius: 3 }).some((
+      v,
+    ) => v),
+    false,
+  );
 });

@@ -55,7 +55,7 @@ Deno.test("coverage() scores a map against the truth: Dice, pooled precision/rec
   const map = new Uint8Array([0, 0, 1, 1, 1, 0]);
   const c = { id: "a", dims: [6, 1, 1], label } as unknown as PreparedCase;
   const targets = [{ id: 1, name: "liver" }, { id: 2, name: "spleen" }];
-  const cov = coverage([c], new Map([["a", map]]), targets, 0);
+  const cov = coverage([c], new Map([["a", map]]), { targets, margin: 0 });
   const liver = cov.targets.liver!;
   assert.equal(liver.dice, (2 * 2) / (3 + 4));
   assert.equal(liver.dicePresent, liver.dice);
@@ -71,10 +71,10 @@ Deno.test("coverage() scores a map against the truth: Dice, pooled precision/rec
     outside: null,
   });
   // A margin of 1 reaches x 1; x 0 stays beyond it.
-  const reach = coverage([c], new Map([["a", map]]), targets, 1);
+  const reach = coverage([c], new Map([["a", map]]), { targets, margin: 1 });
   assert.equal(reach.targets.liver!.outside, 1 / 4);
   assert.equal(reach.mean.dice, (liver.dice! + 1) / 2);
   // Cases without a label or a map are skipped.
-  const none = coverage([{ ...c, id: "b" }], new Map(), targets, 0);
+  const none = coverage([{ ...c, id: "b" }], new Map(), { targets, margin: 0 });
   assert.equal(none.targets.liver!.dice, null);
 });

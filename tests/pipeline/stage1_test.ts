@@ -8,7 +8,7 @@ Deno.test("crossfitFolds() deals each domain's cases round-robin over the folds"
     ...["a", "b", "c", "d", "e"].map((id) => ({ id, domain: 0 })),
     ...["p", "q", "r"].map((id) => ({ id, domain: 1 })),
   ];
-  const split = crossfitFolds(cases, 3, 7);
+  const split = crossfitFolds(cases, { folds: 3, seed: 7 });
   assert.ok("folds" in split);
   const folds = split.folds;
   assert.deepEqual(Object.keys(folds).sort(), cases.map((c) => c.id).sort());
@@ -25,11 +25,11 @@ Deno.test("crossfitFolds() deals each domain's cases round-robin over the folds"
     }
   }
   // Seeded: the same seed gives the same split, another seed may differ.
-  assert.deepEqual(crossfitFolds(cases, 3, 7), split);
+  assert.deepEqual(crossfitFolds(cases, { folds: 3, seed: 7 }), split);
 });
 
 Deno.test("crossfitFolds() says why it cannot split", () => {
-  const one = crossfitFolds([{ id: "a", domain: 0 }], 2, 0);
+  const one = crossfitFolds([{ id: "a", domain: 0 }], { folds: 2, seed: 0 });
   assert.ok("reason" in one);
   assert.match(one.reason, /1 training case\(s\) cannot fill 2 folds/);
   const lonely = crossfitFolds(
@@ -38,8 +38,7 @@ Deno.test("crossfitFolds() says why it cannot split", () => {
       { id: "ct2", domain: 0 },
       { id: "mr1", domain: 1 },
     ],
-    2,
-    0,
+    { folds: 2, seed: 0 },
   );
   assert.ok("reason" in lonely);
   assert.match(
@@ -63,25 +62,25 @@ function fakeData(domains: number[]): PreparedData {
 
 Deno.test("planStage1() resolves crossfit, its fallback, given masks and the auto augmentations", () => {
   const tiny = PRESETS.tiny;
-  const plan = planStage1(tiny, fakeData([0, 0, 1, 1]), 1);
+  const plan = planStage1(tiny, fakeData([0, 0, 1, 1]), { seed: 1 });
   assert.equal(plan.trainSource, "crossfit");
   assert.equal(Object.keys(plan.folds!).length, 4);
   assert.equal(plan.flip, true); // volumes, no sided label
   assert.equal(plan.jitter, false); // HU window
-  const fallback = planStage1(tiny, fakeData([0, 1]), 1);
+  const fallback = planStage1(tiny, fakeData([0, 1]), { seed: 1 });
   assert.equal(fallback.trainSource, "predicted");
   assert.equal(fallback.folds, undefined);
   assert.match(fallback.fallback!, /falls back to "predicted"/);
   const given = planStage1(
     mergeConfig(tiny, { coarse: { masks: "/masks" } }),
     fakeData([0, 0]),
-    1,
+    { seed: 1 },
   );
   assert.equal(given.trainSource, "given");
   const union = planStage1(
     mergeConfig(tiny, { coarse: { trainAttention: "union" } }),
     fakeData([0, 0]),
-    1,
+    { seed: 1 },
   );
   assert.equal(union.trainSource, "union");
 });
