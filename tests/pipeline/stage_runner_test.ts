@@ -8,6 +8,7 @@ import { sha256Hex } from "../../data/_io.ts";
 import {
   loadStageCheckpoint,
   runStage,
+  type StageContext,
   type StageSpec,
 } from "../../pipeline/_stage_runner.ts";
 import { optimizeStep } from "../../pipeline/_train_util.ts";
@@ -171,6 +172,48 @@ Deno.test("runStage() resumed from its stage's last epoch returns that checkpoin
     assert.equal(got, "pretrain-epoch3");
     assert.deepEqual(ctx.finished, { pretrain: "pretrain-epoch3" });
     b.w.dispose();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("trainOrRestore() trains a stage once, then restores it from its final checkpoint", async () => {
+  const { trainOrRestore } = await import("../../pipeline/_stage_runner.ts");
+  const dir = await Deno.makeTempDir();
+  try {
+    const run = new RunDir(dir);
+    await run.init();
+    const ctx: StageContext = { run, progress: "quiet", finished: {} };
+    const first = toyStage();
+    let builds = 0;
+    const restored = await trainOrRestore(
+      ctx,
+      "pretrain",
+      first.spec.variables,
+      () => {
+        builds++;
+        return first.spec;
+      },
+    );
+    assert.equal(restored, false);
+    assert.equal(builds, 1);
+    assert.ok(ctx.finished.pretrain, "the stage is recorded as finished");
+    const trained = await first.w.data();
+    // A fresh variable set is restored, not retrained.
+    const second = toyStage();
+    const again = await trainOrRestore(
+      ctx,
+      "pretrain",
+      second.spec.variables,
+      () => {
+        builds++;
+        return second.spec;
+      },
+    );
+    assert.equal(again, true);
+    assert.equal(builds, 1);
+    assert.deepEqual(await second.w.data(), trained);
+    tf.dispose([first.w, second.w]);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
