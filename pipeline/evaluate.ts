@@ -23,6 +23,7 @@ import { segmentVolume } from "./infer.ts";
 import type { PreparedCase, PreparedData } from "./prepare.ts";
 import { Progress, type ProgressMode } from "./progress.ts";
 import type { DeepLab } from "./_models.ts";
+import type { Stage2Health, Stage2Probe } from "./stage2.ts";
 import { writeCaseLabels } from "./_label_io.ts";
 
 /** How a label map (coarse or attention) covers the truth, for one target. */
@@ -121,6 +122,109 @@ export function coverage(
       outside: col("outside"),
     },
   };
+}
+
+/** How stage 1's maps cover the truth: what `metrics.json` keeps under `stages`. */
+export interface Stage1Evidence {
+  /** Coverage of the coarse maps (before growth) on the evaluation cases. */
+  stage1: Coverage;
+  /** Coverage of the attention, with `outside` at the inference margin. */
+  attention: {
+    /** How the training cases' attention was made. */
+    source: string;
+    /** The inference margin in pixels. */
+    margin: number;
+    /** On the training cases (what stages 2 and 3 learn from). */
+    train: Coverage;
+    /** On the evaluation cases (what inference gets). */
+    evaluation: Coverage;
+  };
+}
+
+/**
+ * Scores stage 1's product against the truth: the coarse maps on the
+ * evaluation cases, and the attention on the training and evaluation cases.
+ *
+ * @param data The prepared data.
+ * @param product Stage 1's coarse maps and attention per case id, and how
+ * the training attention was made.
+ * @param options The inference `margin` in pixels.
+ * @returns The evidence.
+ */
+export function stage1Evidence(
+  data: Pick<PreparedData, "train" | "evaluation" | "targets">,
+  product: {
+    coarse: Map<string, LabelMap>;
+    attention: Map<string, LabelMap>;
+    trainSource: string;
+  },
+  options: { margin: number },
+): Stage1Evidence {
+  const { targets } = data;
+  const { margin } = options;
+  return {
+    stage1: coverage(data.evaluation, product.coarse, { targets, margin: 0 }),
+    attention: {
+      source: product.trainSource,
+      margin,
+      train: coverage(data.train, product.attention, { targets, margin }),
+      evaluation: coverage(data.evaluation, product.attention, {
+        targets,
+        margin,
+      }),
+    },
+  };
+}
+
+const f3 = (v: number | null | undefined): string =>
+  v === null || v === undefined ? "-" : v.toFixed(3);
+
+/**
+ * The line a run prints after stage 1: its Dice, and the attention's
+ * precision and recall on training against evaluation cases.
+ *
+ * @param e The evidence from {@linkcode stage1Evidence}.
+ * @returns One line.
+ */
+export function describeStage1(e: Stage1Evidence): string {
+  const ev = e.attention.evaluation.mean, tr = e.attention.train.mean;
+  return `stage 1: Dice on the evaluation cases ${
+    f3(e.stage1.mean.dice)
+  } (attention ${
+    f3(ev.dice)
+  }); attention (${e.attention.source} on training) precision/recall: training ${
+    f3(tr.precision)
+  }/${f3(tr.recall)}, evaluation ${f3(ev.precision)}/${
+    f3(ev.recall)
+  }; true pixels beyond the fusion's reach (margin ${e.attention.margin}): ${
+    f3(ev.outside)
+  }`;
+}
+
+/**
+ * The line a run prints after stage 2: loss against chance, anchors with a
+ * positive, and the 5-NN target accuracy of the probes.
+ *
+ * @param health Stage 2's health.
+ * @param probe The probes, when they ran.
+ * @returns One line.
+ */
+export function describeStage2(
+  health: Stage2Health,
+  probe: Stage2Probe | null,
+): string {
+  const h = health;
+  return `stage 2 (${h.method}): ${h.steps} steps, loss ${
+    f3(h.initialLoss)
+  } → ${f3(h.finalLoss)} (chance ${
+    f3(h.chance)
+  }); anchors with a positive besides their twin: ${f3(h.positiveFraction)}${
+    probe
+      ? `; 5-NN target accuracy: input ${f3(probe.input.knn.target)}, encoder ${
+        f3(probe.encoder.knn.target)
+      }, projection ${f3(probe.projection.knn.target)}`
+      : ""
+  }`;
 }
 
 function meanOf(v: number[]): number | null {

@@ -13,10 +13,12 @@ import { writeRunReport } from "../report/mod.ts";
 import { type PipelineConfig, validateConfig } from "./config.ts";
 import { resolveJitter } from "./coarse.ts";
 import {
-  coverage,
+  describeStage1,
+  describeStage2,
   evaluateCases,
   formatMetricsTable,
   formatStageTable,
+  stage1Evidence,
 } from "./evaluate.ts";
 import { prepareData, type PreparedCase, resolveDataPath } from "./prepare.ts";
 import { Progress, type ProgressMode } from "./progress.ts";
@@ -232,43 +234,11 @@ export async function runPipeline(
     seeds: { init: s.coarseInit, shuffle: s.coarseShuffle },
   });
   await writeAttention(run, [...data.train, ...data.evaluation], s1);
-  const margin = config.inference.margin;
-  const evidence = {
-    stage1: coverage(data.evaluation, s1.coarse, {
-      targets: data.targets,
-      margin: 0,
-    }),
-    attention: {
-      source: s1.trainSource,
-      margin,
-      train: coverage(data.train, s1.attention, {
-        targets: data.targets,
-        margin,
-      }),
-      evaluation: coverage(data.evaluation, s1.attention, {
-        targets: data.targets,
-        margin,
-      }),
-    },
-  };
+  const evidence = stage1Evidence(data, s1, {
+    margin: config.inference.margin,
+  });
   timings.coarse = clock() - t0;
-  const ev = evidence.attention.evaluation.mean,
-    tr = evidence.attention.train.mean;
-  if (ev.dice !== null) {
-    print(
-      `stage 1: Dice on the evaluation cases ${
-        fmt(evidence.stage1.mean.dice)
-      } (attention ${
-        fmt(ev.dice)
-      }); attention (${s1.trainSource} on training) precision/recall: training ${
-        fmt(tr.precision)
-      }/${fmt(tr.recall)}, evaluation ${fmt(ev.precision)}/${
-        fmt(ev.recall)
-      }; true pixels beyond the fusion's reach (margin ${margin}): ${
-        fmt(ev.outside)
-      }`,
-    );
-  }
+  if (evidence.stage1.mean.dice !== null) print(describeStage1(evidence));
 
   // Stage 2: the encoder, pre-trained and probed.
   t0 = clock();
@@ -300,24 +270,7 @@ export async function runPipeline(
     } catch (e) {
       warn(`no embeddings written: ${e instanceof Error ? e.message : e}`);
     }
-    const h = s2.health;
-    print(
-      `stage 2 (${h.method}): ${h.steps} steps, loss ${fmt(h.initialLoss)} → ${
-        fmt(h.finalLoss)
-      } (chance ${
-        fmt(h.chance)
-      }); anchors with a positive besides their twin: ${
-        h.positiveFraction === null ? "-" : fmt(h.positiveFraction)
-      }${
-        probe
-          ? `; 5-NN target accuracy: input ${
-            fmt(probe.input.knn.target)
-          }, encoder ${fmt(probe.encoder.knn.target)}, projection ${
-            fmt(probe.projection.knn.target)
-          }`
-          : ""
-      }`,
-    );
+    print(describeStage2(s2.health, probe));
     timings.pretrain = clock() - t0;
 
     // Stage 3: the decoder on the frozen encoder.
@@ -345,7 +298,7 @@ export async function runPipeline(
     }
     const metrics = {
       ...found,
-      stages: { ...evidence, stage2: { health: h, probe } },
+      stages: { ...evidence, stage2: { health: s2.health, probe } },
     };
     await run.writeJson("metrics.json", metrics);
     timings.inference = clock() - t0;
@@ -386,10 +339,6 @@ export async function runPipeline(
     else s2.encoder.dispose();
     s2.head.dispose();
   }
-}
-
-function fmt(v: number | null | undefined): string {
-  return v === null || v === undefined ? "-" : v.toFixed(3);
 }
 
 /**
