@@ -10,8 +10,13 @@ export * from "./label_fusion.ts";
 export * from "./sliding_window.ts";
 export * from "./optim.ts";
 export * from "./attention.ts";
-export * from "./evaluate.ts";
+export {
+  type Coverage,
+  type CoverageScores,
+  formatMetricsTable,
+  formatStageTable,
+} from "./evaluate.ts";
 export * from "./run.ts";
 export * from "./predict.ts";
 export { resolveCoarseFlip, resolveJitter } from "./coarse.ts";
-export { crossfitFolds, planStage1 } from "./stage1.ts";
+export { crossfitFolds } from "./stage1.ts";

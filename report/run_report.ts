@@ -163,11 +163,16 @@ export function metricsTableHtml(m: MetricsSummary): string {
 }
 
 /** One target's coverage in a run's stage evidence (as read). */
-interface CoverageRow {
+export interface CoverageRow {
+  /** Mean Dice over cases. */
   dice?: number | null;
+  /** Mean Dice over the cases whose truth contains the target. */
   dicePresent?: number | null;
+  /** True pixels inside / pixels inside. */
   precision?: number | null;
+  /** True pixels inside / true pixels. */
   recall?: number | null;
+  /** Share of true pixels beyond the fusion's reach. */
   outside?: number | null;
 }
 
@@ -187,15 +192,18 @@ export interface StageEvidenceFile {
     health?: Record<string, number | string | null>;
     probe?: {
       n?: number;
-      input?: Scores;
-      encoder?: Scores;
-      projection?: Scores;
+      input?: SeparationRow;
+      encoder?: SeparationRow;
+      projection?: SeparationRow;
     } | null;
   };
 }
 
-interface Scores {
+/** Separation scores of one embedding in a run's stage evidence (as read). */
+export interface SeparationRow {
+  /** 5-NN accuracy by `target`, `domain` and `domainTarget`. */
   knn?: Record<string, number | null>;
+  /** Mean silhouette by `target`, `domain` and `domainTarget`. */
   silhouette?: Record<string, number | null>;
 }
 
@@ -285,7 +293,7 @@ export function stagesHtml(m: MetricsSummary): string {
   }
   const p = st.stage2?.probe;
   if (p) {
-    const line = (label: string, s: Scores | undefined) => [
+    const line = (label: string, s: SeparationRow | undefined) => [
       label,
       fmt(s?.knn?.target),
       fmt(s?.knn?.domain),
