@@ -16,6 +16,23 @@ import { parseFlags, runCli, UsageError } from "./_args.ts";
 
 const METHODS = ["none", "sscl", "ce", "supcon", "agcl"];
 
+const USAGE = `Usage: deno task ablate [flags]
+
+  --data PATH            dataset.json or a PASCAL VOC folder; default: the embedded phantom
+  --preset NAME          tiny | paper-r50 | paper-r101 (default tiny)
+  --config FILE          JSON config (partial) merged over the preset for every run
+  --methods LIST         pre-training methods (default ${METHODS.join(",")})
+  --backbones LIST       ResNet depths, e.g. 18,50 (default: the preset's)
+  --temperatures LIST    extra agcl runs at these temperatures (Fig. 5b)
+  --seed N               one seed for every run
+  --seeds LIST           repeat the whole ablation per seed, e.g. 0,1,2 (mean ± std over seeds)
+  --out DIR              ablation folder (default .runs/ablation); rerun to resume
+  --backend NAME         auto | cpu | wasm | webgpu (default auto)
+  --verbose              progress bars and warnings of every run
+
+Stage 1 runs once per seed and backbone and is shared by every method.
+`;
+
 /** The parts of pipeline/mod.ts the ablation drives. */
 interface PipelineApi {
   PRESETS: Record<string, { model: { backbone: number } }>;
@@ -52,7 +69,12 @@ await runCli(async () => {
     out: { type: "string", default: ".runs/ablation" },
     backend: { type: "string", default: "auto" },
     verbose: { type: "boolean", default: false },
+    help: { type: "boolean", default: false },
   });
+  if (values.help) {
+    console.log(USAGE);
+    return;
+  }
   const methods = list("methods", values.methods);
   const bad = methods.filter((m) => !METHODS.includes(m));
   if (bad.length > 0) {

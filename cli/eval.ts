@@ -13,6 +13,16 @@ import { parseFlags, runCli, UsageError } from "./_args.ts";
 
 const SPLITS = ["training", "validation", "test"] as const;
 
+const USAGE = `Usage: deno task eval --pred DIR --gt dataset.json [flags]
+
+  --pred DIR             predicted label maps (<image name>.nii[.gz])
+  --gt FILE              the dataset.json whose split is the truth
+  --split NAME           training | validation | test (default validation)
+  --out FILE             metrics.json to write (default metrics.json)
+  --partial              score the cases that have a prediction, not fail on missing ones
+  --quiet                no progress output
+`;
+
 await runCli(async () => {
   const { values } = parseFlags("eval", Deno.args, {
     pred: { type: "string" },
@@ -21,7 +31,12 @@ await runCli(async () => {
     out: { type: "string", default: "metrics.json" },
     partial: { type: "boolean", default: false },
     quiet: { type: "boolean", default: false },
+    help: { type: "boolean", default: false },
   });
+  if (values.help) {
+    console.log(USAGE);
+    return;
+  }
   if (!values.pred) {
     throw new UsageError(
       "eval: --pred DIR (the predicted label maps) is required",

@@ -30,3 +30,21 @@ Deno.test("deno task ablate rejects bad flags with one clear line", async () => 
   assert.equal(r.code, 2);
   assert.match(r.stderr, /--methods must list at least one value/);
 });
+
+Deno.test("deno task ablate --help prints its usage, and --seeds must list non-negative integers", async () => {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", CLI, "--help"],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(out.code, 0);
+  const text = new TextDecoder().decode(out.stdout);
+  assert.match(text, /^Usage: deno task ablate/);
+  assert.match(text, /--seeds LIST/);
+  const r = await runAblate(["--seeds", "0,x"]);
+  assert.equal(r.code, 2);
+  assert.equal(
+    r.stderr.trim(),
+    "error: ablate: --seeds must list non-negative integers: got 'x'",
+  );
+});

@@ -173,3 +173,21 @@ Deno.test("deno task eval fails clearly on missing or mismatched predictions and
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("deno task eval --help prints its usage", async () => {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      new URL("../../cli/eval.ts", import.meta.url).pathname,
+      "--help",
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(out.code, 0);
+  assert.match(
+    new TextDecoder().decode(out.stdout),
+    /^Usage: deno task eval --pred DIR --gt dataset.json/,
+  );
+});
