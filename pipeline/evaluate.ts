@@ -227,6 +227,27 @@ export function describeStage2(
   }`;
 }
 
+/**
+ * A warning when stage 2 ended near its chance level (its final loss above
+ * 95 % of it): the encoder learnt little, and stage 3 builds on features
+ * little better than random ones.
+ *
+ * @param health Stage 2's health.
+ * @returns The warning, or `null` when the loss fell clearly or there is
+ * no chance level (`none`).
+ */
+export function stage2Warning(health: Stage2Health): string | null {
+  const { finalLoss, chance, method } = health;
+  if (finalLoss === null || chance === null || finalLoss < 0.95 * chance) {
+    return null;
+  }
+  return `stage 2 (${method}) ended with loss ${
+    finalLoss.toFixed(3)
+  }, within 5 % of its chance level ${
+    chance.toFixed(3)
+  }: the encoder learnt little (or its embedding collapsed); try more steps (pretrain.epochs, pretrain.stepsPerEpoch), a lower pretrain.lr or another seed`;
+}
+
 function meanOf(v: number[]): number | null {
   return v.length ? v.reduce((a, b) => a + b, 0) / v.length : null;
 }

@@ -19,6 +19,7 @@ import {
   formatMetricsTable,
   formatStageTable,
   stage1Evidence,
+  stage2Warning,
 } from "./evaluate.ts";
 import { prepareData, type PreparedCase, resolveDataPath } from "./prepare.ts";
 import { Progress, type ProgressMode } from "./progress.ts";
@@ -271,6 +272,8 @@ export async function runPipeline(
       warn(`no embeddings written: ${e instanceof Error ? e.message : e}`);
     }
     print(describeStage2(s2.health, probe));
+    const weak = stage2Warning(s2.health);
+    if (weak) warn(weak);
     timings.pretrain = clock() - t0;
 
     // Stage 3: the decoder on the frozen encoder.

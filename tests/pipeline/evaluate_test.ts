@@ -78,3 +78,25 @@ Deno.test("coverage() scores a map against the truth: Dice, pooled precision/rec
   const none = coverage([{ ...c, id: "b" }], new Map(), { targets, margin: 0 });
   assert.equal(none.targets.liver!.dice, null);
 });
+
+Deno.test("stage2Warning() flags a stage-2 loss that stays near its chance level", async () => {
+  const { stage2Warning } = await import("../../pipeline/evaluate.ts");
+  const health = {
+    method: "agcl" as const,
+    steps: 200,
+    initialLoss: 2.7,
+    finalLoss: 2.69,
+    chance: Math.log(15),
+    positiveFraction: 1,
+    calibrationBatches: 0,
+  };
+  assert.match(
+    stage2Warning(health)!,
+    /stage 2 \(agcl\) ended with loss 2\.690, within 5 % of its chance level 2\.708/,
+  );
+  assert.equal(stage2Warning({ ...health, finalLoss: 2.0 }), null);
+  assert.equal(
+    stage2Warning({ ...health, method: "none", finalLoss: null, chance: null }),
+    null,
+  );
+});
