@@ -312,7 +312,7 @@ const TINY: PipelineConfig = {
     epochs: 4,
     stepsPerEpoch: 100,
     batchSize: 8,
-    lr: 0.05,
+    lr: 0.01,
     momentum: 0.9,
     weightDecay: 1e-4,
     schedule: "cosine",
