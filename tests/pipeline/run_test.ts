@@ -1,0 +1,89 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { runPipeline } from "../../pipeline/mod.ts";
+import { parseTrainArgs } from "../../cli/train.ts";
+
+const MICRO =
+  new URL("../testdata/micro_config.json", import.meta.url).pathname;
+
+Deno.test("runPipeline() cross-fits the training attention and records the stage evidence", async () => {
+  const out = await Deno.makeTempDir();
+  try {
+    // 6 phantom cases: 4 training cases, two per domain, so 2 folds work.
+    const { config } = await parseTrainArgs([
+      "--config",
+      MICRO,
+      "--set",
+      "phantom.cases=6",
+      "--set",
+      "validationFraction=0.34",
+    ]);
+    const lines: string[] = [];
+    const result = await runPipeline(config, {
+      out,
+      quiet: true,
+      backend: "wasm",
+      print: (l) => lines.push(l),
+    });
+    const saved = JSON.parse(await Deno.readTextFile(join(out, "config.json")));
+    assert.equal(saved.trainAttentionResolved, "crossfit");
+    const folds = Object.values(saved.crossfitFolds as Record<string, number>);
+    assert.deepEqual([...new Set(folds)].sort(), [0, 1]);
+    // Each fold's network and the final one left their own checkpoints.
+    const ck = [...Deno.readDirSync(join(out, "checkpoints"))].map((e) =>
+      e.name
+    );
+    for (
+      const stage of [
+        "coarse-fold0",
+        "coarse-fold1",
+        "coarse",
+        "pretrain",
+        "segment",
+      ]
+    ) {
+      assert.ok(ck.some((n) => n.startsWith(`${stage}-epoch`)), stage);
+    }
+    // Stage 1's coarse map of every case, reusable as --coarse.
+    const att = [...Deno.readDirSync(join(out, "attention"))].map((e) =>
+      e.name
+    );
+    assert.equal(att.length, 6);
+    const metrics = JSON.parse(
+      await Deno.readTextFile(join(out, "metrics.json")),
+    );
+    const st = metrics.stages;
+    assert.equal(st.attention.source, "crossfit");
+    assert.equal(st.attention.margin, config.inference.margin);
+    for (
+      const part of [st.stage1, st.attention.train, st.attention.evaluation]
+    ) {
+      assert.deepEqual(Object.keys(part.targets), Object.keys(metrics.targets));
+      assert.ok(part.mean.recall >= 0 && part.mean.recall <= 1);
+    }
+    assert.equal(st.stage2.health.method, "agcl");
+    assert.equal(st.stage2.health.positiveFraction, 1);
+    assert.ok(Math.abs(st.stage2.health.chance - Math.log(4 * 2 - 1)) < 1e-9);
+    for (const e of ["input", "encoder", "projection"]) {
+      assert.ok(st.stage2.probe[e].knn.target >= 0, e);
+    }
+    assert.ok(lines.some((l) => l.includes("What each stage contributed")));
+    assert.ok(
+      lines.some((l) => /^stage 1: Dice on the evaluation cases/.test(l)),
+    );
+    assert.ok(lines.some((l) => /^stage 2 \(agcl\): 4 steps/.test(l)));
+    assert.ok(result.timings.coarse > 0);
+    const timings = JSON.parse(
+      await Deno.readTextFile(join(out, "timings.json")),
+    );
+    assert.deepEqual(Object.keys(timings), [
+      "prepare",
+      "coarse",
+      "pretrain",
+      "segment",
+      "inference",
+    ]);
+  } finally {
+    await Deno.remove(out, { recursive: true });
+  }
+});
