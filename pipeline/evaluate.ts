@@ -248,6 +248,55 @@ export function stage2Warning(health: Stage2Health): string | null {
   }: the encoder learnt little (or its embedding collapsed); try more steps (pretrain.epochs, pretrain.stepsPerEpoch), a lower pretrain.lr or another seed`;
 }
 
+/** The setting to raise when a stage's loss is still falling at its end. */
+const BUDGET: Record<string, string> = {
+  coarse: "coarse.epochs",
+  pretrain: "pretrain.epochs or pretrain.stepsPerEpoch",
+  segment: "segment.epochs or segment.stepsPerEpoch",
+};
+
+/**
+ * Warnings for stages whose training loss was still falling at their end:
+ * the mean loss of the last tenth of the steps is more than 5 % below that
+ * of the tenth before it (stages with fewer than 20 steps are not judged).
+ * Each names the setting to raise.
+ *
+ * @param log The run's log lines (`stage`, `loss`).
+ * @returns One warning per under-trained stage, in stage order.
+ *
+ * @example
+ * ```ts
+ * import { underTrainedWarnings } from "@agcl/agcl/pipeline";
+ * import assert from "node:assert/strict";
+ *
+ * const falling = Array.from({ length: 40 }, (_, i) => ({ stage: "coarse", loss: 2 - i / 40 }));
+ * assert.match(underTrainedWarnings(falling)[0]!, /raise coarse\.epochs/);
+ * const flat = falling.map((e) => ({ ...e, loss: 1 }));
+ * assert.deepEqual(underTrainedWarnings(flat), []);
+ * ```
+ */
+export function underTrainedWarnings(
+  log: { stage: string; loss: number }[],
+): string[] {
+  const out: string[] = [];
+  for (const stage of ["coarse", "pretrain", "segment"]) {
+    const v = log.filter((e) => e.stage === stage).map((e) => e.loss);
+    if (v.length < 20) continue;
+    const k = Math.floor(v.length / 10);
+    const last = meanOf(v.slice(-k))!, before = meanOf(v.slice(-2 * k, -k))!;
+    if (last < 0.95 * before) {
+      out.push(
+        `the ${stage} loss was still falling at the end of its stage (${
+          before.toFixed(3)
+        } → ${last.toFixed(3)} over its last two tenths): raise ${
+          BUDGET[stage]
+        }`,
+      );
+    }
+  }
+  return out;
+}
+
 function meanOf(v: number[]): number | null {
   return v.length ? v.reduce((a, b) => a + b, 0) / v.length : null;
 }

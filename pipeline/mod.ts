@@ -15,6 +15,7 @@ export {
   type CoverageScores,
   formatMetricsTable,
   formatStageTable,
+  underTrainedWarnings,
 } from "./evaluate.ts";
 export * from "./run.ts";
 export * from "./predict.ts";

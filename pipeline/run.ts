@@ -20,6 +20,7 @@ import {
   formatStageTable,
   stage1Evidence,
   stage2Warning,
+  underTrainedWarnings,
 } from "./evaluate.ts";
 import { prepareData, type PreparedCase, resolveDataPath } from "./prepare.ts";
 import { Progress, type ProgressMode } from "./progress.ts";
@@ -285,6 +286,7 @@ export async function runPipeline(
       warn,
     });
     timings.segment = clock() - t0;
+    for (const w of underTrainedWarnings(await run.readLog())) warn(w);
 
     // Inference, label fusion, metrics and the stage evidence.
     t0 = clock();
