@@ -1,11 +1,29 @@
 import * as tf from "@tensorflow/tfjs";
 import { missingKernel } from "./_kernels.ts";
 import type { AdapterDescription, Backend, Purpose } from "./types.ts";
+import { openBlas } from "./_blas.ts";
 
 let loaded: Promise<unknown> | undefined;
 let described: Promise<AdapterDescription | undefined> | undefined;
 
+/**
+ * Loads the native BLAS (when allowed) before WebGPU first loads its drivers.
+ * On Linux without a GPU, Deno's WebGPU runs on Mesa through libglvnd's EGL,
+ * whose exit-time destructor frees every thread's EGL state while Deno's
+ * test-module threads may still be exiting; one that exits after it frees its
+ * own state a second time (glibc "corrupted size vs. prev_size in fastbins"
+ * or "double free or corruption", exit 134, after every test passed). With
+ * EGL loaded first, glibc ran OpenBLAS's destructor (waking and joining its
+ * thread pool, unmapping its buffers) after EGL's, which held the process in
+ * that window; with OpenBLAS loaded first it runs before EGL's (checked with
+ * `LD_DEBUG=files` in tests/backends/exit_order_test.ts).
+ */
+function nativeOrder(): void {
+  openBlas();
+}
+
 function load(): Promise<unknown> {
+  nativeOrder();
   // Importing the package registers the "webgpu" backend and its kernels;
   // its resize gradients are wrong for half-pixel centres and some aligned
   // corners, so ours take those calls (_resize_grad.ts).
@@ -34,6 +52,7 @@ interface GpuLike {
 
 function describe(): Promise<AdapterDescription | undefined> {
   described ??= (async () => {
+    nativeOrder();
     const gpu = (globalThis.navigator as { gpu?: GpuLike } | undefined)?.gpu;
     if (!gpu) return undefined;
     const adapter = await gpu.requestAdapter({
