@@ -189,12 +189,14 @@ await runCli(async () => {
     } (p: paired Wilcoxon over (seed, case, target) pairs):\n`,
   );
   console.log(result.seedTable.markdown);
-  const sig = result.tests.filter((t) => t.target === "mean");
-  for (const t of sig) {
+  for (const r of result.seedTable.rows) {
+    if (r.test === null) continue;
     console.log(
-      `${t.backbone} agcl vs ${t.method} (per-case mean Dice): Wilcoxon p = ${
-        t.p === null ? "–" : t.p.toPrecision(3)
-      } (n = ${t.n})`,
+      `${r.backbone} agcl vs ${r.method}: Wilcoxon p = ${
+        r.test.p === null ? "–" : r.test.p.toPrecision(3)
+      } over ${r.test.n} (seed, case, target) pairs with a difference; gain of ${r.method} over none ${
+        r.gain === null ? "–" : r.gain.toFixed(3)
+      }`,
     );
   }
   console.log(
