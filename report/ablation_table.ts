@@ -19,6 +19,15 @@ export interface AblationMetrics {
   metrics: MetricsSummary;
 }
 
+/**
+ * The key that pairs a case across runs: its file name. Runs of one
+ * ablation may read the same case from different folders (each phantom run
+ * writes its own copy), so the full path would pair nothing.
+ */
+function caseKey(image: string): string {
+  return image.slice(image.replace(/\\/g, "/").lastIndexOf("/") + 1);
+}
+
 /** Mean, sample standard deviation (n − 1) and count of values. */
 export interface Stat {
   /** Mean (`null` without values). */
@@ -201,7 +210,9 @@ export function pairedTests(
   const { reference = "agcl" } = options;
   const out: PairedTest[] = [];
   for (const ref of runs.filter((r) => r.method === reference)) {
-    const refCases = new Map(ref.metrics.cases.map((c, i) => [c.image, i]));
+    const refCases = new Map(
+      ref.metrics.cases.map((c, i) => [caseKey(c.image), i]),
+    );
     const refMeans = caseMeans(ref.metrics);
     for (
       const base of runs.filter((r) =>
@@ -209,7 +220,7 @@ export function pairedTests(
       )
     ) {
       const pairs = base.metrics.cases
-        .map((c, j) => [refCases.get(c.image), j] as const)
+        .map((c, j) => [refCases.get(caseKey(c.image)), j] as const)
         .filter((p): p is readonly [number, number] => p[0] !== undefined);
       const baseMeans = caseMeans(base.metrics);
       const targets = [...Object.keys(ref.metrics.targets), "mean"];
@@ -339,9 +350,11 @@ export function seedTable(
   }
   const pairsOf = (a: SeededRun, b: SeededRun) => {
     const x: number[] = [], y: number[] = [];
-    const byImage = new Map(b.metrics.cases.map((c) => [c.image, c]));
+    const byImage = new Map(
+      b.metrics.cases.map((c) => [caseKey(c.image), c]),
+    );
     for (const ca of a.metrics.cases) {
-      const cb = byImage.get(ca.image);
+      const cb = byImage.get(caseKey(ca.image));
       if (!cb) continue;
       for (const t of targets) {
         const u = ca.targets[t], v = cb.targets[t];

@@ -137,4 +137,20 @@ Deno.test("seedTable: mean ± std over seeds, gain over none, Wilcoxon over (see
   );
   assert.equal(t.csv.trim().split("\n").length, 1 + 2 * 3);
   assert.throws(() => seedTable([]), /'runs' is empty/);
+  // Runs that read the same cases from their own folders still pair by file name.
+  const moved = runs.map((r) =>
+    r.method === "agcl"
+      ? {
+        ...r,
+        metrics: {
+          ...r.metrics,
+          cases: r.metrics.cases.map((c) => ({
+            ...c,
+            image: `/runs/${r.seed}/agcl/data/${c.image}`,
+          })),
+        },
+      }
+      : r
+  );
+  assert.equal(seedTable(moved).rows[0]!.test!.n, 3);
 });
