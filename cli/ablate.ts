@@ -191,12 +191,17 @@ await runCli(async () => {
   console.log(result.seedTable.markdown);
   for (const r of result.seedTable.rows) {
     if (r.test === null) continue;
+    const ref = result.seedTable.rows.find((q) =>
+      q.backbone === r.backbone && q.test === null
+    );
+    const mean = (v: number | null | undefined) =>
+      v === null || v === undefined ? "–" : v.toFixed(3);
     console.log(
-      `${r.backbone} agcl vs ${r.method}: Wilcoxon p = ${
+      `${r.backbone} ${ref?.method ?? "agcl"} vs ${r.method}: Wilcoxon p = ${
         r.test.p === null ? "–" : r.test.p.toPrecision(3)
-      } over ${r.test.n} (seed, case, target) pairs with a difference; gain of ${r.method} over none ${
-        r.gain === null ? "–" : r.gain.toFixed(3)
-      }`,
+      } over ${r.test.n} (seed, case, target) pairs with a difference; mean Dice ${
+        mean(ref?.dice.mean?.mean)
+      } against ${mean(r.dice.mean?.mean)}`,
     );
   }
   console.log(
