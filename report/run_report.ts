@@ -281,7 +281,7 @@ export function stagesHtml(m: MetricsSummary): string {
     const num = (v: unknown) => (typeof v === "number" ? fmt(v) : "–");
     out.push(
       `<p>Stage 2 (<b>${esc(String(h.method))}</b>): ${
-        num(h.steps)
+        typeof h.steps === "number" ? String(h.steps) : "–"
       } steps, loss ${num(h.initialLoss)} → ${
         num(h.finalLoss)
       } against a chance level of ${

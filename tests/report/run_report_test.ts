@@ -140,3 +140,59 @@ Deno.test("diceRows keeps only cases whose truth contains the target unless aske
   ]);
   assert.equal(diceRows(m, "agcl", { presentOnly: false }).length, 4);
 });
+
+Deno.test("stagesHtml() shows the stage evidence of metrics.json, and nothing without it", async () => {
+  const { stagesHtml } = await import("../../report/run_report.ts");
+  const cov = {
+    dice: 0.5,
+    dicePresent: 0.5,
+    precision: 0.6,
+    recall: 0.7,
+    outside: 0.1,
+  };
+  const scores = {
+    knn: { target: 0.8, domain: 0.6, domainTarget: 0.5 },
+    silhouette: { target: 0.1, domain: 0, domainTarget: -0.1 },
+  };
+  const metrics = {
+    targets: { liver: { dice: 0.6, dicePresent: 0.6, hd95: 1, msd: 1 } },
+    mean: { dice: 0.6, dicePresent: 0.6, hd95: 1, msd: 1 },
+    cases: [],
+    counts: {},
+    stages: {
+      stage1: { targets: { liver: cov }, mean: cov },
+      attention: {
+        source: "crossfit",
+        margin: 4,
+        train: { targets: { liver: cov }, mean: cov },
+        evaluation: { targets: { liver: cov }, mean: cov },
+      },
+      stage2: {
+        health: {
+          method: "agcl",
+          steps: 400,
+          initialLoss: 2.6,
+          finalLoss: 2.4,
+          chance: 2.708,
+          positiveFraction: 1,
+        },
+        probe: { n: 64, input: scores, encoder: scores, projection: scores },
+      },
+    },
+  };
+  const html = stagesHtml(metrics);
+  assert.match(
+    html,
+    /Training attention: <b>crossfit<\/b>; fusion may label up to 4 pixels/,
+  );
+  assert.match(
+    html,
+    /<td>liver<\/td><td>0\.500<\/td><td>0\.600<\/td><td>\+0\.100<\/td>/,
+  );
+  assert.match(
+    html,
+    /400 steps, loss 2\.600 → 2\.400 against a chance level of 2\.708/,
+  );
+  assert.match(html, /Separation of 64 held-out patches/);
+  assert.equal(stagesHtml({ ...metrics, stages: undefined } as never), "");
+});
