@@ -299,7 +299,7 @@ const TINY: PipelineConfig = {
     lowLevelSkip: true,
     dilate: 1,
     trainAttention: "crossfit",
-    folds: 2,
+    folds: 3,
     flip: "auto",
     rotation: 10,
     scale: [0.9, 1.1],
@@ -415,7 +415,7 @@ function paper(backbone: 50 | 101): PipelineConfig {
  * The presets: `tiny` (a CPU demo on an 8-case 128×128×12 phantom, 2
  * cases held out: ResNet-18 at width 1/8 with the CIFAR stem, 32×32
  * patches, a coarse DeepLabv3+ for 10 epochs with class-weighted
- * cross-entropy, batch Dice and slice augmentation, cross-fitted (2-fold)
+ * cross-entropy, batch Dice and slice augmentation, cross-fitted (3-fold)
  * training attention grown by 1 pixel, 400 pre-training steps on batches
  * balanced by (domain, target) in pairs, 1000 batch-Dice decoder steps with
  * the low-level skip, fusion up to 4 pixels beyond the attention; about 7

@@ -17,6 +17,8 @@ Deno.test("runPipeline() cross-fits the training attention and records the stage
       "phantom.cases=6",
       "--set",
       "validationFraction=0.34",
+      "--set",
+      "coarse.folds=2",
     ]);
     const lines: string[] = [];
     const result = await runPipeline(config, {
