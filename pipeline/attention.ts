@@ -21,8 +21,10 @@ import type { Region, Window } from "./sliding_window.ts";
  * @example
  * ```ts
  * import { growLabels } from "@agcl/agcl/pipeline";
+ * import assert from "node:assert/strict";
+ *
  * const grown = growLabels(new Uint8Array([0, 0, 3, 0, 0]), [5, 1, 1], 1);
- * console.log(Array.from(grown)); // [0, 3, 3, 3, 0]
+ * assert.deepEqual(Array.from(grown), [0, 3, 3, 3, 0]);
  * ```
  */
 export function growLabels<T extends LabelMap>(
@@ -85,33 +87,35 @@ export function dilateMask(
 ): Uint8Array {
   const { width: nx, height: ny, radius } = options;
   const rows = new Uint8Array(nx * ny);
-  for (let y = 0; y < ny; y++) {
-    // Distance to the last set pixel on the left and the next on the right.
-    let last = -Infinity;
-    for (let x = 0; x < nx; x++) {
-      if (mask[y * nx + x] !== 0) last = x;
-      if (x - last <= radius) rows[y * nx + x] = 1;
-    }
-    last = Infinity;
-    for (let x = nx - 1; x >= 0; x--) {
-      if (mask[y * nx + x] !== 0) last = x;
-      if (last - x <= radius) rows[y * nx + x] = 1;
-    }
-  }
+  for (let y = 0; y < ny; y++) dilateLine(mask, rows, y * nx, 1, nx, radius);
   const out = new Uint8Array(nx * ny);
-  for (let x = 0; x < nx; x++) {
-    let last = -Infinity;
-    for (let y = 0; y < ny; y++) {
-      if (rows[y * nx + x] !== 0) last = y;
-      if (y - last <= radius) out[y * nx + x] = 1;
-    }
-    last = Infinity;
-    for (let y = ny - 1; y >= 0; y--) {
-      if (rows[y * nx + x] !== 0) last = y;
-      if (last - y <= radius) out[y * nx + x] = 1;
-    }
-  }
+  for (let x = 0; x < nx; x++) dilateLine(rows, out, x, nx, ny, radius);
   return out;
+}
+
+/**
+ * Sets `dst` wherever `src` has a set element within `radius` along one
+ * line of `n` elements starting at `start`, `step` apart (a 1-D max filter,
+ * one pass from each end).
+ */
+function dilateLine(
+  src: ArrayLike<number>,
+  dst: Uint8Array,
+  start: number,
+  step: number,
+  n: number,
+  radius: number,
+): void {
+  let last = -Infinity;
+  for (let i = 0; i < n; i++) {
+    if (src[start + i * step] !== 0) last = i;
+    if (i - last <= radius) dst[start + i * step] = 1;
+  }
+  last = Infinity;
+  for (let i = n - 1; i >= 0; i--) {
+    if (src[start + i * step] !== 0) last = i;
+    if (last - i <= radius) dst[start + i * step] = 1;
+  }
 }
 
 /** The image part of a case: canonical, channels last. */

@@ -469,8 +469,13 @@ export function formatStageTable(
  * @example
  * ```ts
  * import { formatMetricsTable } from "@agcl/agcl/pipeline";
+ * import assert from "node:assert/strict";
+ *
  * const row = { dice: 0.9, hd95: 2, msd: 0.5 };
- * console.log(formatMetricsTable({ targets: { liver: row }, mean: row }));
+ * const lines = formatMetricsTable({ targets: { liver: row }, mean: row })
+ *   .split("\n");
+ * assert.match(lines[1]!, /^liver\s+0\.900\s/);
+ * assert.match(lines[2]!, /^mean\s+0\.900\s/);
  * ```
  */
 export function formatMetricsTable(

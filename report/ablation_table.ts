@@ -28,6 +28,12 @@ function caseKey(image: string): string {
   return image.slice(image.replace(/\\/g, "/").lastIndexOf("/") + 1);
 }
 
+/** One CSV field, quoted when it holds a quote, comma or newline. */
+function csvCell(v: string | number): string {
+  const t = String(v);
+  return /[",\n]/.test(t) ? `"${t.replace(/"/g, '""')}"` : t;
+}
+
 /** Mean, sample standard deviation (n − 1) and count of values. */
 export interface Stat {
   /** Mean (`null` without values). */
@@ -177,10 +183,7 @@ export function ablationTable(runs: AblationMetrics[]): AblationTable {
           num(s.mean),
           num(s.std),
           s.n,
-        ].map((v) => (/[",\n]/.test(String(v))
-          ? `"${String(v).replace(/"/g, '""')}"`
-          : v)
-        ).join(",");
+        ].map(csvCell).join(",");
       })
     ),
   ].join("\n") + "\n";
@@ -487,9 +490,7 @@ export function seedTable(
           num(r.dicePresent[t]!.mean),
           num(r.dicePresent[t]!.std),
           r.seeds.length,
-        ].map((v) =>
-          /[",\n]/.test(String(v)) ? `"${String(v).replace(/"/g, '""')}"` : v
-        ).join(",")
+        ].map(csvCell).join(",")
       )
     ),
   ].join("\n") + "\n";
