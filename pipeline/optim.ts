@@ -118,10 +118,12 @@ function checkGrads(
  * ```ts
  * import * as tf from "@tensorflow/tfjs";
  * import { createSgd } from "@agcl/agcl/pipeline";
+ * import assert from "node:assert/strict";
+ *
  * const w = tf.variable(tf.scalar(1));
  * const opt = createSgd({ w }, { momentum: 0 });
  * opt.apply({ w: tf.scalar(2) }, 0.1);
- * console.log((await w.data())[0]); // 0.8
+ * assert.ok(Math.abs((await w.data())[0]! - 0.8) < 1e-6);
  * ```
  */
 export function createSgd(
@@ -178,10 +180,12 @@ export function createSgd(
  * ```ts
  * import * as tf from "@tensorflow/tfjs";
  * import { createAdam } from "@agcl/agcl/pipeline";
+ * import assert from "node:assert/strict";
+ *
  * const w = tf.variable(tf.scalar(1));
  * const opt = createAdam({ w });
  * opt.apply({ w: tf.scalar(5) }, 0.1); // first step moves by lr·sign(g)
- * console.log((await w.data())[0]); // ≈ 0.9
+ * assert.ok(Math.abs((await w.data())[0]! - 0.9) < 1e-4);
  * ```
  */
 export function createAdam(

@@ -40,10 +40,12 @@ function defaultWrite(text: string): void {
  * @example Plain mode into a string
  * ```ts
  * import { Progress } from "@agcl/agcl/pipeline";
+ * import assert from "node:assert/strict";
+ *
  * let out = "";
  * const bar = new Progress("demo", 2, { mode: "plain", write: (t) => out += t });
  * bar.tick(); bar.tick(); bar.done();
- * console.log(out.includes("demo 2/2"));
+ * assert.ok(out.includes("demo 2/2"));
  * ```
  */
 export class Progress {

@@ -39,8 +39,10 @@ export interface Region {
  * @example
  * ```ts
  * import { importanceMap } from "@agcl/agcl/pipeline";
+ * import assert from "node:assert/strict";
+ *
  * const w = importanceMap(3, { mode: "gaussian", sigmaScale: 0.5 });
- * console.log(w[4]); // 1: the centre
+ * assert.equal(w[4], 1); // the centre
  * ```
  */
 export function importanceMap(
@@ -145,11 +147,14 @@ export interface SlidingWindowOptions {
  * @example Constant predictions blend to the same constant
  * ```ts
  * import { slidingWindowInference } from "@agcl/agcl/pipeline";
+ * import assert from "node:assert/strict";
+ *
  * const out = await slidingWindowInference(
  *   [6, 6], { y0: 0, y1: 6, x0: 0, x1: 6 }, { patchSize: 4 },
  *   (w) => Promise.resolve(new Float32Array(w.length * 16).fill(0.5)),
  * );
- * console.log(out[0], out[35]); // 0.5 0.5
+ * assert.equal(out[0], 0.5);
+ * assert.equal(out[35], 0.5);
  * ```
  */
 export async function slidingWindowInference(

@@ -74,7 +74,10 @@ export interface AblationReportOptions {
  * @example
  * ```ts
  * import { stars } from "@agcl/agcl/report";
- * console.log(stars(0.004)); // "**"
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(stars(0.004), "**");
+ * assert.equal(stars(0.2), "");
  * ```
  */
 export function stars(p: number | null): string {

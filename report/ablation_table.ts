@@ -94,9 +94,13 @@ export interface AblationTable {
  * ```ts
  * import { evaluateLabelMaps, summarizeMetrics } from "@agcl/agcl/metrics";
  * import { ablationTable } from "@agcl/agcl/report";
+ * import assert from "node:assert/strict";
+ *
  * const m = summarizeMetrics([{ image: "a", metrics: evaluateLabelMaps([1, 0], [1, 0], { dims: [2, 1, 1], labels: { 1: "organ" } }) }]);
- * console.log(ablationTable([{ method: "agcl", backbone: "r18", metrics: m }]).text.rows[0]);
- * // ["r18", "agcl", "1.000 ± 0.000", "1.000 ± 0.000"]
+ * assert.deepEqual(
+ *   ablationTable([{ method: "agcl", backbone: "r18", metrics: m }]).text.rows[0],
+ *   ["r18", "agcl", "1.000 ± 0.000", "1.000 ± 0.000"],
+ * );
  * ```
  */
 export function ablationTable(runs: AblationMetrics[]): AblationTable {
@@ -203,7 +207,9 @@ export function ablationTable(runs: AblationMetrics[]): AblationTable {
  * @example
  * ```ts
  * import { pairedTests } from "@agcl/agcl/report";
- * console.log(pairedTests([], { reference: "agcl" })); // []
+ * import assert from "node:assert/strict";
+ *
+ * assert.deepEqual(pairedTests([], { reference: "agcl" }), []);
  * ```
  */
 export function pairedTests(
