@@ -1,5 +1,5 @@
 /**
- * `deno task bench [--only NAME,…] [--compare-pytorch]`: runs every
+ * `deno task bench [--only NAME,…] [--no-compare-pytorch]`: runs every
  * `bench/*_bench.ts` module (sorted by name), each of which default-exports
  * `(flags: BenchFlags) => Promise<void>` and prints its own table, side by
  * side with the reference (PyTorch, nibabel, scipy) where present.
@@ -7,13 +7,32 @@
 import { parseFlags, runCli } from "../cli/_args.ts";
 import type { BenchFlags } from "./_common.ts";
 
+const USAGE = `deno task bench [--only NAME,…] [--quick] [--backend NAME]
+                 [--no-compare-pytorch]
+
+  --only NAME,…        run only these modules (bench/NAME_bench.ts)
+  --quick              fewer repetitions and sizes (a smoke run)
+  --backend NAME       restrict to one backend (cpu, wasm, webgpu)
+  --no-compare-pytorch skip the PyTorch/nibabel/scipy reference that runs
+                       beside ours by default
+  --help               print this and exit
+
+STEP_BENCH_MEMORY=N runs the step bench's memory check over N steps instead
+of its timing.`;
+
 await runCli(async () => {
   const { values } = parseFlags("bench", Deno.args, {
     only: { type: "string" },
     "compare-pytorch": { type: "boolean", default: true },
+    "no-compare-pytorch": { type: "boolean", default: false },
     backend: { type: "string" },
     quick: { type: "boolean", default: false },
+    help: { type: "boolean", default: false },
   });
+  if (values.help) {
+    console.log(USAGE);
+    return;
+  }
   const dir = new URL(".", import.meta.url);
   const names = [...Deno.readDirSync(dir)]
     .map((e) => e.name)
@@ -29,7 +48,7 @@ await runCli(async () => {
     );
   }
   const flags: BenchFlags = {
-    comparePytorch: values["compare-pytorch"],
+    comparePytorch: values["compare-pytorch"] && !values["no-compare-pytorch"],
     quick: values.quick,
     ...(values.backend ? { backend: values.backend } : {}),
   };

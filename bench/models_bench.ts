@@ -8,7 +8,7 @@
  * - a full training step (SGD with momentum, cross-entropy),
  * - a frozen-encoder step (stage 3: Adam on the decoder only),
  * - a contrastive step (4 samples × 2 views through the encoder and the
- *   projection head, SupCon written inline, SGD).
+ *   projection head, the shipped `supConLoss`, SGD).
  *
  * PyTorch (Debian's python3-torch, 2 threads) runs the same network,
  * bench/torch_ref/agcl_torch.py (written without torchvision, under the
@@ -48,109 +48,26 @@ import {
   runPython,
   timeMs,
 } from "./_common.ts";
+import { type BenchSteps, benchSteps } from "./_steps.ts";
 
 const BATCH = 4;
 const SIZE = 128;
 const CHANNELS = 2;
 const TEMPERATURE = 0.1;
 
-/** SupCon (Khosla et al.) over `z` `[2B, d]` (unit rows, view-major) with `labels` `[2B]`. */
-function supCon(z: tf.Tensor2D, labels: tf.Tensor1D): tf.Scalar {
-  return tf.tidy(() => {
-    const n = z.shape[0];
-    const eye = tf.eye(n);
-    const logits = tf.div(tf.matMul(z, z, false, true), TEMPERATURE);
-    // Self-contrast is excluded from the denominator.
-    const masked = tf.sub(logits, tf.mul(eye, 1e9));
-    const logProb = tf.sub(logits, tf.logSumExp(masked, 1, true));
-    const same = tf.cast(
-      tf.equal(labels.expandDims(1), labels.expandDims(0)),
-      "float32",
-    );
-    const positives = tf.sub(same, eye);
-    const perAnchor = tf.div(
-      tf.sum(tf.mul(positives, logProb), 1),
-      tf.sum(positives, 1),
-    );
-    return tf.neg(tf.mean(perAnchor)) as tf.Scalar;
-  });
-}
-
-interface Bench {
-  run(mode: Mode): Promise<void>;
-  dispose(): void;
-}
-
-function buildBench(net: DeepLab, head: Head, seed: number): Bench {
-  const x = tf.randomNormal(
-    [BATCH, SIZE, SIZE, CHANNELS],
-    0,
-    1,
-    "float32",
+/** The four modes of `net` with this bench's optimisers and inputs. */
+function buildBench(net: DeepLab, head: Head, seed: number): BenchSteps {
+  return benchSteps(net, head, {
+    optimizers: {
+      full: tf.train.momentum(1e-3, 0.9),
+      frozen: tf.train.adam(1e-4),
+      contrastive: tf.train.sgd(5e-4),
+    },
+    batch: BATCH,
+    size: SIZE,
     seed,
-  ) as tf.Tensor4D;
-  const x2 = tf.randomNormal(
-    [2 * BATCH, SIZE, SIZE, CHANNELS],
-    0,
-    1,
-    "float32",
-    seed + 1,
-  ) as tf.Tensor4D;
-  const y = tf.oneHot(
-    tf.randomUniform([BATCH, SIZE, SIZE], 0, 2, "int32", seed + 2),
-    2,
-  ) as tf.Tensor4D;
-  const labels = tf.tensor1d([0, 1, 2, 3, 0, 1, 2, 3], "int32");
-  const full = tf.train.momentum(1e-3, 0.9);
-  const frozen = tf.train.adam(1e-4);
-  const contrastive = tf.train.sgd(5e-4);
-  const contrastiveVars = [
-    ...net.encoder.trainableVariables(),
-    ...head.trainableVariables(),
-  ];
-  const ce = (logits: tf.Tensor4D) =>
-    tf.losses.softmaxCrossEntropy(y, logits) as tf.Scalar;
-  const read = async (t: tf.Tensor | null) => {
-    await t!.data();
-    t!.dispose();
-  };
-  return {
-    run(mode: Mode): Promise<void> {
-      switch (mode) {
-        case "inference":
-          return read(net.apply(x));
-        case "full step":
-          return read(
-            full.minimize(
-              () => ce(net.apply(x, { training: true })),
-              true,
-              net.trainableVariables(),
-            ),
-          );
-        case "frozen-encoder step":
-          return read(
-            frozen.minimize(
-              () => ce(net.apply(x, { training: true, freezeEncoder: true })),
-              true,
-              net.decoderVariables(),
-            ),
-          );
-        case "contrastive step":
-          return read(contrastive.minimize(
-            () => {
-              const { pooled } = net.encoder.apply(x2, { training: true });
-              return supCon(head.apply(pooled), labels);
-            },
-            true,
-            contrastiveVars,
-          ));
-      }
-    },
-    dispose() {
-      tf.dispose([x, x2, y, labels]);
-      [full, frozen, contrastive].forEach((o) => o.dispose());
-    },
-  };
+    temperature: TEMPERATURE,
+  });
 }
 
 /**

@@ -4,7 +4,7 @@
  * head: 512 channels, rates 6/12/18, image pooling), 2×128×128 input,
  * batch 4, in four modes: inference, full training step, frozen-encoder
  * step, contrastive step (4 samples × 2 views through the encoder and a
- * projection head, SupCon loss). Ours runs on wasm with the OpenBLAS plugin
+ * projection head, the shipped `supConLoss`). Ours runs on wasm with the OpenBLAS plugin
  * and on plain wasm (XNNPACK); PyTorch (Debian python3-torch) with 2
  * threads. Prints one table per depth with medians, the ratio, and achieved
  * GFLOP/s (multiply-adds of every convolution and matrix product, counted
@@ -19,6 +19,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { selectBackend, setWasmAcceleration } from "../backends/mod.ts";
+import { createDeepLab, createProjectionHead } from "../models/mod.ts";
 import {
   type BenchFlags,
   type Mode,
@@ -29,152 +30,36 @@ import {
   runPython,
   timeMs,
 } from "./_common.ts";
+import { benchSteps } from "./_steps.ts";
 
+/** The four modes of a paper DeepLab of `depth` and its projection head. */
 interface Net {
   run(mode: Mode): Promise<void>;
   dispose(): void;
 }
 
-interface ModelsApi {
-  createDeepLab(o: Record<string, unknown>): {
-    apply(
-      x: tf.Tensor4D,
-      o: { training: boolean; freezeEncoder?: boolean },
-    ): tf.Tensor4D;
-    encoder: {
-      apply(
-        x: tf.Tensor4D,
-        o: { training: boolean },
-      ): { features: tf.Tensor4D; pooled: tf.Tensor2D };
-      trainableVariables(): tf.Variable[];
-      featureChannels: number;
-    };
-    trainableVariables(): tf.Variable[];
-    decoderVariables(): tf.Variable[];
-    dispose(): void;
-  };
-  createProjectionHead(o: Record<string, unknown>): {
-    apply(x: tf.Tensor2D, o?: { training: boolean }): tf.Tensor2D;
-    trainableVariables(): tf.Variable[];
-    dispose(): void;
-  };
-}
-
-async function loadModels(): Promise<ModelsApi | undefined> {
-  try {
-    const m = await import("../models/mod.ts") as unknown as Partial<ModelsApi>;
-    return typeof m.createDeepLab === "function" &&
-        typeof m.createProjectionHead === "function"
-      ? m as ModelsApi
-      : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Softmax cross-entropy of logits [b,h,w,c] against one-hot labels. */
-function segLoss(logits: tf.Tensor4D, onehot: tf.Tensor4D): tf.Scalar {
-  return tf.neg(tf.mean(tf.sum(tf.mul(onehot, tf.logSoftmax(logits)), 3)));
-}
-
-/** SupCon over z [n, d] (L2-normalised here) with integer labels, T = 0.1. */
-function supCon(z: tf.Tensor2D, labels: number[]): tf.Scalar {
-  const n = labels.length;
-  const zn = tf.div(z, tf.norm(z, 2, 1, true));
-  const logits = tf.div(tf.matMul(zn, zn, false, true), 0.1);
-  const eye = tf.eye(n);
-  const pos = tf.sub(
-    tf.tensor2d(labels.flatMap((a) => labels.map((b) => (a === b ? 1 : 0))), [
-      n,
-      n,
-    ]),
-    eye,
-  );
-  const masked = tf.sub(logits, tf.mul(eye, 1e9));
-  const logProb = tf.sub(logits, tf.logSumExp(masked, 1, true));
-  const perAnchor = tf.div(
-    tf.sum(tf.mul(pos, logProb), 1),
-    tf.maximum(tf.sum(pos, 1), 1),
-  );
-  return tf.neg(tf.mean(perAnchor));
-}
-
-function buildOurs(
-  models: ModelsApi,
-  depth: 18 | 50,
-  size = 128,
-  batch = 4,
-): Net {
-  const net = models.createDeepLab({ ...paperDeepLab(depth), seed: 1 });
-  const proj = models.createProjectionHead({
+/**
+ * The shipped DeepLab and projection head (128 wide) in the four modes,
+ * one SGD optimiser (lr 1e-4) for all, as the PyTorch side of {@linkcode TORCH}.
+ */
+function buildOurs(depth: 18 | 50, size = 128, batch = 4): Net {
+  const net = createDeepLab({ ...paperDeepLab(depth), seed: 1 });
+  const proj = createProjectionHead({
     inFeatures: net.encoder.featureChannels,
     outFeatures: 128,
     seed: 2,
   });
-  const x = tf.randomNormal(
-    [batch, size, size, 2],
-    0,
-    1,
-    "float32",
-    3,
-  ) as tf.Tensor4D;
-  const x8 = tf.randomNormal(
-    [2 * batch, size, size, 2],
-    0,
-    1,
-    "float32",
-    4,
-  ) as tf.Tensor4D;
-  const onehot = tf.oneHot(
-    tf.randomUniform([batch, size, size], 0, 2, "int32", 5) as tf.Tensor3D,
-    2,
-  ).toFloat() as tf.Tensor4D;
-  const labels = [...Array(2 * batch).keys()].map((i) => i % batch);
   const opt = tf.train.sgd(1e-4);
-  const all = net.trainableVariables();
-  const dec = net.decoderVariables();
-  const con = [
-    ...net.encoder.trainableVariables(),
-    ...proj.trainableVariables(),
-  ];
-  const minimize = async (f: () => tf.Scalar, vars: tf.Variable[]) => {
-    const l = opt.minimize(f, true, vars)!;
-    await l.data();
-    l.dispose();
-  };
+  const steps = benchSteps(net, proj, {
+    optimizers: { full: opt, frozen: opt, contrastive: opt },
+    batch,
+    size,
+    seed: 3,
+  });
   return {
-    async run(mode) {
-      switch (mode) {
-        case "inference": {
-          const y = tf.tidy(() => net.apply(x, { training: false }));
-          await y.data();
-          y.dispose();
-          return;
-        }
-        case "full step":
-          return minimize(
-            () => segLoss(net.apply(x, { training: true }), onehot),
-            all,
-          );
-        case "frozen-encoder step":
-          return minimize(
-            () =>
-              segLoss(
-                net.apply(x, { training: true, freezeEncoder: true }),
-                onehot,
-              ),
-            dec,
-          );
-        case "contrastive step":
-          return minimize(() => {
-            const { pooled } = net.encoder.apply(x8, { training: true });
-            return supCon(proj.apply(pooled, { training: true }), labels);
-          }, con);
-      }
-    },
+    run: (mode) => steps.run(mode),
     dispose() {
-      tf.dispose([x, x8, onehot]);
-      opt.dispose();
+      steps.dispose();
       proj.dispose();
       net.dispose();
     },
@@ -260,7 +145,7 @@ async function sgemmPeak(): Promise<number | undefined> {
  * contrastive in turn) of a smaller R18 DeepLab (64×64, batch 2), per wasm
  * variant: leaks show as growth.
  */
-async function memoryCheck(models: ModelsApi, steps: number): Promise<void> {
+async function memoryCheck(steps: number): Promise<void> {
   const modes: Mode[] = [
     "full step",
     "frozen-encoder step",
@@ -271,7 +156,7 @@ async function memoryCheck(models: ModelsApi, steps: number): Promise<void> {
     if ((await setWasmAcceleration(acc).catch(() => undefined))?.name !== acc) {
       continue;
     }
-    const net = buildOurs(models, 18, 64, 2);
+    const net = buildOurs(18, 64, 2);
     const rows: (string | number)[][] = [];
     for (let i = 1; i <= steps; i++) {
       await net.run(modes[i % modes.length]!);
@@ -305,18 +190,11 @@ async function memoryCheck(models: ModelsApi, steps: number): Promise<void> {
 }
 
 export default async function run(flags: BenchFlags): Promise<void> {
-  const models = await loadModels();
-  if (!models) {
-    console.log(
-      "step: models/ (createDeepLab) is not available yet; nothing to measure",
-    );
-    return;
-  }
   let memSteps = 0;
   try {
     memSteps = Number(Deno.env.get("STEP_BENCH_MEMORY") ?? 0);
   } catch { /* no env permission */ }
-  if (memSteps > 0) return memoryCheck(models, memSteps);
+  if (memSteps > 0) return memoryCheck(memSteps);
 
   const reps = flags.quick ? 2 : 3;
   const peak = await sgemmPeak();
@@ -431,14 +309,12 @@ async function child(args: string[]): Promise<void> {
     args[1] as "blas" | "xnnpack",
     Number(args[2]),
   ];
-  const models = await loadModels();
-  if (!models) return;
   await selectBackend("wasm", { purpose: "train" });
   const got = await setWasmAcceleration(acc);
   if (got?.name !== acc) {
     throw new Error(`wasm acceleration ${acc} unavailable`);
   }
-  const net = buildOurs(models, depth);
+  const net = buildOurs(depth);
   for (const mode of MODES) {
     const ms = await timeMs(() => net.run(mode), { reps, warmup: 1 });
     const flops = acc === "blas"
