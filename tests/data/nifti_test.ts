@@ -641,3 +641,140 @@ Deno.test({
     }
   },
 });
+
+/** Lower-case hex SHA-256 of `bytes`. */
+async function sha256(bytes: Uint8Array | string): Promise<string> {
+  const data = typeof bytes === "string"
+    ? new TextEncoder().encode(bytes)
+    : bytes.slice();
+  return Array.from(
+    new Uint8Array(await crypto.subtle.digest("SHA-256", data)),
+    (b) => b.toString(16).padStart(2, "0"),
+  ).join("");
+}
+
+Deno.test("readNifti and writeNifti header bytes and fields stay as pinned", async () => {
+  // A guard for refactors of the header code: the parsed fields of four
+  // full headers (NIfTI-1 and -2, both byte orders, every field set) and
+  // the bytes writeNifti writes for eight volumes are pinned by SHA-256.
+  // The hashes were taken from the code before the header field table.
+  const dir = await Deno.makeTempDir();
+  try {
+    await python(
+      `
+import sys, numpy as np, nibabel as nib
+d = sys.argv[1]
+a = np.arange(24, dtype="i2").reshape(2, 3, 4)
+aff = np.array([[0, -1.25, 0.1, 30.5], [0.8, 0, 0, -20.25], [0, 0.05, 2.5, 7.125], [0, 0, 0, 1]])
+q = np.array([[0, -1.25, 0, 30.5], [0.8, 0, 0, -20.25], [0, 0, -2.5, 7.125], [0, 0, 0, 1]])
+for name, cls, endian in [("v1le.nii", nib.Nifti1Image, "<"), ("v1be.nii", nib.Nifti1Image, ">"),
+                          ("v2le.nii", nib.Nifti2Image, "<"), ("v2be.nii", nib.Nifti2Image, ">")]:
+    hdr = (nib.Nifti1Header if cls is nib.Nifti1Image else nib.Nifti2Header)(endianness=endian)
+    img = cls(a, None, hdr)
+    img.set_qform(q, code=1); img.set_sform(aff, code=2)
+    h = img.header
+    h.set_data_dtype(np.dtype("i2").newbyteorder(endian))
+    h["descrip"] = b"pinned header"; h["aux_file"] = b"aux.txt"; h["intent_name"] = b"label"
+    h["intent_code"] = 1002; h["intent_p1"] = 0.5; h["intent_p2"] = -1.5; h["intent_p3"] = 3
+    h["dim_info"] = 57; h["slice_start"] = 1; h["slice_end"] = 2; h["slice_code"] = 1
+    h["slice_duration"] = 0.25; h["toffset"] = 1.5; h["cal_min"] = -5; h["cal_max"] = 300
+    h.set_xyzt_units("mm", "sec"); h.set_slope_inter(0.5, -10)
+    nib.save(img, f"{d}/{name}")
+`,
+      [dir],
+    );
+    const parsed: Record<string, unknown> = {};
+    for (const name of ["v1le", "v1be", "v2le", "v2be"]) {
+      const path = `${dir}/${name}.nii`;
+      const info = await readNiftiHeader(path);
+      const volume = await readNifti(path);
+      assert.deepEqual(volume.header, info.header, name);
+      parsed[name] = { ...info, data: Array.from(volume.data) };
+    }
+    assert.equal(
+      await sha256(JSON.stringify(parsed)),
+      "f5f0524621febcb4dfa766a37a80c9ba9b545aa7c53a4de8e829fa89933d9586",
+      JSON.stringify(parsed),
+    );
+
+    const source = await readNifti(`${dir}/v1le.nii`);
+    const source2 = await readNifti(`${dir}/v2be.nii`);
+    const n = 24;
+    const rotated = [
+      [0, 0, 2, 1],
+      [0, -3, 0, 2],
+      [1.5, 0, 0, 3],
+      [0, 0, 0, 1],
+    ];
+    const sheared = [
+      [1, 0.5, 0, -4],
+      [0, 1, 0, 5],
+      [0, 0, 2, 6.5],
+      [0, 0, 0, 1],
+    ];
+    const shifted = source.affine.map((r, i) =>
+      i === 0 ? [r[0]!, r[1]!, r[2]!, r[3]! + 1] : r.slice()
+    );
+    const flat: Volume = {
+      data: Uint8Array.from({ length: 12 }, (_, i) => i % 5),
+      dims: [3, 4, 1],
+      spacing: [0.5, 0.7, 1],
+      affine: [[0.5, 0, 0, 0], [0, 0.7, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]],
+    };
+    await writeNifti(`${dir}/flat.nii`, flat);
+    const flatSource = await readNifti(`${dir}/flat.nii`);
+    const cases: [string, Volume, { datatype?: "int16" | "float64" }][] = [
+      ["plain int16", {
+        data: Int16Array.from({ length: n }, (_, i) => i * 37 - 400),
+        dims: [2, 3, 4],
+        spacing: [1.5, 3, 2],
+        affine: rotated,
+      }, {}],
+      ["sheared float32", {
+        data: Float32Array.from({ length: n }, (_, i) => Math.sin(i)),
+        dims: [4, 3, 2],
+        spacing: [1, 1, 2],
+        affine: sheared,
+      }, {}],
+      ["float32 as int16", {
+        data: Float32Array.from({ length: n }, (_, i) => i - 3),
+        dims: [4, 3, 2],
+        spacing: [1, 1, 2],
+        affine: sheared,
+      }, { datatype: "int16" }],
+      ["source header kept", source, {}],
+      ["source labels", { ...source, data: new Uint8Array(n).fill(3) }, {}],
+      ["source affine moved", { ...source, affine: shifted }, {
+        datatype: "float64",
+      }],
+      ["NIfTI-2 big-endian source", source2, {}],
+      ["2D source", flatSource, {}],
+    ];
+    const written: Record<string, string> = {};
+    for (const [i, [name, volume, options]] of cases.entries()) {
+      await writeNifti(`${dir}/w${i}.nii`, volume, options);
+      written[name] = await sha256(await Deno.readFile(`${dir}/w${i}.nii`));
+    }
+    assert.deepEqual(written, {
+      "plain int16":
+        "ca6cbafc21e64fb6c09ae069b646c6aed17661080758fa114390e236c4ab9b10",
+      "sheared float32":
+        "d6412570233cc38bdf039b95bba259b2d4805921e9e9d3727345bf3189058978",
+      "float32 as int16":
+        "de1c44e6de8a72bd9742c0e966ef2b19747534df09283bbc9bd841f740e13269",
+      "source header kept":
+        "e97672687424b65a3485001cc62b040b6befc3189c3ebc88cb5c36ef7ebfb530",
+      "source labels":
+        "5b1ebadfd45b9520e652d71ae41df079978b2004c1ea2da251320118f25b3619",
+      "source affine moved":
+        "4e9eb2f610663634f7fa8af63bfacc4962763b17a25797db4909715e5c1c543b",
+      // float32 on disk: the NIfTI-2 source's fields round to the NIfTI-1 file's
+      "NIfTI-2 big-endian source":
+        "e97672687424b65a3485001cc62b040b6befc3189c3ebc88cb5c36ef7ebfb530",
+      "2D source":
+        "f4d2b2b5b44422d355c4592231ed9f8d1f37b6d0debc7fe11664273aa45553ec",
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
