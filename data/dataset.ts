@@ -6,6 +6,7 @@
  * @module
  */
 import { readNifti, readNiftiHeader } from "./nifti.ts";
+import { affinesAgree } from "./_affine.ts";
 import type { Volume, VoxelArray } from "./volume.ts";
 
 /** One case of a dataset; paths are absolute. */
@@ -142,18 +143,6 @@ function parseList(
   });
 }
 
-function affinesAgree(a: number[][], b: number[][]): boolean {
-  for (let r = 0; r < 3; r++) {
-    for (let c = 0; c < 4; c++) {
-      const x = a[r]![c]!, y = b[r]![c]!;
-      if (Math.abs(x - y) > 1e-4 * Math.max(1, Math.abs(x), Math.abs(y))) {
-        return false;
-      }
-    }
-  }
-  return true;
-}
-
 function formatAffine(a: number[][]): string {
   return `[${
     a.slice(0, 3).map((r) => `[${r.map((v) => +v.toFixed(4)).join(", ")}]`)
@@ -179,7 +168,8 @@ export function checkSameGrid(
       `Image '${names.image}' and label '${names.label}' have different grids: dims [${image.dims}] vs [${label.dims}]`,
     );
   }
-  if (!affinesAgree(image.affine, label.affine)) {
+  // 1e-4: files from different writers round the same affine differently.
+  if (!affinesAgree(image.affine, label.affine, 1e-4)) {
     throw new Error(
       `Image '${names.image}' and label '${names.label}' have different affines: ${
         formatAffine(image.affine)

@@ -1,6 +1,7 @@
 /**
- * NIfTI-1/NIfTI-2 reading (through nifti-reader-js) and NIfTI-1 writing,
- * `.nii` and `.nii.gz`.
+ * NIfTI-1/NIfTI-2 reading and NIfTI-1 writing, `.nii` and `.nii.gz`. The
+ * header layouts are the field tables of `_nifti_fields.ts`, walked by one
+ * reader and one writer; the affine arithmetic is `_affine.ts`.
  *
  * Rules: the affine comes from the sform when `sform_code > 0`, else from
  * the qform when `qform_code > 0`, else from `pixdim` (NIfTI method 1, no
@@ -10,7 +11,6 @@
  *
  * @module
  */
-import * as nifti from "nifti-reader-js";
 import {
   allocVoxels,
   countNonFinite,
@@ -27,6 +27,20 @@ import {
   readFileClear,
   writeFileAtomic,
 } from "./_io.ts";
+import {
+  affinesAgree,
+  affineToQform,
+  columnNorm,
+  det3,
+  qformToAffine,
+} from "./_affine.ts";
+import {
+  type FieldValues,
+  NIFTI1_FIELDS,
+  NIFTI2_FIELDS,
+  readFields,
+  writeFields,
+} from "./_nifti_fields.ts";
 
 /** NIfTI datatype codes of the supported voxel types. */
 const CODE_OF: Readonly<Record<VoxelDtype, number>> = Object.freeze({
@@ -176,12 +190,6 @@ function fail(source: string, problem: string): never {
   throw new Error(`Cannot read ${source} as ${problem}`);
 }
 
-function readString(bytes: Uint8Array, start: number, end: number): string {
-  let e = start;
-  while (e < end && bytes[e] !== 0) e++;
-  return new TextDecoder("latin1").decode(bytes.subarray(start, e));
-}
-
 /** Parses and validates a header from the first bytes of an uncompressed file. */
 function parseHeader(bytes: Uint8Array, source: string): NiftiHeader {
   if (bytes.length < 4) {
@@ -205,117 +213,69 @@ function parseHeader(bytes: Uint8Array, source: string): NiftiHeader {
       `its header is truncated: ${bytes.length} bytes (expected ${size})`,
     );
   }
-  const magicAt = version === 1 ? 344 : 4;
-  const magic = readString(bytes, magicAt, magicAt + 4);
-  if (magic === "ni1" || magic === "ni2") {
+  // Extensions, past the fixed header, are not kept.
+  const h: FieldValues<typeof NIFTI1_FIELDS | typeof NIFTI2_FIELDS> =
+    readFields(
+      version === 1 ? NIFTI1_FIELDS : NIFTI2_FIELDS,
+      view,
+      littleEndian,
+    );
+  if (h.magic === "ni1" || h.magic === "ni2") {
     fail(
       source,
-      `it is a .hdr/.img pair header (magic '${magic}'): only single-file .nii is supported`,
+      `it is a .hdr/.img pair header (magic '${h.magic}'): only single-file .nii is supported`,
     );
   }
-  if (magic !== (version === 1 ? "n+1" : "n+2")) {
+  if (h.magic !== (version === 1 ? "n+1" : "n+2")) {
     fail(
       source,
-      `it is not NIfTI: bad magic '${magic}' (expected '${
+      `it is not NIfTI: bad magic '${h.magic}' (expected '${
         version === 1 ? "n+1" : "n+2"
       }')`,
     );
-  }
-  let h: nifti.NIFTI1 | nifti.NIFTI2;
-  try {
-    // Only the fixed header is passed: extensions are not kept.
-    h = nifti.readHeader(bytes.slice(0, size).buffer);
-  } catch (e) {
-    fail(
-      source,
-      `its header could not be parsed: ${e instanceof Error ? e.message : e}`,
-    );
-  }
-  const srow: number[][] = [];
-  for (let r = 0; r < 3; r++) {
-    const row: number[] = [];
-    for (let c = 0; c < 4; c++) {
-      row.push(
-        version === 1
-          ? view.getFloat32(280 + (r * 4 + c) * 4, littleEndian)
-          : view.getFloat64(400 + (r * 4 + c) * 8, littleEndian),
-      );
-    }
-    srow.push(row);
   }
   return {
     kind: "nifti",
     version,
     littleEndian,
-    dim: Array.from(h.dims, Number),
-    pixdim: Array.from(h.pixDims, Number),
-    datatypeCode: h.datatypeCode,
-    bitpix: h.numBitsPerVoxel,
-    voxOffset: Number(h.vox_offset),
+    dim: h.dim,
+    pixdim: h.pixdim,
+    datatypeCode: h.datatype,
+    bitpix: h.bitpix,
+    voxOffset: h.vox_offset,
     sclSlope: h.scl_slope,
     sclInter: h.scl_inter,
     qformCode: h.qform_code,
     sformCode: h.sform_code,
-    quatern: [h.quatern_b, h.quatern_c, h.quatern_d],
-    qoffset: [h.qoffset_x, h.qoffset_y, h.qoffset_z],
-    srow,
+    quatern: h.quatern as [number, number, number],
+    qoffset: h.qoffset as [number, number, number],
+    srow: [0, 1, 2].map((r) => h.srow.slice(4 * r, 4 * r + 4)),
     xyztUnits: h.xyzt_units,
     dimInfo: h.dim_info,
     intentCode: h.intent_code,
-    intentP: [h.intent_p1, h.intent_p2, h.intent_p3],
+    intentP: h.intent_p as [number, number, number],
     intentName: h.intent_name,
     sliceCode: h.slice_code,
-    sliceStart: Number(h.slice_start),
-    sliceEnd: Number(h.slice_end),
+    sliceStart: h.slice_start,
+    sliceEnd: h.slice_end,
     sliceDuration: h.slice_duration,
     toffset: h.toffset,
     calMin: h.cal_min,
     calMax: h.cal_max,
-    description: h.description,
+    description: h.descrip,
     auxFile: h.aux_file,
   };
 }
 
 /** The qform as a 4×4 affine (nifti1_io's `quatern_to_mat44`). */
 export function qformAffine(header: NiftiHeader): number[][] {
-  let [b, c, d] = header.quatern;
-  let a = 1 - (b * b + c * c + d * d);
-  if (a < 1e-7) {
-    // special case: a 180° rotation; renormalise (b, c, d)
-    a = 1 / Math.sqrt(b * b + c * c + d * d);
-    b *= a;
-    c *= a;
-    d *= a;
-    a = 0;
-  } else {
-    a = Math.sqrt(a);
-  }
   const px = header.pixdim;
-  const dx = px[1]! > 0 ? px[1]! : 1;
-  const dy = px[2]! > 0 ? px[2]! : 1;
-  const dz = (px[3]! > 0 ? px[3]! : 1) * (px[0]! < 0 ? -1 : 1);
-  const [ox, oy, oz] = header.qoffset;
-  return [
-    [
-      (a * a + b * b - c * c - d * d) * dx,
-      2 * (b * c - a * d) * dy,
-      2 * (b * d + a * c) * dz,
-      ox,
-    ],
-    [
-      2 * (b * c + a * d) * dx,
-      (a * a + c * c - b * b - d * d) * dy,
-      2 * (c * d - a * b) * dz,
-      oy,
-    ],
-    [
-      2 * (b * d - a * c) * dx,
-      2 * (c * d + a * b) * dy,
-      (a * a + d * d - c * c - b * b) * dz,
-      oz,
-    ],
-    [0, 0, 0, 1],
-  ];
+  return qformToAffine({
+    quatern: header.quatern,
+    qfac: px[0]!,
+    zooms: [1, 2, 3].map((i) => px[i]! > 0 ? px[i]! : 1),
+    offset: header.qoffset,
+  });
 }
 
 /** The affine a header defines: sform if `sform_code > 0`, else qform, else pixdim. */
@@ -332,10 +292,6 @@ export function headerAffine(header: NiftiHeader): number[][] {
     [0, 0, s(p[3]), 0],
     [0, 0, 0, 1],
   ];
-}
-
-function columnNorm(affine: number[][], j: number): number {
-  return Math.hypot(affine[0]![j]!, affine[1]![j]!, affine[2]![j]!);
 }
 
 /** Validates dims/datatype/offset and derives the geometry. */
@@ -389,10 +345,7 @@ function headerInfo(header: NiftiHeader, source: string): NiftiInfo {
   }
   // A zero column (a zeroed sform) or parallel columns leave no voxel axis
   // for some world axis: orientation and distances in mm are meaningless.
-  const [a, b, c] = affine as [number[], number[], number[]];
-  const det = a[0]! * (b[1]! * c[2]! - b[2]! * c[1]!) -
-    a[1]! * (b[0]! * c[2]! - b[2]! * c[0]!) +
-    a[2]! * (b[0]! * c[1]! - b[1]! * c[0]!);
+  const det = det3(affine);
   const scale = columnNorm(affine, 0) * columnNorm(affine, 1) *
     columnNorm(affine, 2);
   if (!(Math.abs(det) > 1e-6 * scale)) {
@@ -692,79 +645,6 @@ function isNiftiHeader(h: unknown): h is NiftiHeader {
     (h as { kind?: unknown }).kind === "nifti";
 }
 
-function sameAffine(a: number[][], b: number[][]): boolean {
-  for (let r = 0; r < 4; r++) {
-    for (let c = 0; c < 4; c++) {
-      const x = a[r]![c]!, y = b[r]![c]!;
-      if (Math.abs(x - y) > 1e-6 * Math.max(1, Math.abs(x), Math.abs(y))) {
-        return false;
-      }
-    }
-  }
-  return true;
-}
-
-/** nifti1_io's `mat44_to_quatern` for an affine with orthogonal columns. */
-function affineToQuatern(
-  affine: number[][],
-): { quatern: [number, number, number]; qfac: number; zooms: number[] } | null {
-  const zooms = [0, 1, 2].map((j) => columnNorm(affine, j));
-  if (zooms.some((z) => !(z > 0))) return null;
-  const R = [0, 1, 2].map((i) =>
-    [0, 1, 2].map((j) => affine[i]![j]! / zooms[j]!)
-  );
-  for (let i = 0; i < 3; i++) {
-    for (let j = i + 1; j < 3; j++) {
-      const dot = R[0]![i]! * R[0]![j]! + R[1]![i]! * R[1]![j]! +
-        R[2]![i]! * R[2]![j]!;
-      if (Math.abs(dot) > 1e-5) return null; // sheared: no qform
-    }
-  }
-  const det = R[0]![0]! * (R[1]![1]! * R[2]![2]! - R[1]![2]! * R[2]![1]!) -
-    R[0]![1]! * (R[1]![0]! * R[2]![2]! - R[1]![2]! * R[2]![0]!) +
-    R[0]![2]! * (R[1]![0]! * R[2]![1]! - R[1]![1]! * R[2]![0]!);
-  let qfac = 1;
-  if (det < 0) {
-    qfac = -1;
-    for (let i = 0; i < 3; i++) R[i]![2] = -R[i]![2]!;
-  }
-  const r = (i: number, j: number) => R[i - 1]![j - 1]!;
-  let a = r(1, 1) + r(2, 2) + r(3, 3) + 1;
-  let b: number, c: number, d: number;
-  if (a > 0.5) {
-    a = 0.5 * Math.sqrt(a);
-    b = 0.25 * (r(3, 2) - r(2, 3)) / a;
-    c = 0.25 * (r(1, 3) - r(3, 1)) / a;
-    d = 0.25 * (r(2, 1) - r(1, 2)) / a;
-  } else {
-    const xd = 1 + r(1, 1) - (r(2, 2) + r(3, 3));
-    const yd = 1 + r(2, 2) - (r(1, 1) + r(3, 3));
-    const zd = 1 + r(3, 3) - (r(1, 1) + r(2, 2));
-    if (xd > 1) {
-      b = 0.5 * Math.sqrt(xd);
-      c = 0.25 * (r(1, 2) + r(2, 1)) / b;
-      d = 0.25 * (r(1, 3) + r(3, 1)) / b;
-      a = 0.25 * (r(3, 2) - r(2, 3)) / b;
-    } else if (yd > 1) {
-      c = 0.5 * Math.sqrt(yd);
-      b = 0.25 * (r(1, 2) + r(2, 1)) / c;
-      d = 0.25 * (r(2, 3) + r(3, 2)) / c;
-      a = 0.25 * (r(1, 3) - r(3, 1)) / c;
-    } else {
-      d = 0.5 * Math.sqrt(zd);
-      b = 0.25 * (r(1, 3) + r(3, 1)) / d;
-      c = 0.25 * (r(2, 3) + r(3, 2)) / d;
-      a = 0.25 * (r(2, 1) - r(1, 2)) / d;
-    }
-    if (a < 0) {
-      b = -b;
-      c = -c;
-      d = -d;
-    }
-  }
-  return { quatern: [b, c, d], qfac, zooms };
-}
-
 function checkCast(
   data: VoxelArray,
   target: VoxelDtype,
@@ -859,27 +739,13 @@ export async function writeNifti(
   const data = checkCast(volume.data, target, path);
   const src = isNiftiHeader(volume.header) ? volume.header : undefined;
 
-  const head = new Uint8Array(352);
-  const v = new DataView(head.buffer);
-  const enc = new TextEncoder();
-  const putString = (s: string, at: number, max: number) =>
-    head.set(enc.encode(s).subarray(0, max - 1), at);
-  v.setInt32(0, 348, true);
-  head[38] = "r".charCodeAt(0); // regular = 'r', as nifti1_io writes
-  v.setUint8(39, src?.dimInfo ?? 0);
+  const head = new Uint8Array(352); // 348-byte header + 4 bytes: no extensions
   const rank = dims[2] === 1 && src?.dim[0] === 2 ? 2 : 3;
-  const dim = [rank, dims[0], dims[1], dims[2], 1, 1, 1, 1];
-  dim.forEach((d, i) => v.setInt16(40 + 2 * i, d, true));
-  const intentP = src?.intentP ?? [0, 0, 0];
-  intentP.forEach((p, i) => v.setFloat32(56 + 4 * i, p, true));
-  v.setInt16(68, src?.intentCode ?? 0, true);
-  v.setInt16(70, CODE_OF[target], true);
-  v.setInt16(72, BYTES[target] * 8, true);
   const sameGrid = src !== undefined && src.dim[1] === dims[0] &&
     src.dim[2] === (src.dim[0]! >= 2 ? dims[1] : 1) &&
     (src.dim[0]! >= 3 ? src.dim[3] : 1) === dims[2];
-  const keepForms = sameGrid && sameAffine(headerAffine(src!), affine);
-  v.setInt16(74, sameGrid ? src!.sliceStart : 0, true);
+  const keepForms = sameGrid &&
+    affinesAgree(headerAffine(src!), affine, 1e-6);
 
   let pixdim: number[];
   let qformCode: number, sformCode: number;
@@ -892,7 +758,7 @@ export async function writeNifti(
     qoffset = src!.qoffset;
     srow = src!.srow;
   } else {
-    const q = affineToQuatern(affine);
+    const q = affineToQform(affine);
     const code = (src?.sformCode ?? 0) > 0
       ? src!.sformCode
       : (src?.qformCode ?? 0) > 0
@@ -913,29 +779,37 @@ export async function writeNifti(
     const rest = src?.pixdim ?? [];
     for (let i = 4; i < 8; i++) pixdim.push(rest[i] ?? 1);
   }
-  for (let i = 0; i < 8; i++) v.setFloat32(76 + 4 * i, pixdim[i] ?? 1, true);
-  v.setFloat32(108, 352, true);
-  v.setFloat32(112, 1, true);
-  v.setFloat32(116, 0, true);
-  v.setInt16(120, sameGrid ? src!.sliceEnd : 0, true);
-  v.setUint8(122, sameGrid ? src!.sliceCode : 0);
-  v.setUint8(123, src?.xyztUnits ?? 10); // mm and s
-  v.setFloat32(124, 0, true); // cal_max: not carried (values may change)
-  v.setFloat32(128, 0, true);
-  v.setFloat32(132, src?.sliceDuration ?? 0, true);
-  v.setFloat32(136, src?.toffset ?? 0, true);
-  putString(src?.description ?? "AGCL for Deno", 148, 80);
-  putString(src?.auxFile ?? "", 228, 24);
-  v.setInt16(252, qformCode, true);
-  v.setInt16(254, sformCode, true);
-  quatern.forEach((x, i) => v.setFloat32(256 + 4 * i, x, true));
-  qoffset.forEach((x, i) => v.setFloat32(268 + 4 * i, x, true));
-  srow.forEach((row, r) =>
-    row.forEach((x, c) => v.setFloat32(280 + (r * 4 + c) * 4, x, true))
-  );
-  putString(src?.intentName ?? "", 328, 16);
-  head.set([0x6e, 0x2b, 0x31, 0], 344); // "n+1\0"
-  // bytes 348..351: no extensions
+  writeFields(NIFTI1_FIELDS, new DataView(head.buffer), {
+    sizeof_hdr: 348,
+    regular: "r".charCodeAt(0), // as nifti1_io writes
+    dim_info: src?.dimInfo ?? 0,
+    dim: [rank, dims[0], dims[1], dims[2], 1, 1, 1, 1],
+    intent_p: src?.intentP ?? [0, 0, 0],
+    intent_code: src?.intentCode ?? 0,
+    datatype: CODE_OF[target],
+    bitpix: BYTES[target] * 8,
+    slice_start: sameGrid ? src!.sliceStart : 0,
+    pixdim: Array.from({ length: 8 }, (_, i) => pixdim[i] ?? 1),
+    vox_offset: 352,
+    scl_slope: 1,
+    scl_inter: 0,
+    slice_end: sameGrid ? src!.sliceEnd : 0,
+    slice_code: sameGrid ? src!.sliceCode : 0,
+    xyzt_units: src?.xyztUnits ?? 10, // mm and s
+    cal_max: 0, // the display range is not carried: values may change
+    cal_min: 0,
+    slice_duration: src?.sliceDuration ?? 0,
+    toffset: src?.toffset ?? 0,
+    descrip: src?.description ?? "AGCL for Deno",
+    aux_file: src?.auxFile ?? "",
+    qform_code: qformCode,
+    sform_code: sformCode,
+    quatern,
+    qoffset,
+    srow: srow.flat(),
+    intent_name: src?.intentName ?? "",
+    magic: "n+1",
+  });
 
   let body: Uint8Array;
   if (HOST_LITTLE_ENDIAN) {

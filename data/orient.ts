@@ -5,6 +5,7 @@
  * @module
  */
 import type { Volume, VoxelArray } from "./volume.ts";
+import { columnNorm, matmul4 } from "./_affine.ts";
 
 /** How a grid's voxel axes map onto world axes. */
 export interface Orientation {
@@ -34,7 +35,7 @@ export function orientationOf(affine: number[][]): Orientation {
   }
   const cos: number[][] = [[], [], []]; // cos[i][j]: world i, voxel j
   for (let j = 0; j < 3; j++) {
-    const n = Math.hypot(affine[0]![j]!, affine[1]![j]!, affine[2]![j]!);
+    const n = columnNorm(affine, j);
     if (!(n > 0)) {
       throw new TypeError(
         `Cannot compute orientationOf as column ${j} of 'affine' is zero or not finite`,
@@ -114,12 +115,6 @@ function mapping(dims: [number, number, number], o: Orientation): Mapping {
     t[j]![3] = f ? dims[j]! - 1 : 0;
   }
   return { dims: newDims, base, strides, transform: t };
-}
-
-function matmul4(a: number[][], b: number[][]): number[][] {
-  return a.map((row) =>
-    [0, 1, 2, 3].map((c) => row.reduce((s, v, k) => s + v * b[k]![c]!, 0))
-  );
 }
 
 function isIdentity(o: Orientation): boolean {

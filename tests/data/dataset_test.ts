@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import {
   checkLabelValues,
+  checkSameGrid,
   loadCase,
   loadDataset,
   writeNifti,
@@ -218,4 +219,27 @@ Deno.test("loadDataset and loadCase give clear errors for bad datasets", async (
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("checkSameGrid() accepts affines within 1e-4 relative and rejects more", () => {
+  const names = { image: "img.nii", label: "lab.nii" };
+  const a = [[-0.8, 0, 0, 100], [0, 0.8, 0, -50], [0, 0, 2.5, 12], [
+    0,
+    0,
+    0,
+    1,
+  ]];
+  const near = a.map((r, i) => i === 0 ? [r[0]!, 0, 0, 100 * (1 + 5e-5)] : r);
+  const far = a.map((r, i) => i === 0 ? [r[0]!, 0, 0, 100 * (1 + 5e-4)] : r);
+  const dims = [4, 3, 2];
+  checkSameGrid({ dims, affine: a }, { dims, affine: near }, names);
+  // the bottom row carries nothing: 3×4 affines are compared the same way
+  checkSameGrid({ dims, affine: a.slice(0, 3) }, {
+    dims,
+    affine: near.slice(0, 3),
+  }, names);
+  assert.throws(
+    () => checkSameGrid({ dims, affine: a }, { dims, affine: far }, names),
+    /Image 'img\.nii' and label 'lab\.nii' have different affines/,
+  );
 });

@@ -778,3 +778,20 @@ for name, cls, endian in [("v1le.nii", nib.Nifti1Image, "<"), ("v1be.nii", nib.N
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("readNifti reads a header string up to its first NUL, as nifti1_io does", async () => {
+  // Some writers leave bytes after the terminating NUL of descrip; they are
+  // not part of the string (nifti-reader-js, used before, skipped every NUL
+  // and kept them: "kept" + "garbage").
+  const dir = await Deno.makeTempDir();
+  try {
+    const bytes = await validBytes(dir);
+    const descrip = new Uint8Array(80);
+    descrip.set(new TextEncoder().encode("kept\0garbage"));
+    bytes.set(descrip, 148); // descrip: char[80] at byte 148 of nifti1.h
+    const v = await readNifti(bytes);
+    assert.equal((v.header as NiftiHeader).description, "kept");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
