@@ -11,6 +11,7 @@
 import { Prng } from "../random/prng.ts";
 import type { Patch } from "./patch_sampler.ts";
 import { drawJitter, renderView } from "./_render.ts";
+import { checkInterval, checkUpTo } from "./_ranges.ts";
 
 /**
  * The parameters of one augmented view, as drawn by
@@ -120,32 +121,6 @@ export interface ResolvedAugmentOptions {
   color: Required<ColorOptions> | null;
 }
 
-function range(
-  v: [number, number],
-  name: string,
-  lo: number,
-  hi: number,
-): [number, number] {
-  if (
-    !Array.isArray(v) || v.length !== 2 || !(v[0] >= lo) || !(v[1] <= hi) ||
-    !(v[0] <= v[1])
-  ) {
-    throw new RangeError(
-      `Cannot augment as '${name}' must be [low, high] with ${lo} <= low <= high <= ${hi}: current value is [${v}]`,
-    );
-  }
-  return [v[0], v[1]];
-}
-
-function unit(v: number, name: string, hi = 1): number {
-  if (!(v >= 0 && v <= hi)) {
-    throw new RangeError(
-      `Cannot augment as '${name}' must be in [0, ${hi}]: current value is ${v}`,
-    );
-  }
-  return v;
-}
-
 /**
  * Fills in the defaults of `options` and checks every value.
  *
@@ -168,47 +143,62 @@ export function resolveAugmentOptions(
 ): ResolvedAugmentOptions {
   const { crop = {}, rotation = {}, flip = {}, intensity = {}, color = {} } =
     options;
+  const action = "augment";
   return {
     crop: crop === false ? null : {
-      scale: range(crop.scale ?? [0.3, 0.7], "crop.scale", Number.MIN_VALUE, 1),
-      ratio: range(
-        crop.ratio ?? [3 / 4, 4 / 3],
-        "crop.ratio",
-        Number.MIN_VALUE,
-        Infinity,
-      ),
+      scale: checkInterval(crop.scale ?? [0.3, 0.7], "crop.scale", {
+        action,
+        lo: Number.MIN_VALUE,
+        hi: 1,
+      }),
+      ratio: checkInterval(crop.ratio ?? [3 / 4, 4 / 3], "crop.ratio", {
+        action,
+        lo: Number.MIN_VALUE,
+        hi: Infinity,
+      }),
     },
     degrees: rotation === false
       ? 0
-      : unit(rotation.degrees ?? 30, "rotation.degrees", 180),
-    flipP: flip === false ? 0 : unit(flip.p ?? 0.5, "flip.p"),
+      : checkUpTo(rotation.degrees ?? 30, "rotation.degrees", {
+        action,
+        hi: 180,
+      }),
+    flipP: flip === false
+      ? 0
+      : checkUpTo(flip.p ?? 0.5, "flip.p", { action, hi: 1 }),
     intensity: intensity === false ? null : {
-      scale: range(
-        intensity.scale ?? [0.9, 1.1],
-        "intensity.scale",
-        0,
-        Infinity,
-      ),
-      shift: range(
-        intensity.shift ?? [-0.1, 0.1],
-        "intensity.shift",
-        -Infinity,
-        Infinity,
-      ),
-      gamma: range(
-        intensity.gamma ?? [0.7, 1.5],
-        "intensity.gamma",
-        Number.MIN_VALUE,
-        Infinity,
-      ),
-      p: unit(intensity.p ?? 0.8, "intensity.p"),
+      scale: checkInterval(intensity.scale ?? [0.9, 1.1], "intensity.scale", {
+        action,
+        lo: 0,
+        hi: Infinity,
+      }),
+      shift: checkInterval(intensity.shift ?? [-0.1, 0.1], "intensity.shift", {
+        action,
+        lo: -Infinity,
+        hi: Infinity,
+      }),
+      gamma: checkInterval(intensity.gamma ?? [0.7, 1.5], "intensity.gamma", {
+        action,
+        lo: Number.MIN_VALUE,
+        hi: Infinity,
+      }),
+      p: checkUpTo(intensity.p ?? 0.8, "intensity.p", { action, hi: 1 }),
     },
     color: color === false ? null : {
-      brightness: unit(color.brightness ?? 0.4, "color.brightness", Infinity),
-      contrast: unit(color.contrast ?? 0.4, "color.contrast", Infinity),
-      saturation: unit(color.saturation ?? 0.4, "color.saturation", Infinity),
-      hue: unit(color.hue ?? 0.1, "color.hue", 0.5),
-      p: unit(color.p ?? 0.8, "color.p"),
+      brightness: checkUpTo(color.brightness ?? 0.4, "color.brightness", {
+        action,
+        hi: Infinity,
+      }),
+      contrast: checkUpTo(color.contrast ?? 0.4, "color.contrast", {
+        action,
+        hi: Infinity,
+      }),
+      saturation: checkUpTo(color.saturation ?? 0.4, "color.saturation", {
+        action,
+        hi: Infinity,
+      }),
+      hue: checkUpTo(color.hue ?? 0.1, "color.hue", { action, hi: 0.5 }),
+      p: checkUpTo(color.p ?? 0.8, "color.p", { action, hi: 1 }),
     },
   };
 }

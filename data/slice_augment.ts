@@ -16,6 +16,7 @@ import type {
 } from "./augment.ts";
 import { resolveAugmentOptions } from "./augment.ts";
 import { colorJitter, drawJitter } from "./_render.ts";
+import { checkInterval, checkUpTo } from "./_ranges.ts";
 
 /** Options of {@linkcode sampleSliceTransform}; every transform is off unless asked for. */
 export interface SliceAugmentOptions {
@@ -52,29 +53,6 @@ export interface SliceTransform {
   intensity?: NonNullable<ViewTransform["intensity"]>;
   /** RGB colour jitter; absent when not applied. */
   color?: NonNullable<ViewTransform["color"]>;
-}
-
-function checkRange(v: unknown, name: string): [number, number] {
-  if (
-    !Array.isArray(v) || v.length !== 2 || !(v[0] > 0) || !(v[0] <= v[1]) ||
-    !Number.isFinite(v[1])
-  ) {
-    throw new RangeError(
-      `Cannot augment slices as '${name}' must be [low, high] with 0 < low <= high: current value is ${
-        JSON.stringify(v)
-      }`,
-    );
-  }
-  return [v[0], v[1]];
-}
-
-function checkUnit(v: number, name: string, hi: number): number {
-  if (!(v >= 0 && v <= hi)) {
-    throw new RangeError(
-      `Cannot augment slices as '${name}' must be in [0, ${hi}]: current value is ${v}`,
-    );
-  }
-  return v;
 }
 
 /** Options of {@linkcode sampleSliceTransform}: the transforms and the slice they apply to. */
@@ -117,10 +95,21 @@ export function sampleSliceTransform(
   options: SampleSliceTransformOptions,
 ): SliceTransform {
   const { size, channels } = options;
-  const flipP = checkUnit(options.flipP ?? 0, "flipP", 1);
-  const degrees = checkUnit(options.degrees ?? 0, "degrees", 180);
-  const [s0, s1] = checkRange(options.scale ?? [1, 1], "scale");
-  const translate = checkUnit(options.translate ?? 0, "translate", 1);
+  const action = "augment slices";
+  const flipP = checkUpTo(options.flipP ?? 0, "flipP", { action, hi: 1 });
+  const degrees = checkUpTo(options.degrees ?? 0, "degrees", {
+    action,
+    hi: 180,
+  });
+  const [s0, s1] = checkInterval(options.scale ?? [1, 1], "scale", {
+    action,
+    lo: 0,
+    openLow: true,
+  });
+  const translate = checkUpTo(options.translate ?? 0, "translate", {
+    action,
+    hi: 1,
+  });
   const resolved = resolveAugmentOptions({
     crop: false,
     rotation: false,
