@@ -89,6 +89,77 @@ export function drawJitter(
   }
 }
 
+/** One `[ny, nx, channels]` plane of an image, channels last. */
+export interface Plane {
+  /** The values. */
+  image: Float32Array;
+  /** Index of pixel (0, 0)'s first channel. */
+  base: number;
+  /** Columns. */
+  nx: number;
+  /** Rows. */
+  ny: number;
+  /** Channels per pixel. */
+  channels: number;
+}
+
+/** The CT/MRI intensity transform `v' = scale · sign(v)|v|^gamma + shift`. */
+export function intensityTransform(
+  v: number,
+  it: NonNullable<ViewTransform["intensity"]>,
+): number {
+  const { gamma } = it;
+  if (gamma !== 1) v = v < 0 ? -Math.pow(-v, gamma) : Math.pow(v, gamma);
+  return it.scale * v + it.shift;
+}
+
+/**
+ * Samples every channel of `src` bilinearly at `(u, v)`, in pixel units
+ * with pixel centres at integers (taps outside the plane count as 0), then
+ * applies the intensity transform `it` when given, and writes the values
+ * to `out[o]`, `out[o + 1]`, … (one per channel).
+ */
+export function sampleBilinear(
+  src: Plane,
+  u: number,
+  v: number,
+  out: Float32Array,
+  o: number,
+  it?: ViewTransform["intensity"],
+): void {
+  const { image, nx, ny, channels: ch } = src;
+  const ix = Math.floor(u);
+  const iy = Math.floor(v);
+  const fx = u - ix;
+  const fy = v - iy;
+  const w00 = (1 - fx) * (1 - fy);
+  const w01 = fx * (1 - fy);
+  const w10 = (1 - fx) * fy;
+  const w11 = fx * fy;
+  const b00 = src.base + (iy * nx + ix) * ch;
+  const b10 = b00 + nx * ch;
+  if (ix >= 0 && ix + 1 < nx && iy >= 0 && iy + 1 < ny) {
+    for (let c = 0; c < ch; c++) {
+      const val = w00 * image[b00 + c]! + w01 * image[b00 + ch + c]! +
+        w10 * image[b10 + c]! + w11 * image[b10 + ch + c]!;
+      out[o + c] = it ? intensityTransform(val, it) : val;
+    }
+    return;
+  }
+  const in0 = iy >= 0 && iy < ny;
+  const in1 = iy + 1 >= 0 && iy + 1 < ny;
+  const ix0 = ix >= 0 && ix < nx;
+  const ix1 = ix + 1 >= 0 && ix + 1 < nx;
+  for (let c = 0; c < ch; c++) {
+    let val = 0;
+    if (in0 && ix0) val += w00 * image[b00 + c]!;
+    if (in0 && ix1) val += w01 * image[b00 + ch + c]!;
+    if (in1 && ix0) val += w10 * image[b10 + c]!;
+    if (in1 && ix1) val += w11 * image[b10 + ch + c]!;
+    out[o + c] = it ? intensityTransform(val, it) : val;
+  }
+}
+
 /**
  * Renders one `p × p` view of `src` into `dest`. Output pixel centre
  * `(j + 0.5, i + 0.5)` is mapped back through the flip, the rotation about
@@ -121,10 +192,7 @@ export function renderView(
   const dx2 = cos * fs; // d(x2)/dj
   const dy2 = sin * fs; // d(y2)/dj
   const it = t.intensity;
-  const gamma = it ? it.gamma : 1;
-  const iscale = it ? it.scale : 1;
-  const ishift = it ? it.shift : 0;
-  const usePow = it !== undefined && gamma !== 1;
+  const plane2d: Plane = { image, base: plane * ch, nx, ny, channels: ch };
   const att = dest.att;
   const yArr = dest.y;
   for (let i = 0; i < p; i++) {
@@ -160,52 +228,7 @@ export function renderView(
       if (dest.attentionInX) out[xo + ch] = a;
       yArr[dest.yOff + po] = l;
       // Bilinear for the image, pixel centres at integer + 0.5.
-      const u = X - 0.5;
-      const v = Y - 0.5;
-      const ix = Math.floor(u);
-      const iy = Math.floor(v);
-      const fx = u - ix;
-      const fy = v - iy;
-      const w00 = (1 - fx) * (1 - fy);
-      const w01 = fx * (1 - fy);
-      const w10 = (1 - fx) * fy;
-      const w11 = fx * fy;
-      if (ix >= 0 && ix + 1 < nx && iy >= 0 && iy + 1 < ny) {
-        const b00 = (plane + iy * nx + ix) * ch;
-        const b10 = b00 + nx * ch;
-        for (let c = 0; c < ch; c++) {
-          let val = w00 * image[b00 + c]! + w01 * image[b00 + ch + c]! +
-            w10 * image[b10 + c]! + w11 * image[b10 + ch + c]!;
-          if (it) {
-            if (usePow) {
-              val = val < 0 ? -Math.pow(-val, gamma) : Math.pow(val, gamma);
-            }
-            val = iscale * val + ishift;
-          }
-          out[xo + c] = val;
-        }
-      } else {
-        const in0 = iy >= 0 && iy < ny;
-        const in1 = iy + 1 >= 0 && iy + 1 < ny;
-        const ix0 = ix >= 0 && ix < nx;
-        const ix1 = ix + 1 >= 0 && ix + 1 < nx;
-        const b00 = (plane + iy * nx + ix) * ch;
-        const b10 = b00 + nx * ch;
-        for (let c = 0; c < ch; c++) {
-          let val = 0;
-          if (in0 && ix0) val += w00 * image[b00 + c]!;
-          if (in0 && ix1) val += w01 * image[b00 + ch + c]!;
-          if (in1 && ix0) val += w10 * image[b10 + c]!;
-          if (in1 && ix1) val += w11 * image[b10 + ch + c]!;
-          if (it) {
-            if (usePow) {
-              val = val < 0 ? -Math.pow(-val, gamma) : Math.pow(val, gamma);
-            }
-            val = iscale * val + ishift;
-          }
-          out[xo + c] = val;
-        }
-      }
+      sampleBilinear(plane2d, X - 0.5, Y - 0.5, out, xo, it);
     }
   }
   if (t.color && ch === 3) colorJitter(dest, p * p, t.color, inside);

@@ -15,7 +15,12 @@ import type {
   ViewTransform,
 } from "./augment.ts";
 import { resolveAugmentOptions } from "./augment.ts";
-import { colorJitter, drawJitter } from "./_render.ts";
+import {
+  colorJitter,
+  drawJitter,
+  type Plane,
+  sampleBilinear,
+} from "./_render.ts";
 import { checkInterval, checkUpTo } from "./_ranges.ts";
 
 /** Options of {@linkcode sampleSliceTransform}; every transform is off unless asked for. */
@@ -212,9 +217,7 @@ export function augmentSlice<L extends SliceLabels>(
   const cx = w / 2;
   const cy = h / 2;
   const fs = t.flip ? -1 : 1;
-  const it = t.intensity;
-  const gamma = it ? it.gamma : 1;
-  const usePow = it !== undefined && gamma !== 1;
+  const src: Plane = { image, base: 0, nx: w, ny: h, channels: ch };
   const inside = t.color && ch === 3 ? new Uint8Array(n) : null;
   for (let i = 0; i < h; i++) {
     const qy = i + 0.5 - cy - t.shift[1];
@@ -239,28 +242,7 @@ export function augmentSlice<L extends SliceLabels>(
         continue;
       }
       if (inside) inside[o] = 1;
-      const fx = u - ix;
-      const fy = v - iy;
-      const in0 = iy >= 0;
-      const in1 = iy + 1 < h;
-      const ix0 = ix >= 0;
-      const ix1 = ix + 1 < w;
-      const b00 = (iy * w + ix) * ch;
-      const b10 = b00 + w * ch;
-      for (let c = 0; c < ch; c++) {
-        let val = 0;
-        if (in0 && ix0) val += (1 - fx) * (1 - fy) * image[b00 + c]!;
-        if (in0 && ix1) val += fx * (1 - fy) * image[b00 + ch + c]!;
-        if (in1 && ix0) val += (1 - fx) * fy * image[b10 + c]!;
-        if (in1 && ix1) val += fx * fy * image[b10 + ch + c]!;
-        if (it) {
-          if (usePow) {
-            val = val < 0 ? -Math.pow(-val, gamma) : Math.pow(val, gamma);
-          }
-          val = it.scale * val + it.shift;
-        }
-        img[o * ch + c] = val;
-      }
+      sampleBilinear(src, u, v, img, o * ch, t.intensity);
     }
   }
   if (inside && t.color) {
