@@ -326,3 +326,44 @@ export async function readFileClear(
     throw new Error(`Cannot read ${what} '${path}': ${describe(e)}`);
   }
 }
+
+/**
+ * Reads a JSON-lines file (`log.jsonl`): one value per non-blank line, or
+ * `[]` when the file does not exist. A last line that is not JSON is the
+ * trace of a write cut by a crash and is dropped; any earlier line that is
+ * not JSON is corruption, and throws.
+ *
+ * @param path The file.
+ * @returns The parsed lines, in order.
+ * @throws {Error} `Cannot read '<path>' as line <n> is not JSON: …` for a
+ *   bad line before the last, or when the file cannot be read.
+ */
+export async function readJsonLines(path: string): Promise<unknown[]> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return [];
+    throw new Error(
+      `Cannot read '${path}': ${e instanceof Error ? e.message : e}`,
+    );
+  }
+  const lines = text.split("\n");
+  const last = lines.findLastIndex((l) => l.trim() !== "");
+  const out: unknown[] = [];
+  for (let i = 0; i <= last; i++) {
+    const line = lines[i]!;
+    if (line.trim() === "") continue;
+    try {
+      out.push(JSON.parse(line));
+    } catch (e) {
+      if (i === last) break;
+      throw new Error(
+        `Cannot read '${path}' as line ${i + 1} is not JSON: ${
+          e instanceof Error ? e.message : e
+        }`,
+      );
+    }
+  }
+  return out;
+}

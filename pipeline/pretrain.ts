@@ -115,12 +115,5 @@ export function pretrainStage(
   };
 }
 
-/** One point of `embeddings.json`. */
-export interface EmbeddingPoint {
-  /** Projection vector. */
-  z: number[];
-  /** Target name. */
-  target: string;
-  /** Domain name. */
-  domain: string;
-}
+/** One point of `embeddings.json`, as the report reads it. */
+export type { EmbeddingVector as EmbeddingPoint } from "../report/figures.ts";

@@ -5,7 +5,13 @@
  * @module
  */
 import { join } from "node:path";
-import { removeAtomicTemps, sha256Hex, writeFileAtomic } from "../data/_io.ts";
+import type { LogEntry as ReportLogEntry } from "../report/figures.ts";
+import {
+  readJsonLines,
+  removeAtomicTemps,
+  sha256Hex,
+  writeFileAtomic,
+} from "../data/_io.ts";
 
 export { writeFileAtomic };
 
@@ -31,16 +37,10 @@ export function stageOrder(stage: unknown): number {
   return i < 0 ? -1 : 10 + i;
 }
 
-/** One line of `log.jsonl`. */
-export interface LogEntry {
+/** One line of `log.jsonl` as a run writes it: the report's entry with every field set. */
+export interface LogEntry extends Omit<ReportLogEntry, "method"> {
   /** Stage that logged it. */
   stage: Stage;
-  /** Epoch (0-based). */
-  epoch: number;
-  /** Step within the stage (1-based, counted over all epochs). */
-  step: number;
-  /** Training loss of the step. */
-  loss: number;
   /** Learning rate used at the step. */
   lr: number;
   /** Wall time of the step in milliseconds. */
@@ -236,25 +236,14 @@ export class RunDir {
     });
   }
 
-  /** Reads `log.jsonl` (complete lines only). */
+  /**
+   * Reads `log.jsonl`: a last line cut by a crash is dropped.
+   *
+   * @throws {Error} Naming the file and the line when a line before the
+   *   last is not JSON (corruption, not a cut write).
+   */
   async readLog(): Promise<LogEntry[]> {
-    let text: string;
-    try {
-      text = await Deno.readTextFile(this.logPath);
-    } catch (e) {
-      if (e instanceof Deno.errors.NotFound) return [];
-      throw e;
-    }
-    const out: LogEntry[] = [];
-    for (const line of text.split("\n")) {
-      if (!line.trim()) continue;
-      try {
-        out.push(JSON.parse(line) as LogEntry);
-      } catch {
-        // A line cut by a crash: dropped.
-      }
-    }
-    return out;
+    return await readJsonLines(this.logPath) as LogEntry[];
   }
 
   /**

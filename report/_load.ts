@@ -1,5 +1,6 @@
 /** Internal: tolerant readers of the run-directory files the report draws. */
 import { join } from "node:path";
+import { readJsonLines } from "../data/_io.ts";
 import type { MetricsSummary } from "../metrics/evaluate.ts";
 import type { EmbeddingsFile, LogEntry, TemperatureRow } from "./figures.ts";
 
@@ -23,34 +24,18 @@ export async function readJsonIf<T>(path: string): Promise<T | undefined> {
   }
 }
 
-/** Reads `log.jsonl` (skipping a torn last line), or `[]` when absent. */
+/**
+ * Reads `log.jsonl` as `RunDir.readLog` does ({@linkcode readJsonLines}: a
+ * torn last line is dropped, a torn earlier line throws), keeping the
+ * entries with a stage and a loss, or `[]` when absent.
+ */
 export async function readLog(runDir: string): Promise<LogEntry[]> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(join(runDir, "log.jsonl"));
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return [];
-    throw e;
-  }
-  const out: LogEntry[] = [];
-  const lines = text.split("\n").filter((l) => l.trim() !== "");
-  lines.forEach((line, i) => {
-    try {
-      const e = JSON.parse(line) as LogEntry;
-      if (typeof e.stage === "string" && typeof e.loss === "number") {
-        out.push(e);
-      }
-    } catch (err) {
-      if (i < lines.length - 1) {
-        throw new Error(
-          `Cannot read ${join(runDir, "log.jsonl")} as line ${
-            i + 1
-          } is not JSON: ${err instanceof Error ? err.message : err}`,
-        );
-      }
-    }
-  });
-  return out;
+  return (await readJsonLines(join(runDir, "log.jsonl"))).filter((
+    e,
+  ): e is LogEntry =>
+    typeof (e as LogEntry | null)?.stage === "string" &&
+    typeof (e as LogEntry).loss === "number"
+  );
 }
 
 /** The parts of a run directory the report uses. */

@@ -11,19 +11,23 @@
 /** A Vega-Lite specification (plain JSON). */
 export type VegaLiteSpec = Record<string, unknown>;
 
-/** One line of `RUN/log.jsonl`, optionally tagged with the method that produced it. */
+/**
+ * One line of `RUN/log.jsonl` as the report reads it (a run writes the
+ * stricter `LogEntry` of `@agcl/agcl/pipeline`, which extends this one),
+ * optionally tagged with the method that produced it.
+ */
 export interface LogEntry {
-  /** "coarse", "pretrain" or "segment". */
+  /** Stage that logged it: `coarse`, `coarse-fold<k>`, `pretrain` or `segment`. */
   stage: string;
   /** Epoch (0-based). */
   epoch: number;
-  /** Step. */
+  /** Step within the stage (1-based, counted over all epochs). */
   step: number;
-  /** Loss value. */
+  /** Training loss of the step. */
   loss: number;
-  /** Learning rate. */
+  /** Learning rate used at the step. */
   lr?: number;
-  /** Milliseconds of the step. */
+  /** Wall time of the step in milliseconds. */
   ms?: number;
   /** Method / run label when several runs share a figure. */
   method?: string;
@@ -249,10 +253,20 @@ export function diceBoxSpec(
   };
 }
 
+/** One point of `RUN/embeddings.json`: a held-out patch's projection vector. */
+export interface EmbeddingVector {
+  /** Projection vector. */
+  z: number[];
+  /** Target name. */
+  target: string;
+  /** Domain name. */
+  domain: string;
+}
+
 /** Content of `RUN/embeddings.json`: projection vectors of held-out patches. */
 export interface EmbeddingsFile {
-  /** One entry per patch: vector `z`, target and domain names. */
-  points: { z: number[]; target: string; domain: string }[];
+  /** One entry per patch. */
+  points: EmbeddingVector[];
 }
 
 /** One embedded point (2-D coordinates of a projection vector). */

@@ -26,6 +26,34 @@ Deno.test("writeFileAtomic() leaves no temporary file and replaces content", asy
   }
 });
 
+Deno.test("RunDir.readLog() drops a cut last line and names the file and line of a bad earlier one", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const run = new RunDir(dir);
+    const entry = { stage: "coarse", epoch: 0, step: 1, loss: 1, lr: 1, ms: 1 };
+    await Deno.writeTextFile(
+      run.logPath,
+      `${JSON.stringify(entry)}\n\n${
+        JSON.stringify({ ...entry, step: 2 })
+      }\n{"st`,
+    );
+    assert.deepEqual((await run.readLog()).map((e) => e.step), [1, 2]);
+    await Deno.writeTextFile(
+      run.logPath,
+      `${JSON.stringify(entry)}\n{"st\n${JSON.stringify(entry)}\n`,
+    );
+    await assert.rejects(
+      () => run.readLog(),
+      (e: Error) =>
+        e.message.startsWith(
+          `Cannot read '${run.logPath}' as line 2 is not JSON`,
+        ),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("RunDir log: cut lines are dropped and truncateLog keeps earlier steps", async () => {
   const dir = await Deno.makeTempDir();
   try {
