@@ -4,10 +4,8 @@
  * label maps against a dataset split and writes `metrics.json` (the shape
  * `train` writes).
  */
-import {
-  evaluatePredictions,
-  metricsTable,
-} from "../metrics/evaluate_files.ts";
+import { metricsTable } from "../metrics/evaluate.ts";
+import { evaluatePredictions } from "../pipeline/evaluate_files.ts";
 import { writeFileAtomic } from "../data/_io.ts";
 import { parseFlags, runCli, UsageError } from "./_args.ts";
 

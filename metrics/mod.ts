@@ -11,6 +11,5 @@ export * from "./overlap.ts";
 export * from "./distance_transform.ts";
 export * from "./surface_distance.ts";
 export * from "./evaluate.ts";
-export * from "./evaluate_files.ts";
 export * from "./wilcoxon.ts";
 export * from "./separation.ts";

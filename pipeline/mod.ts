@@ -19,5 +19,6 @@ export {
 } from "./evaluate.ts";
 export * from "./run.ts";
 export * from "./predict.ts";
+export * from "./evaluate_files.ts";
 export { resolveCoarseFlip, resolveJitter } from "./coarse.ts";
 export { crossfitFolds } from "./stage1.ts";

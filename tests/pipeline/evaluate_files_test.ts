@@ -3,10 +3,8 @@ import { join } from "node:path";
 import { loadDataset } from "../../data/dataset.ts";
 import { readNifti, writeNifti } from "../../data/nifti.ts";
 import { makePhantom } from "../../data/phantom.ts";
-import {
-  evaluatePredictions,
-  metricsTable,
-} from "../../metrics/evaluate_files.ts";
+import { metricsTable } from "../../metrics/evaluate.ts";
+import { evaluatePredictions } from "../../pipeline/evaluate_files.ts";
 
 Deno.test("evaluatePredictions: partial evaluation reports missing and unmatched files", async () => {
   const dir = await Deno.makeTempDir();

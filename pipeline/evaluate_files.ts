@@ -1,6 +1,8 @@
 /**
  * Evaluation of a folder of predicted NIfTI label maps against the label
- * maps of a `dataset.json` split (what `deno task eval` runs).
+ * maps of a `dataset.json` split (what `deno task eval` runs): the file
+ * work (listing, NIfTI reading, grid checks) around the typed-array metrics
+ * of `metrics/`.
  *
  * @module
  */
@@ -17,7 +19,7 @@ import {
   evaluateLabelMaps,
   type MetricsSummary,
   summarizeMetrics,
-} from "./evaluate.ts";
+} from "../metrics/evaluate.ts";
 
 /** Options for {@linkcode evaluatePredictions}. */
 export interface EvaluatePredictionsOptions {
@@ -57,7 +59,7 @@ const NIFTI = /\.nii(\.gz)?$/;
  *
  * @example
  * ```ts ignore
- * import { evaluatePredictions } from "@agcl/agcl/metrics";
+ * import { evaluatePredictions } from "@agcl/agcl/pipeline";
  * const { summary } = await evaluatePredictions(".runs/tiny/predictions", "data/dataset.json");
  * console.log(summary.mean.dice);
  * ```
@@ -149,86 +151,4 @@ export async function evaluatePredictions(
     cases.push({ image: entry.image, metrics });
   }
   return { summary: summarizeMetrics(cases), missing, unmatched };
-}
-
-/**
- * Formats a metrics summary as a text table: one row per target, then the
- * mean over targets. Columns: `dice` over every case (both masks empty = 1,
- * one empty = 0), `dice|gt` over the cases whose ground truth contains the
- * target (`n|gt` of them), `fp` cases predicting a target that is absent,
- * HD95 and MSD in mm (`-` where undefined) and how many cases had no
- * distances. Count columns are left out when the summary has no counts.
- *
- * @param summary A `metrics.json` content.
- * @returns The table, a line per row, then a legend line.
- *
- * @example
- * ```ts
- * import { evaluateLabelMaps, metricsTable, summarizeMetrics } from "@agcl/agcl/metrics";
- * import assert from "node:assert/strict";
- *
- * const m = evaluateLabelMaps([1, 0], [1, 1], { dims: [2, 1, 1], labels: { 1: "organ" } });
- * const table = metricsTable(summarizeMetrics([{ image: "a", metrics: m }]));
- * assert.match(table, /organ/);
- * ```
- */
-export function metricsTable(
-  summary: Pick<MetricsSummary, "targets" | "mean"> & {
-    counts?: MetricsSummary["counts"];
-  },
-): string {
-  const names = Object.keys(summary.targets);
-  const w = Math.max(6, ...names.map((n) => n.length));
-  const f = (v: number | null | undefined, d: number, width = 7) =>
-    (v === null || v === undefined ? "-" : v.toFixed(d)).padStart(width);
-  const counts = summary.counts && Object.keys(summary.counts).length > 0
-    ? summary.counts
-    : undefined;
-  const head = [
-    "target".padEnd(w),
-    "dice".padStart(7),
-    "dice|gt".padStart(7),
-    ...(counts ? ["n|gt".padStart(5), "fp".padStart(5)] : []),
-    "hd95".padStart(7),
-    "msd".padStart(7),
-    ...(counts ? ["  no distance"] : []),
-  ];
-  const lines = [head.join(" ")];
-  for (const n of names) {
-    const m = summary.targets[n]!;
-    const c = counts?.[n];
-    lines.push(
-      [
-        n.padEnd(w),
-        f(m.dice, 3),
-        f(m.dicePresent, 3),
-        ...(counts
-          ? [
-            String(c?.present ?? "-").padStart(5),
-            String(c?.falsePositive ?? "-").padStart(5),
-          ]
-          : []),
-        f(m.hd95, 2),
-        f(m.msd, 2),
-        ...(counts ? [c ? `  ${c.hd95Null}/${c.cases}` : ""] : []),
-      ].join(" "),
-    );
-  }
-  const m = summary.mean;
-  lines.push(
-    [
-      "mean".padEnd(w),
-      f(m.dice, 3),
-      f(m.dicePresent, 3),
-      ...(counts ? ["".padStart(5), "".padStart(5)] : []),
-      f(m.hd95, 2),
-      f(m.msd, 2),
-    ].join(" ").trimEnd(),
-  );
-  lines.push(
-    "(dice: every case, both masks empty = 1, one empty = 0; dice|gt: cases whose truth has the target" +
-      (counts ? ", n|gt of them; fp: cases predicting an absent target" : "") +
-      "; distances in mm)",
-  );
-  return lines.join("\n");
 }
