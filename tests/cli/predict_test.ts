@@ -70,7 +70,12 @@ Deno.test("deno task predict: an unknown output extension is refused before anyt
 });
 
 Deno.test("deno task predict: --volume-index must be an integer >= 0", async () => {
-  for (const [value, shown] of [["=-1", "-1"], ["=x", "x"], ["=1.5", "1.5"]]) {
+  for (
+    const [value, shown] of [["=-1", "-1"], ["=x", "x"], [
+      "=1.5",
+      "1.5",
+    ]] as const
+  ) {
     const r = await predict([
       "--model",
       "no-such-run",
