@@ -165,6 +165,12 @@ export interface NiftiInfo {
   dtype: VoxelDtype;
   /** Number of 3D volumes (product of dims 4..7). */
   volumes: number;
+  /**
+   * What the reader assumed where the header was silent or invalid, one
+   * sentence each (e.g. 1 mm voxels when `pixdim` is 0 and neither qform
+   * nor sform is set); empty for a sound header.
+   */
+  assumed: string[];
 }
 
 /** Options for {@linkcode readNifti}. */
@@ -284,14 +290,51 @@ export function headerAffine(header: NiftiHeader): number[][] {
     return [...header.srow.map((r) => r.slice()), [0, 0, 0, 1]];
   }
   if (header.qformCode > 0) return qformAffine(header);
+  // NIfTI method 1. As nibabel: a zero (or non-finite) voxel size becomes
+  // 1 mm, a negative one its absolute value (see pixdimAssumptions).
   const p = header.pixdim;
-  const s = (v: number | undefined) => (v !== undefined && v > 0 ? v : 1);
+  const s = (v: number | undefined) =>
+    v !== undefined && Number.isFinite(v) && v !== 0 ? Math.abs(v) : 1;
   return [
     [s(p[1]), 0, 0, 0],
     [0, s(p[2]), 0, 0],
     [0, 0, s(p[3]), 0],
     [0, 0, 0, 1],
   ];
+}
+
+/**
+ * What the reader assumes about voxel sizes when neither qform nor sform is
+ * set: one sentence per kind of defect in `pixdim[1..rank]` (zero or
+ * non-finite: 1 mm; negative: its absolute value), none for a sound header.
+ */
+function pixdimAssumptions(header: NiftiHeader): string[] {
+  if (header.sformCode > 0 || header.qformCode > 0) return [];
+  const rank = Math.min(3, header.dim[0] ?? 3);
+  const zero: number[] = [], negative: number[] = [];
+  for (let i = 1; i <= rank; i++) {
+    const v = header.pixdim[i] ?? 0;
+    if (!(Number.isFinite(v) && v !== 0)) zero.push(i);
+    else if (v < 0) negative.push(i);
+  }
+  const shown = `pixdim[1..${rank}] is [${header.pixdim.slice(1, rank + 1)}]`;
+  const axes = (ix: number[]) => ix.map((i) => "xyz"[i - 1]).join(", ");
+  const out: string[] = [];
+  if (zero.length > 0) {
+    out.push(
+      `${shown} and qform_code and sform_code are 0: a voxel size of 1 mm was assumed along ${
+        axes(zero)
+      }, so distances in mm (HD95, MSD) may be meaningless`,
+    );
+  }
+  if (negative.length > 0) {
+    out.push(
+      `${shown} and qform_code and sform_code are 0: the absolute value was used as the voxel size along ${
+        axes(negative)
+      }`,
+    );
+  }
+  return out;
 }
 
 /** Validates dims/datatype/offset and derives the geometry. */
@@ -366,7 +409,15 @@ function headerInfo(header: NiftiHeader, source: string): NiftiInfo {
     const p = Math.abs(header.pixdim[i] ?? 0);
     return p > 0 && Number.isFinite(p) ? p : columnNorm(affine, i - 1) || 1;
   }) as [number, number, number];
-  return { header, dims: [nx, ny, nz], spacing, affine, dtype, volumes };
+  return {
+    header,
+    dims: [nx, ny, nz],
+    spacing,
+    affine,
+    dtype,
+    volumes,
+    assumed: pixdimAssumptions(header),
+  };
 }
 
 function swapBytes(bytes: Uint8Array, width: number): void {
@@ -425,7 +476,7 @@ function decode(
         source,
         `it has ${volumes} volumes (dim = [${
           header.dim.slice(0, header.dim[0]! + 1)
-        }]): pass 'volumeIndex' to pick one`,
+        }]) where one 3D volume is expected: pick one with 'volumeIndex' (deno task predict: --volume-index), or save the volume to use as a 3D NIfTI file of its own`,
       );
     }
   } else if (
@@ -482,6 +533,7 @@ function decode(
     header,
     nonFinite: bad,
   };
+  if (info.assumed.length > 0) volume.assumed = info.assumed;
   if (path !== undefined) volume.path = path;
   return volume;
 }

@@ -55,6 +55,13 @@ export interface Volume {
    * (see `windowIntensity` and `percentileNormalize`).
    */
   nonFinite?: number;
+  /**
+   * What the reader assumed where the file's header was silent or invalid,
+   * one sentence each (e.g. 1 mm voxels when `pixdim` is 0 and neither
+   * qform nor sform is set); absent when nothing was assumed. Callers pass
+   * these on as warnings.
+   */
+  assumed?: string[];
 }
 
 /** Returns the datatype name of a voxel array. */

@@ -392,6 +392,14 @@ export interface PredictFileOptions {
   coarse?: string;
   /** Palette of a `.png` output (see {@linkcode encodeLabelPng}). @default {"voc"} */
   palette?: "voc" | "grey";
+  /**
+   * Which volume of a 4D NIfTI to segment, for single-channel runs (see
+   * `readNifti`'s `volumeIndex`); multi-channel runs read every
+   * volume as a channel and refuse it.
+   */
+  volumeIndex?: number;
+  /** Receives what the reader assumed about the input (e.g. 1 mm voxels). */
+  onWarning?: (message: string) => void;
 }
 
 /** What {@linkcode predictFile} wrote. */
@@ -501,7 +509,19 @@ export async function predictFile(
     }
     let planes: Volume[];
     if (m.channels === 1) {
-      planes = [await readNifti(imagePath)];
+      const { volumeIndex } = options;
+      planes = [
+        await readNifti(
+          imagePath,
+          volumeIndex === undefined ? {} : { volumeIndex },
+        ),
+      ];
+    } else if (options.volumeIndex !== undefined) {
+      throw new TypeError(
+        `Cannot predict NIfTI file '${imagePath}' with ${
+          runName(model)
+        } and 'volumeIndex' ${options.volumeIndex} as it was trained on ${m.channels}-channel images, which read every volume as a channel`,
+      );
     } else {
       const info = await readNiftiHeader(imagePath);
       if (info.volumes !== m.channels) {
@@ -515,6 +535,9 @@ export async function predictFile(
       for (let k = 0; k < m.channels; k++) {
         planes.push(await readNifti(imagePath, { volumeIndex: k }));
       }
+    }
+    for (const note of planes[0]!.assumed ?? []) {
+      options.onWarning?.(`${imagePath}: ${note}`);
     }
     const vopts: PredictVolumeOptions = {};
     if (options.coarse) vopts.coarse = await readNifti(options.coarse);

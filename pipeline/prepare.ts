@@ -487,6 +487,9 @@ export async function prepareData(
     for (const e of entries) {
       const d = Math.max(0, domains.indexOf(e.domain));
       const c = await prepareCase(e, d, intensity);
+      for (const note of c.original.assumed ?? []) {
+        onWarning?.(`${e.image}: ${note}`);
+      }
       if ((c.original.nonFinite ?? 0) > 0) {
         onWarning?.(
           `${e.image} has ${c.original.nonFinite} NaN or infinite voxels; they were mapped to finite intensities`,

@@ -1,17 +1,23 @@
 // Regression for the glibc abort at exit (issue 16, item 9): "corrupted size
 // vs. prev_size in fastbins" / "double free or corruption", exit 134, after
-// every test had passed. libglvnd's EGL (what Deno's WebGPU runs on with
-// Mesa's software adapter) frees every thread's EGL state in its exit-time
-// destructor; a Deno test-module thread still exiting then frees its own a
-// second time. OpenBLAS's destructor, when it ran after EGL's, kept the
-// process in that window long enough to hit it. The backends now load the
-// BLAS before WebGPU first loads its drivers, so OpenBLAS is torn down first.
-// Four copies of the fixture as one `deno test` run aborted in 18 of 55 runs
-// before, 1 of 60 after, and 2 of 40 with AGCL_BLAS=off: what is left is
-// libglvnd's race itself, so repeating that run here would only be a flaky
-// test; the order below is what the fix guarantees.
+// every test had passed. libglvnd's EGL (what Deno's WebGPU loads for its GL
+// path, Mesa's software adapter here) frees every thread's EGL state in its
+// exit-time destructor; a Deno test-module thread still exiting then frees
+// its own a second time.
+//
+// 1. backends/ asks WebGPU for Vulkan alone when a Vulkan driver is
+//    installed (.ci/run installs Mesa's lavapipe), so EGL is never loaded.
+//    Four copies of a fixture that probes WebGPU before the BLAS, as one
+//    `deno test` run: 11 of 30 runs aborted on EGL, 0 of 30 on Vulkan.
+// 2. When EGL is used all the same (DENO_WEBGPU_BACKEND=gl, or no Vulkan),
+//    backends/ loads the BLAS before WebGPU's drivers, so OpenBLAS's slow
+//    destructor runs before EGL's instead of holding the process in the
+//    window: the fixture below aborted in 18 of 55 runs before, 1 of 60
+//    after (2 of 40 with AGCL_BLAS=off); what is left is libglvnd's race,
+//    so repeating that run would be a flaky test: the order is checked.
 import assert from "node:assert/strict";
 import { openBlas } from "../../backends/_blas.ts";
+import { vulkanInstalled } from "../../backends/_vulkan.ts";
 import { AVAILABLE } from "../_utils.ts";
 
 const ROOT = new URL("../../", import.meta.url);
@@ -25,18 +31,45 @@ const ignore = Deno.build.os !== "linux" || !AVAILABLE.includes("webgpu") ||
 async function deno(
   args: string[],
   env: Record<string, string> = {},
-): Promise<{ stderr: string }> {
+  clearEnv = false,
+): Promise<{ code: number; stderr: string }> {
   const out = await new Deno.Command(Deno.execPath(), {
     args,
     env,
+    clearEnv,
     stdout: "null",
     stderr: "piped",
   }).output();
-  return { stderr: new TextDecoder().decode(out.stderr) };
+  return { code: out.code, stderr: new TextDecoder().decode(out.stderr) };
 }
 
 Deno.test({
-  name: "OpenBLAS's exit destructor runs before EGL's once WebGPU was probed",
+  name:
+    "WebGPU probed through backends/ never loads EGL when Vulkan is installed, and the run exits 0",
+  ignore: ignore || !vulkanInstalled(),
+}, async () => {
+  // This process set DENO_WEBGPU_BACKEND when it probed WebGPU: the child
+  // must make the choice itself.
+  const env = Deno.env.toObject();
+  delete env.DENO_WEBGPU_BACKEND;
+  delete env.NODEVICE_SELECT;
+  const { code, stderr } = await deno(
+    ["test", "-A", "--config", CONFIG, FIXTURE.pathname],
+    { ...env, LD_DEBUG: "files" },
+    true,
+  );
+  const loaded = stderr.split("\n").filter((l) => l.includes("file="));
+  assert.ok(
+    loaded.some((l) => /libvulkan\.so/.test(l)),
+    `WebGPU ran on Vulkan:\n${stderr.slice(-2000)}`,
+  );
+  assert.deepEqual(loaded.filter((l) => /libEGL/.test(l)), []);
+  assert.equal(code, 0, stderr.slice(-2000));
+});
+
+Deno.test({
+  name:
+    "OpenBLAS's exit destructor runs before EGL's once WebGPU was probed on GL",
   ignore,
 }, async () => {
   // The exit code is not asserted: the remaining race (see above) may abort
@@ -46,7 +79,7 @@ Deno.test({
   for (let attempt = 0; attempt < 3 && (blas < 0 || egl < 0); attempt++) {
     const { stderr } = await deno(
       ["test", "-A", "--config", CONFIG, FIXTURE.pathname],
-      { LD_DEBUG: "files" },
+      { LD_DEBUG: "files", DENO_WEBGPU_BACKEND: "gl" },
     );
     log = stderr;
     fini = stderr.split("\n").filter((l) => l.includes("calling fini:"));

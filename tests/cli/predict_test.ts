@@ -24,7 +24,7 @@ Deno.test("deno task predict: an unknown flag lists the valid ones", async () =>
   assert.equal(r.code, 2);
   assert.match(
     r.stderr,
-    /valid flags: --model, --image, --out, --coarse, --backend/,
+    /valid flags: --model, --image, --out, --coarse, --volume-index, --backend/,
   );
 });
 
@@ -67,4 +67,28 @@ Deno.test("deno task predict: an unknown output extension is refused before anyt
     r.stderr.trim().split("\n").pop()!,
     /^error: Cannot write predictions to 'labels\.bmp' as its extension is not one of \.nii, \.nii\.gz, \.png$/,
   );
+});
+
+Deno.test("deno task predict: --volume-index must be an integer >= 0", async () => {
+  for (
+    const [value, shown] of [["=-1", "-1"], ["=x", "x"], [
+      "=1.5",
+      "1.5",
+    ]] as const
+  ) {
+    const r = await predict([
+      "--model",
+      "no-such-run",
+      "--image",
+      "in.nii.gz",
+      "--out",
+      "out.nii.gz",
+      `--volume-index${value}`,
+    ]);
+    assert.equal(r.code, 2, value);
+    assert.equal(
+      r.stderr.trim(),
+      `error: predict: --volume-index must be an integer >= 0 (0 is the first volume): current value is "${shown}"`,
+    );
+  }
 });

@@ -140,7 +140,7 @@ print(json.dumps(out))
     assert.equal((scaled.header as NiftiHeader).littleEndian, false);
     await assert.rejects(
       () => readNifti(`${dir}/four_d.nii.gz`),
-      /has 3 volumes .*pass 'volumeIndex'/,
+      /has 3 volumes .* where one 3D volume is expected: pick one with 'volumeIndex' \(deno task predict: --volume-index\), or save the volume to use as a 3D NIfTI file of its own$/,
     );
     for (let t = 0; t < 3; t++) {
       const v = await readNifti(`${dir}/four_d.nii.gz`, { volumeIndex: t });
@@ -689,7 +689,10 @@ for name, cls, endian in [("v1le.nii", nib.Nifti1Image, "<"), ("v1be.nii", nib.N
       const info = await readNiftiHeader(path);
       const volume = await readNifti(path);
       assert.deepEqual(volume.header, info.header, name);
-      parsed[name] = { ...info, data: Array.from(volume.data) };
+      // `assumed` came after the pin; these headers are sound.
+      const { assumed, ...pinned } = info;
+      assert.deepEqual(assumed, [], name);
+      parsed[name] = { ...pinned, data: Array.from(volume.data) };
     }
     assert.equal(
       await sha256(JSON.stringify(parsed)),
@@ -791,6 +794,51 @@ Deno.test("readNifti reads a header string up to its first NUL, as nifti1_io doe
     bytes.set(descrip, 148); // descrip: char[80] at byte 148 of nifti1.h
     const v = await readNifti(bytes);
     assert.equal((v.header as NiftiHeader).description, "kept");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("readNifti assumes 1 mm for a zero pixdim and |pixdim| for a negative one when qform and sform are unset, says so, and agrees with nibabel's zooms", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const ok = await validBytes(dir);
+    const make = async (name: string, pixdim: number[], codes = 0) => {
+      const b = ok.slice();
+      const v = new DataView(b.buffer);
+      pixdim.forEach((p, i) => v.setFloat32(80 + 4 * i, p, true));
+      v.setInt16(252, codes, true);
+      v.setInt16(254, codes, true);
+      await Deno.writeFile(`${dir}/${name}`, b);
+      return `${dir}/${name}`;
+    };
+    const zero = await make("zero.nii", [0, 0, 0]);
+    const mixed = await make("mixed.nii", [0, -2.5, 3]);
+    const sound = await make("sound.nii", [0.5, 0.5, 2]);
+    const v = await readNifti(zero);
+    assert.deepEqual(v.spacing, [1, 1, 1]);
+    assert.deepEqual(v.assumed, [
+      "pixdim[1..3] is [0,0,0] and qform_code and sform_code are 0: a voxel size of 1 mm was assumed along x, y, z, so distances in mm (HD95, MSD) may be meaningless",
+    ]);
+    const m = await readNifti(mixed);
+    assert.deepEqual(m.spacing, [1, 2.5, 3]);
+    assert.deepEqual(m.affine.map((r, i) => r[i]), [1, 2.5, 3, 1]);
+    assert.deepEqual((await readNiftiHeader(mixed)).assumed, [
+      "pixdim[1..3] is [0,-2.5,3] and qform_code and sform_code are 0: a voxel size of 1 mm was assumed along x, so distances in mm (HD95, MSD) may be meaningless",
+      "pixdim[1..3] is [0,-2.5,3] and qform_code and sform_code are 0: the absolute value was used as the voxel size along y",
+    ]);
+    const s = await readNifti(sound);
+    assert.deepEqual(s.spacing, [0.5, 0.5, 2]);
+    assert.equal(s.assumed, undefined);
+    // nibabel fixes such headers the same way (with its own warning).
+    const zooms = JSON.parse(
+      await python(
+        `import sys, json, nibabel as nib
+print(json.dumps([[float(z) for z in nib.load(p).header.get_zooms()] for p in sys.argv[1:]]))`,
+        [zero, mixed, sound],
+      ),
+    );
+    assert.deepEqual(zooms, [v.spacing, m.spacing, s.spacing]);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

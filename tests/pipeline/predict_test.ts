@@ -193,6 +193,83 @@ Deno.test("predictFile() single-channel run: NIfTI out byte-identical to the run
   });
 });
 
+Deno.test("predictFile() single-channel run: 'volumeIndex' picks a volume of a 4D NIfTI, and what the reader assumed is warned", async () => {
+  const metrics = JSON.parse(
+    await Deno.readTextFile(join(PHANTOM_RUN, "metrics.json")),
+  );
+  const image: string = metrics.cases[0].image;
+  const id = basename(image).replace(/\.nii(\.gz)?$/, "");
+  const want = Array.from(
+    (await readNifti(join(PHANTOM_RUN, "predictions", `${id}.nii.gz`))).data,
+  );
+  const v = await readNifti(image);
+  const [nx, ny, nz] = v.dims;
+  await tempDir(async (dir) => {
+    // [nx, ny, nz, 2]: an empty volume, then the image (written as
+    // [nx, ny, 2 nz], then dim[0] = 4, dim[3] = nz, dim[4] = 2).
+    const data = new Float32Array(2 * v.data.length);
+    data.set(v.data, v.data.length);
+    const four = join(dir, "four.nii");
+    await writeNifti(four, {
+      data,
+      dims: [nx, ny, 2 * nz],
+      spacing: v.spacing,
+      affine: v.affine,
+    });
+    const bytes = await Deno.readFile(four);
+    const dv = new DataView(bytes.buffer);
+    dv.setInt16(40, 4, true);
+    dv.setInt16(46, nz, true);
+    dv.setInt16(48, 2, true);
+    await Deno.writeFile(four, bytes);
+    const out = join(dir, "o.nii.gz");
+    await assert.rejects(() => predictFile(PHANTOM_RUN, four, out), {
+      name: "Error",
+      message:
+        `Cannot read NIfTI file '${four}' as it has 2 volumes (dim = [4,${nx},${ny},${nz},2]) where one 3D volume is expected: pick one with 'volumeIndex' (deno task predict: --volume-index), or save the volume to use as a 3D NIfTI file of its own`,
+    });
+    await assert.rejects(
+      () => predictFile(PHANTOM_RUN, four, out, { volumeIndex: 2 }),
+      {
+        name: "RangeError",
+        message:
+          `Cannot read NIfTI file '${four}' as 'volumeIndex' must be an integer in [0, 1]: current value is 2`,
+      },
+    );
+    await assert.rejects(
+      () => predictFile(VOC_RUN, four, out, { volumeIndex: 0 }),
+      {
+        name: "TypeError",
+        message: new RegExp(
+          `^Cannot predict NIfTI file '${four}' with run .* and 'volumeIndex' 0 as it was trained on 3-channel images, which read every volume as a channel$`,
+        ),
+      },
+    );
+    assert.deepEqual(await listing(dir), ["four.nii"]);
+    const r = await predictFile(PHANTOM_RUN, four, out, { volumeIndex: 1 });
+    assert.deepEqual(Array.from(r.labels), want);
+    // pixdim 0 without qform or sform: 1 mm assumed, and said.
+    dv.setInt16(40, 3, true);
+    dv.setInt16(48, 1, true);
+    for (let i = 1; i <= 3; i++) dv.setFloat32(76 + 4 * i, 0, true);
+    dv.setInt16(252, 0, true);
+    dv.setInt16(254, 0, true);
+    const flat = join(dir, "flat.nii");
+    const n = 4 * v.data.length; // bytes of one float32 volume
+    const flatBytes = new Uint8Array(352 + n);
+    flatBytes.set(bytes.subarray(0, 352));
+    flatBytes.set(bytes.subarray(352 + n), 352); // the image, not the empty one
+    await Deno.writeFile(flat, flatBytes);
+    const warnings: string[] = [];
+    await predictFile(PHANTOM_RUN, flat, join(dir, "flat_labels.nii"), {
+      onWarning: (m) => warnings.push(m),
+    });
+    assert.deepEqual(warnings, [
+      `${flat}: pixdim[1..3] is [0,0,0] and qform_code and sform_code are 0: a voxel size of 1 mm was assumed along x, y, z, so distances in mm (HD95, MSD) may be meaningless`,
+    ]);
+  });
+});
+
 Deno.test("predictFile() clear errors, and no output file, for bad inputs", async () => {
   await tempDir(async (dir) => {
     const out = join(dir, "o.png");

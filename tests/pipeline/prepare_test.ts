@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { writeNifti } from "../../data/mod.ts";
+import { readNifti, writeNifti } from "../../data/mod.ts";
 import { mergeConfig, PRESETS } from "../../pipeline/config.ts";
 import { heldOutIndices, prepareData } from "../../pipeline/prepare.ts";
 
@@ -233,6 +233,42 @@ Deno.test("prepareData() warns about NaN or infinite voxels, naming the image", 
       ),
       warnings.join("\n"),
     );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("prepareData() warns when an image's voxel size is assumed (pixdim 0, no qform or sform)", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const json = await makeDataset(dir, 3, [1, 2]);
+    const ds = JSON.parse(await Deno.readTextFile(json));
+    // Case 2 rewritten as .nii with pixdim[1..3] = 0, qform_code = sform_code
+    // = 0 in both image and label (they must agree to be accepted).
+    for (const kind of ["image", "label"] as const) {
+      const gz = join(dir, ds.training[2][kind]);
+      const path = gz.replace(/\.gz$/, "");
+      await writeNifti(path, await readNifti(gz));
+      const bytes = await Deno.readFile(path);
+      const v = new DataView(bytes.buffer);
+      for (let i = 1; i <= 3; i++) v.setFloat32(76 + 4 * i, 0, true);
+      v.setInt16(252, 0, true);
+      v.setInt16(254, 0, true);
+      await Deno.writeFile(path, bytes);
+      ds.training[2][kind] = ds.training[2][kind].replace(/\.gz$/, "");
+    }
+    await Deno.writeTextFile(json, JSON.stringify(ds));
+    const image = join(dir, "imagesTr", "c2.nii");
+    const warnings: string[] = [];
+    await prepareData(
+      json,
+      mergeConfig(PRESETS.tiny, { intensity: "percentile" }),
+      undefined,
+      (m) => warnings.push(m),
+    );
+    assert.deepEqual(warnings, [
+      `${image}: pixdim[1..3] is [0,0,0] and qform_code and sform_code are 0: a voxel size of 1 mm was assumed along x, y, z, so distances in mm (HD95, MSD) may be meaningless`,
+    ]);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
