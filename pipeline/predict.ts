@@ -26,6 +26,7 @@ import {
   writeNifti,
 } from "../data/mod.ts";
 import { readFileClear } from "../data/_io.ts";
+import { ensureBackend } from "../backends/registry.ts";
 import type { CaseImage } from "./attention.ts";
 import type { PipelineConfig } from "./config.ts";
 import { paddingMultiple, predictCoarse } from "./coarse.ts";
@@ -67,13 +68,17 @@ export interface TrainedModel {
 }
 
 /**
- * Loads the final networks of a finished run.
+ * Loads the final networks of a finished run. When no backend was chosen
+ * yet, selects the fastest one first (`ensureBackend`, saying which on
+ * stderr), as {@linkcode predictVolume}, {@linkcode predictImage} and
+ * {@linkcode predictFile} do.
  *
  * @param runDir The run directory.
  * @returns The networks and what is needed to apply them.
  * @throws {Error} When the run is unfinished or its files are unreadable.
  */
 export async function loadTrainedModel(runDir: string): Promise<TrainedModel> {
+  await ensureBackend("infer");
   const { config, saved } = await readRunConfig(runDir);
   const run = new RunDir(runDir);
   const last = await run.readLast();
@@ -235,6 +240,7 @@ export async function predictVolume(
       "Cannot predict as 'volume' is an empty list: expected one volume per channel",
     );
   }
+  await ensureBackend("infer");
   const m = typeof model === "string" ? await loadTrainedModel(model) : model;
   try {
     if (planes.length !== m.channels) {
@@ -335,6 +341,7 @@ export async function predictImage(
       `Cannot predict as 'image.data' has ${image.data.length} values: expected ${width}×${height}×${channels}`,
     );
   }
+  await ensureBackend("infer");
   const m = typeof model === "string" ? await loadTrainedModel(model) : model;
   try {
     if (m.channels === 1) {

@@ -164,6 +164,7 @@ export async function runPipeline(
   await run.init();
   const chosen = await selectBackend(backend, { purpose: "train" });
   print(`backend: ${chosen.name} (${chosen.reason})`);
+  if (chosen.hint) print(`hint: ${chosen.hint}`);
   const progress: ProgressMode = quiet
     ? "quiet"
     : Deno.stderr.isTerminal()
