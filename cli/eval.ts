@@ -2,29 +2,38 @@
  * `deno task eval --pred DIR --gt dataset.json [--split validation]
  * [--out metrics.json] [--partial]`: evaluates a folder of predicted NIfTI
  * label maps against a dataset split and writes `metrics.json` (the shape
- * `train` writes).
+ * `train` writes). From JSR: `deno run -A jsr:@agcl/agcl/eval --help`.
+ *
+ * @module
  */
 import {
   evaluatePredictions,
   metricsTable,
 } from "../metrics/evaluate_files.ts";
 import { writeFileAtomic } from "../data/_io.ts";
-import { parseFlags, runCli, UsageError } from "./_args.ts";
+import { formatUsage, parseFlags, runCli, UsageError } from "./_args.ts";
 
 const SPLITS = ["training", "validation", "test"] as const;
 
-const USAGE = `Usage: deno task eval --pred DIR --gt dataset.json [flags]
+const USAGE: string = formatUsage("eval", {
+  required: "--pred DIR --gt dataset.json",
+  summary:
+    "Scores a folder of predicted label maps against a dataset split and writes metrics.json (the shape train writes).",
+  flags: [
+    ["--pred DIR", "predicted label maps (<image name>.nii[.gz])"],
+    ["--gt FILE", "the dataset.json whose split is the truth"],
+    ["--split NAME", "training | validation | test (default validation)"],
+    ["--out FILE", "metrics.json to write (default metrics.json)"],
+    [
+      "--partial",
+      "score the cases that have a prediction, not fail on missing ones",
+    ],
+    ["--quiet", "no progress output"],
+  ],
+});
 
-  --pred DIR             predicted label maps (<image name>.nii[.gz])
-  --gt FILE              the dataset.json whose split is the truth
-  --split NAME           training | validation | test (default validation)
-  --out FILE             metrics.json to write (default metrics.json)
-  --partial              score the cases that have a prediction, not fail on missing ones
-  --quiet                no progress output
-`;
-
-await runCli(async () => {
-  const { values } = parseFlags("eval", Deno.args, {
+async function main(args: string[]): Promise<void> {
+  const { values } = parseFlags("eval", args, {
     pred: { type: "string" },
     gt: { type: "string" },
     split: { type: "string", default: "validation" },
@@ -71,4 +80,6 @@ await runCli(async () => {
   await writeFileAtomic(values.out, JSON.stringify(r.summary, null, 2) + "\n");
   console.log(metricsTable(r.summary));
   console.log(`wrote ${values.out} (${r.summary.cases.length} cases)`);
-});
+}
+
+if (import.meta.main) await runCli(() => main(Deno.args));
