@@ -51,7 +51,7 @@ export const TRAIN_USAGE: string = formatUsage("train", {
     ["--config FILE", "JSON config (full or partial) merged over the preset"],
     [
       "--set FIELD=VALUE",
-      "override any config field, e.g. --set pretrain.lr=0.01 (repeatable)",
+      "override any config field, e.g. --set pretrain.lr=0.01 or --set intensity.window=-1000,1000 (repeatable)",
     ],
     ["--pretrain METHOD", "agcl | supcon | sscl | ce | none"],
     ["--backbone DEPTH", "18 | 34 | 50 | 101 (or resnet50)"],
@@ -96,7 +96,12 @@ function setPath(obj: Record<string, unknown>, path: string[], value: unknown) {
   cur[path[path.length - 1]!] = value;
 }
 
+/** A comma-separated list of numbers, e.g. `-1000,1000`. */
+const NUMBER_LIST = /^\s*-?[\d.]+(e-?\d+)?(\s*,\s*-?[\d.]+(e-?\d+)?)+\s*$/i;
+
 function parseSetValue(text: string): unknown {
+  // --set intensity.window=-1000,1000 (JSON would need brackets).
+  if (NUMBER_LIST.test(text)) return text.split(",").map(Number);
   try {
     return JSON.parse(text);
   } catch {

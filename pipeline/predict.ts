@@ -13,7 +13,6 @@ import {
   isImagePath,
   type LabelImage,
   type LabelMap,
-  percentileNormalize,
   type PixelImage,
   readImage,
   readNifti,
@@ -21,7 +20,6 @@ import {
   toCanonical,
   type Volume,
   type VoxelArray,
-  windowIntensity,
   writeLabelPng,
   writeNifti,
 } from "../data/mod.ts";
@@ -33,7 +31,8 @@ import { paddingMultiple, predictCoarse } from "./coarse.ts";
 import { growLabels } from "./attention.ts";
 import { segmentVolume } from "./infer.ts";
 import { RunDir } from "./run_dir.ts";
-import { readRunConfig } from "./run.ts";
+import { readRunConfig } from "./run_config.ts";
+import { normalizeIntensity } from "./prepare.ts";
 import { assignVariables, loadStageCheckpoint } from "./_stage_runner.ts";
 import {
   buildCoarseNet,
@@ -258,11 +257,10 @@ export async function predictVolume(
     const canon = toCanonical(first);
     let image: Float32Array;
     if (m.channels === 1) {
-      image = m.intensity === "window"
-        ? windowIntensity(canon)
-        : m.intensity === "percentile"
-        ? percentileNormalize(canon)
-        : Float32Array.from(canon.data);
+      image = normalizeIntensity(canon, {
+        ...m.config.intensity,
+        mode: m.intensity,
+      });
     } else {
       image = new Float32Array(canon.data.length * m.channels);
       planes.forEach((p, k) => {

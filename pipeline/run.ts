@@ -11,6 +11,7 @@ import { Prng } from "../random/prng.ts";
 import type { MetricsSummary } from "../metrics/mod.ts";
 import { writeRunReport } from "../report/mod.ts";
 import { type PipelineConfig, validateConfig } from "./config.ts";
+import { readRunConfig } from "./run_config.ts";
 import { resolveJitter } from "./coarse.ts";
 import {
   describeStage1,
@@ -60,40 +61,7 @@ export interface RunResult {
   backend: string;
 }
 
-/** Keys `config.json` adds to the merged config. */
-const RUN_KEYS = [
-  "dataPath",
-  "split",
-  "labels",
-  "domains",
-  "intensityResolved",
-  "channels",
-  "coarseFlipResolved",
-  "coarseJitterResolved",
-  "trainAttentionResolved",
-  "crossfitFolds",
-  "pretrainJitterResolved",
-] as const;
-
-/** Reads a run's config back (without the keys the run added). */
-export async function readRunConfig(runDir: string): Promise<{
-  config: PipelineConfig;
-  saved: Record<string, unknown>;
-}> {
-  const path = join(runDir, "config.json");
-  let saved: Record<string, unknown>;
-  try {
-    saved = JSON.parse(await Deno.readTextFile(path));
-  } catch (e) {
-    throw new Error(
-      `Cannot read run config ${path}: ${e instanceof Error ? e.message : e}`,
-    );
-  }
-  const plain = { ...saved };
-  for (const k of RUN_KEYS) delete plain[k];
-  validateConfig(plain);
-  return { config: plain, saved };
-}
+export { readRunConfig } from "./run_config.ts";
 
 function seeds(seed: number) {
   const root = new Prng(seed);

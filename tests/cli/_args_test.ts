@@ -57,7 +57,7 @@ Deno.test("every command's --help exits 0 with the same usage shape", async () =
     );
     assert.equal(lines[2], "");
     assert.ok(
-      lines.some((l) => /^  --help +print this usage$/.test(l)),
+      lines.some((l) => /^ {2}--help +print this usage$/.test(l)),
       `${c} lists --help`,
     );
   }

@@ -76,6 +76,35 @@ Deno.test("parseTrainArgs() applies preset, --config, --set, then named flags", 
   assert.equal(c.data, "d.json");
 });
 
+Deno.test("parseTrainArgs() --set intensity.window=-1000,1000 and friends set the intensity", async () => {
+  const set = async (...sets: string[]) =>
+    (await parseTrainArgs(sets.flatMap((s) => ["--set", s]))).config
+      .intensity;
+  assert.deepEqual(await set("intensity.window=-1000,1000"), {
+    mode: "auto",
+    window: [-1000, 1000],
+    percentiles: [1, 99],
+  });
+  assert.deepEqual(
+    await set(
+      "intensity.mode=percentile",
+      "intensity.percentiles=0.5, 99.5",
+    ),
+    { mode: "percentile", window: [-175, 250], percentiles: [0.5, 99.5] },
+  );
+  assert.equal((await set("intensity.window=bone")).window, "bone");
+  assert.equal((await set("intensity=window")).mode, "window");
+  await assert.rejects(set("intensity.window=1000,-1000"), {
+    name: "UsageError",
+    message:
+      /^train: Invalid config field 'intensity\.window': expected \[min, max\]/,
+  });
+  await assert.rejects(set("intensity.min=-1000"), {
+    name: "UsageError",
+    message: /^train: Unknown config field 'intensity\.min'/,
+  });
+});
+
 Deno.test("parseTrainArgs() errors list the valid flags, fields and presets", async () => {
   await assert.rejects(parseTrainArgs(["--epoch", "3"]), {
     name: "UsageError",
