@@ -10,8 +10,14 @@ import {
   evaluatePredictions,
   metricsTable,
 } from "../metrics/evaluate_files.ts";
+import { metricsCsv } from "../metrics/evaluate.ts";
 import { writeFileAtomic } from "../data/_io.ts";
 import { formatUsage, parseFlags, runCli, UsageError } from "./_args.ts";
+
+/** `metrics.csv` beside `metrics.json` (any other name: `<name>.csv`). */
+function csvBeside(json: string): string {
+  return json.replace(/\.json$/i, "") + ".csv";
+}
 
 const SPLITS = ["training", "validation", "test"] as const;
 
@@ -23,7 +29,10 @@ const USAGE: string = formatUsage("eval", {
     ["--pred DIR", "predicted label maps (<image name>.nii[.gz])"],
     ["--gt FILE", "the dataset.json whose split is the truth"],
     ["--split NAME", "training | validation | test (default validation)"],
-    ["--out FILE", "metrics.json to write (default metrics.json)"],
+    [
+      "--out FILE",
+      "metrics.json to write (default metrics.json), with metrics.csv beside it",
+    ],
     [
       "--partial",
       "score the cases that have a prediction, not fail on missing ones",
@@ -78,8 +87,12 @@ async function main(args: string[]): Promise<void> {
     );
   }
   await writeFileAtomic(values.out, JSON.stringify(r.summary, null, 2) + "\n");
+  const csv = csvBeside(values.out);
+  await writeFileAtomic(csv, metricsCsv(r.summary));
   console.log(metricsTable(r.summary));
-  console.log(`wrote ${values.out} (${r.summary.cases.length} cases)`);
+  console.log(
+    `wrote ${values.out} and ${csv} (${r.summary.cases.length} cases)`,
+  );
 }
 
 if (import.meta.main) await runCli(() => main(Deno.args));

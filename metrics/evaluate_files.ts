@@ -124,7 +124,7 @@ export async function evaluatePredictions(
       } (to evaluate only the predicted cases pass --partial, or { partial: true })`,
     );
   }
-  const cases: { image: string; metrics: CaseMetrics }[] = [];
+  const cases: { image: string; id: string; metrics: CaseMetrics }[] = [];
   for (const entry of present) {
     if (entry.label === undefined) {
       throw new Error(
@@ -146,7 +146,7 @@ export async function evaluatePredictions(
       labels: ds.labels,
     });
     options.onCase?.(entry.id, metrics);
-    cases.push({ image: entry.image, metrics });
+    cases.push({ image: entry.image, id: entry.id, metrics });
   }
   return { summary: summarizeMetrics(cases), missing, unmatched };
 }
@@ -154,8 +154,8 @@ export async function evaluatePredictions(
 /**
  * Formats a metrics summary as a text table: one row per target, then the
  * mean over targets. Columns: `dice` over every case (both masks empty = 1,
- * one empty = 0), `dice|gt` over the cases whose ground truth contains the
- * target (`n|gt` of them), `fp` cases predicting a target that is absent,
+ * one empty = 0), `dicePresent` over the cases whose ground truth contains
+ * the target (`present` of them), `fp` cases predicting a target that is absent,
  * HD95 and MSD in mm (`-` where undefined) and how many cases had no
  * distances. Count columns are left out when the summary has no counts.
  *
@@ -187,8 +187,8 @@ export function metricsTable(
   const head = [
     "target".padEnd(w),
     "dice".padStart(7),
-    "dice|gt".padStart(7),
-    ...(counts ? ["n|gt".padStart(5), "fp".padStart(5)] : []),
+    "dicePresent".padStart(11),
+    ...(counts ? ["present".padStart(7), "fp".padStart(5)] : []),
     "hd95".padStart(7),
     "msd".padStart(7),
     ...(counts ? ["  no distance"] : []),
@@ -201,10 +201,10 @@ export function metricsTable(
       [
         n.padEnd(w),
         f(m.dice, 3),
-        f(m.dicePresent, 3),
+        f(m.dicePresent, 3, 11),
         ...(counts
           ? [
-            String(c?.present ?? "-").padStart(5),
+            String(c?.present ?? "-").padStart(7),
             String(c?.falsePositive ?? "-").padStart(5),
           ]
           : []),
@@ -219,15 +219,17 @@ export function metricsTable(
     [
       "mean".padEnd(w),
       f(m.dice, 3),
-      f(m.dicePresent, 3),
-      ...(counts ? ["".padStart(5), "".padStart(5)] : []),
+      f(m.dicePresent, 3, 11),
+      ...(counts ? ["".padStart(7), "".padStart(5)] : []),
       f(m.hd95, 2),
       f(m.msd, 2),
     ].join(" ").trimEnd(),
   );
   lines.push(
-    "(dice: every case, both masks empty = 1, one empty = 0; dice|gt: cases whose truth has the target" +
-      (counts ? ", n|gt of them; fp: cases predicting an absent target" : "") +
+    "(dice: every case, both masks empty = 1, one empty = 0; dicePresent: cases whose truth has the target" +
+      (counts
+        ? ", present of them; fp: cases predicting an absent target"
+        : "") +
       "; distances in mm)",
   );
   return lines.join("\n");

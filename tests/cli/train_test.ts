@@ -194,7 +194,7 @@ Deno.test({
       assert.match(r.stdout, /config: \{/);
       assert.match(
         r.stdout,
-        /target\s+dice\s+dice\|gt\s+n\|gt\s+fp\s+hd95\s+msd/,
+        /target\s+dice\s+dicePresent\s+present\s+fp\s+hd95\s+msd/,
       );
       assert.match(r.stdout, /\nmean\s+\d\.\d{3}/);
       // Progress goes to stderr, plain (not a TTY), with an ETA.
