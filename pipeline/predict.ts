@@ -1,5 +1,6 @@
 /**
- * Segmenting new images with a trained run: {@linkcode loadTrainedModel},
+ * Segmenting new images with a trained run (the `@agcl/agcl/inference`
+ * entry point: it loads neither the training stages nor the report): {@linkcode loadTrainedModel},
  * {@linkcode predictVolume} (NIfTI volumes, one per channel),
  * {@linkcode predictImage} (JPEG/PNG pixels, for runs trained on PASCAL VOC
  * folders) and {@linkcode predictFile} (file in, file out, as

@@ -380,3 +380,29 @@ Deno.test("predictImage() and predictVolume() do not leak tensors", async () => 
     model.dispose();
   }
 });
+
+Deno.test("the inference entry point (./inference, pipeline/predict.ts) loads neither the report stack nor the training stages", async () => {
+  const root = new URL("../..", import.meta.url);
+  const config = JSON.parse(
+    await Deno.readTextFile(new URL("deno.json", root)),
+  );
+  assert.equal(config.exports["./inference"], "./pipeline/predict.ts");
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["info", "--json", "pipeline/predict.ts"],
+    cwd: root.pathname,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  // The modules and every specifier they import (npm packages included).
+  const modules = JSON.stringify(
+    JSON.parse(new TextDecoder().decode(out.stdout)).modules,
+  );
+  const found = (re: RegExp) => [...new Set(modules.match(re) ?? [])];
+  assert.ok(found(/npm:\/?@tensorflow\/tfjs\b/g).length > 0);
+  const heavy = [
+    ...found(/npm:\/?(vega|vega-lite|umap-js|@resvg\/resvg-js)\b/g),
+    ...found(/\/report\/[a-z_]+\.ts|\/pipeline\/(run|stage[123])\.ts/g),
+  ];
+  assert.deepEqual(heavy, []);
+});
