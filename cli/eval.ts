@@ -11,6 +11,7 @@ import {
   metricsTable,
 } from "../metrics/evaluate_files.ts";
 import { metricsCsv } from "../metrics/evaluate.ts";
+import { Progress } from "../pipeline/progress.ts";
 import { writeFileAtomic } from "../data/_io.ts";
 import { formatUsage, parseFlags, runCli, UsageError } from "./_args.ts";
 
@@ -37,7 +38,7 @@ const USAGE: string = formatUsage("eval", {
       "--partial",
       "score the cases that have a prediction, not fail on missing ones",
     ],
-    ["--quiet", "no progress output"],
+    ["--quiet", "no progress bar"],
   ],
 });
 
@@ -69,11 +70,16 @@ async function main(args: string[]): Promise<void> {
       }: got '${values.split}'`,
     );
   }
+  let bar: Progress | undefined;
   const r = await evaluatePredictions(values.pred, values.gt, {
     split,
     partial: values.partial,
     ...(values.quiet ? {} : {
-      onCase: (id: string) => console.error(`evaluated ${id}`),
+      onCase: (id: string, _m: unknown, p: { done: number; total: number }) => {
+        bar ??= new Progress("eval", p.total);
+        bar.tick(1, id);
+        if (p.done === p.total) bar.done();
+      },
     }),
   });
   if (r.missing.length > 0) {

@@ -9,22 +9,31 @@
  * @module
  */
 import { selectBackend } from "../backends/mod.ts";
-import { predictFile } from "../pipeline/predict.ts";
+import { join } from "node:path";
+import { loadTrainedModel, predictFile } from "../pipeline/predict.ts";
+import { Progress } from "../pipeline/progress.ts";
 import { formatUsage, parseFlags, runCli, UsageError } from "./_args.ts";
 
 const USAGE: string = formatUsage("predict", {
-  required: "--model RUN_DIR --image FILE --out FILE",
+  required: "--model RUN_DIR --image FILE|DIR --out FILE|DIR",
   summary:
-    "Segments one image with a trained run and writes the label map (NIfTI with the input's header and affine, or a label PNG for VOC runs).",
+    "Segments an image, or every image in a folder (with a progress bar), with a trained run and writes the label maps (NIfTI with the input's header and affine, or label PNGs for VOC runs).",
   flags: [
     ["--model RUN_DIR", "a finished run directory (deno task train --out)"],
-    ["--image FILE", "in.nii.gz | in.nii, or in.jpg | in.png for VOC runs"],
-    ["--out FILE", "out.nii.gz | out.nii, or out.png for image inputs"],
     [
-      "--coarse FILE",
-      "coarse mask (.nii.gz, or .png for images); runs trained with --coarse need it",
+      "--image FILE|DIR",
+      "in.nii.gz | in.nii, or in.jpg | in.png for VOC runs; or a folder of them",
+    ],
+    [
+      "--out FILE|DIR",
+      "out.nii.gz | out.nii, or out.png for image inputs; a folder for a folder (same names, .png for images)",
+    ],
+    [
+      "--coarse FILE|DIR",
+      "coarse mask (.nii.gz, or .png for images), or a folder of masks named as the outputs; runs trained with --coarse need it",
     ],
     ["--backend NAME", "auto | cpu | wasm | webgpu (default auto)"],
+    ["--quiet", "no progress bar"],
   ],
 });
 
@@ -35,6 +44,7 @@ async function main(args: string[]): Promise<void> {
     out: { type: "string" },
     coarse: { type: "string" },
     backend: { type: "string", default: "auto" },
+    quiet: { type: "boolean" },
     help: { type: "boolean" },
   });
   if (values.help) {
@@ -48,14 +58,63 @@ async function main(args: string[]): Promise<void> {
   }
   const report = await selectBackend(values.backend, { purpose: "infer" });
   console.error(`backend: ${report.name} (${report.reason})`);
-  const options = values.coarse ? { coarse: values.coarse } : {};
-  const r = await predictFile(
-    values.model!,
-    values.image!,
-    values.out!,
-    options,
-  );
-  console.log(`wrote ${r.out}`);
+  if (!(await isDirectory(values.image!))) {
+    const options = values.coarse ? { coarse: values.coarse } : {};
+    const r = await predictFile(
+      values.model!,
+      values.image!,
+      values.out!,
+      options,
+    );
+    console.log(`wrote ${r.out}`);
+    return;
+  }
+  // A folder: every image in it, the model loaded once, with a progress bar.
+  const names: string[] = [];
+  for await (const e of Deno.readDir(values.image!)) {
+    if (e.isFile && INPUT.test(e.name)) names.push(e.name);
+  }
+  names.sort();
+  if (names.length === 0) {
+    throw new Error(
+      `Cannot predict the folder '${values.image}' as it holds no .nii, .nii.gz, .jpg, .jpeg or .png file`,
+    );
+  }
+  await Deno.mkdir(values.out!, { recursive: true });
+  const model = await loadTrainedModel(values.model!);
+  try {
+    const bar = new Progress(
+      "predict",
+      names.length,
+      values.quiet ? { mode: "quiet" } : {},
+    );
+    for (const name of names) {
+      const image = /\.nii(\.gz)?$/i.test(name);
+      const outName = image ? name : name.replace(/\.[a-z]+$/i, ".png");
+      await predictFile(
+        model,
+        join(values.image!, name),
+        join(values.out!, outName),
+        values.coarse ? { coarse: join(values.coarse, outName) } : {},
+      );
+      bar.tick(1, name);
+    }
+    bar.done();
+  } finally {
+    model.dispose();
+  }
+  console.log(`wrote ${names.length} label maps to ${values.out}`);
+}
+
+/** The inputs `predict` reads from a folder. */
+const INPUT = /\.(nii|nii\.gz|jpe?g|png)$/i;
+
+async function isDirectory(path: string): Promise<boolean> {
+  try {
+    return (await Deno.stat(path)).isDirectory;
+  } catch {
+    return false; // predictFile names the missing file
+  }
 }
 
 if (import.meta.main) await runCli(() => main(Deno.args));

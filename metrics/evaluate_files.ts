@@ -25,8 +25,15 @@ export interface EvaluatePredictionsOptions {
   split?: "training" | "validation" | "test";
   /** Evaluate only the cases that have a prediction (else a missing one is an error). @default {false} */
   partial?: boolean;
-  /** Called once per case after it is evaluated. */
-  onCase?: (id: string, metrics: CaseMetrics) => void;
+  /**
+   * Called once per case after it is evaluated, with how many cases are
+   * done (this one included) of how many will be (e.g. for a progress bar).
+   */
+  onCase?: (
+    id: string,
+    metrics: CaseMetrics,
+    progress: { done: number; total: number },
+  ) => void;
 }
 
 /** Result of {@linkcode evaluatePredictions}. */
@@ -145,8 +152,11 @@ export async function evaluatePredictions(
       spacing: truth.spacing,
       labels: ds.labels,
     });
-    options.onCase?.(entry.id, metrics);
     cases.push({ image: entry.image, id: entry.id, metrics });
+    options.onCase?.(entry.id, metrics, {
+      done: cases.length,
+      total: present.length,
+    });
   }
   return { summary: summarizeMetrics(cases), missing, unmatched };
 }

@@ -104,6 +104,19 @@ Deno.test("deno task eval matches predictions by file name and writes metrics.js
     ]);
     assert.equal(Number(first[4]), m.cases[0].targets[names[0]!].dice);
     assert.match(r.stdout, /wrote .*metrics\.json and .*metrics\.csv/);
+    assert.doesNotMatch(r.stderr, /eval \d/); // --quiet: no progress bar
+    // Without --quiet: a progress bar over the cases, on stderr.
+    const loud = await runEval([
+      "--pred",
+      predDir,
+      "--gt",
+      dsPath,
+      "--out",
+      out,
+    ]);
+    assert.equal(loud.code, 0, loud.stderr);
+    const n = ds.validation.length;
+    assert.match(loud.stderr, new RegExp(`eval ${n}/${n} \\[#+\\] 100% `));
     for (const c of m.cases) {
       const want = expected[c.image]!;
       for (const [name, t] of Object.entries(want.targets)) {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { parseTrainArgs } from "../../cli/train.ts";
 import { PRESETS } from "../../pipeline/config.ts";
 import { readNifti } from "../../data/mod.ts";
@@ -269,6 +269,34 @@ Deno.test({
       const again = await readNifti(predOut);
       assert.deepEqual(Array.from(again.data), Array.from(pred.data));
       assert.deepEqual(again.affine, img.affine);
+
+      // A folder: every image, one model load, a progress bar on stderr.
+      const inDir = join(out, "in"), outDir = join(out, "out");
+      await Deno.mkdir(inDir);
+      const base = basename(evalEntry);
+      await Deno.copyFile(evalEntry, join(inDir, base));
+      await Deno.copyFile(evalEntry, join(inDir, `copy_${base}`));
+      await Deno.writeTextFile(join(inDir, "notes.txt"), "not an image");
+      const f = await deno([
+        "run",
+        "-A",
+        "cli/predict.ts",
+        "--model",
+        out,
+        "--image",
+        inDir,
+        "--out",
+        outDir,
+        "--backend",
+        "cpu",
+      ]);
+      assert.equal(f.code, 0, f.stderr);
+      assert.match(f.stderr, /predict 2\/2 \[#+\] 100% /);
+      assert.match(f.stdout, /wrote 2 label maps to /);
+      for (const name of [base, `copy_${base}`]) {
+        const labels = await readNifti(join(outDir, name));
+        assert.deepEqual(Array.from(labels.data), Array.from(pred.data));
+      }
 
       // A second run into the same directory is refused; --resume of a finished run re-evaluates.
       const twice = await deno([
