@@ -107,20 +107,29 @@ export async function availableBackends(): Promise<BackendName[]> {
   return out;
 }
 
+/** What {@linkcode selectBackend} chose last in this process. */
+let chosen: BackendReport | undefined;
+
 async function report(
   backend: Backend,
   reason: string,
+  purpose: Purpose,
 ): Promise<BackendReport> {
   const adapter: AdapterDescription | undefined = backend.name === "webgpu"
     ? await backend.adapter()
     : undefined;
   const acc = backend.acceleration?.();
-  return {
+  return chosen = {
     name: backend.name,
     reason,
     ...(adapter ? { adapter } : {}),
     ...(acc ? { acceleration: acc.name } : {}),
+    ...(acc?.hint && purpose === "train" ? { hint: acc.hint } : {}),
   };
+}
+
+function messageOf(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
 }
 
 async function selectAuto(purpose: Purpose): Promise<BackendReport> {
@@ -134,6 +143,7 @@ async function selectAuto(purpose: Purpose): Promise<BackendReport> {
       return report(
         gpu,
         `a hardware WebGPU adapter is present (${adapter.description})`,
+        purpose,
       );
     }
     notes.push(missing);
@@ -151,7 +161,13 @@ async function selectAuto(purpose: Purpose): Promise<BackendReport> {
       notes.push(`${name} is not available`);
       continue;
     }
-    await b.activate();
+    try {
+      await b.activate();
+    } catch (e) {
+      // e.g. wasm without --allow-read: say so, and use the next one.
+      notes.push(messageOf(e));
+      continue;
+    }
     const missing = b.missingFor(purpose);
     if (missing) {
       notes.push(`${missing}, needed to ${purpose}`);
@@ -161,7 +177,11 @@ async function selectAuto(purpose: Purpose): Promise<BackendReport> {
     const lead = name === "wasm"
       ? `wasm (${acc?.detail ?? "XNNPACK kernels"}) is the fastest CPU backend`
       : "cpu is the always-present fallback";
-    return report(b, `${lead} that can ${purpose}; ${notes.join("; ")}`);
+    return report(
+      b,
+      `${lead} that can ${purpose}; ${notes.join("; ")}`,
+      purpose,
+    );
   }
   throw new Error(`Cannot select a backend to ${purpose}: ${notes.join("; ")}`);
 }
@@ -203,10 +223,10 @@ export async function selectBackend(
       await backend.activate();
       problem = backend.missingFor(purpose);
     } catch (e) {
-      problem = e instanceof Error ? e.message : String(e);
+      problem = messageOf(e);
     }
   }
-  if (!problem) return report(backend, `requested explicitly`);
+  if (!problem) return report(backend, `requested explicitly`, purpose);
 
   const available = await availableBackends();
   const message =
@@ -215,9 +235,70 @@ export async function selectBackend(
     }`;
   if (!fallback) throw new Error(message);
   warn(`${message}; falling back to "auto"`);
-  const chosen = await selectAuto(purpose);
-  return {
-    ...chosen,
-    reason: `fallback from "${name}" (${problem}): ${chosen.reason}`,
+  const picked = await selectAuto(purpose);
+  return chosen = {
+    ...picked,
+    reason: `fallback from "${name}" (${problem}): ${picked.reason}`,
   };
+}
+
+/** Options for {@linkcode ensureBackend}. */
+export interface EnsureBackendOptions {
+  /**
+   * Where the one line saying which backend was picked, and why, goes.
+   * @default {console.error}
+   */
+  log?: (message: string) => void;
+}
+
+let pending: Promise<BackendReport | undefined> | undefined;
+
+/**
+ * Selects the `"auto"` backend for `purpose` when none was chosen yet, and
+ * says which and why once (on stderr by default). Library entry points that
+ * compute call it, so code that never calls {@linkcode selectBackend} runs on
+ * the fastest backend rather than on TensorFlow.js' plain `cpu` default.
+ *
+ * A backend counts as chosen once {@linkcode selectBackend} (or this
+ * function) has succeeded in this process, or when TensorFlow.js already
+ * runs on a backend other than its `cpu` default (`tf.setBackend("wasm")`).
+ * To run on plain `cpu`, call `selectBackend("cpu")`.
+ *
+ * @example Usage
+ * ```ts
+ * import { ensureBackend, selectBackend } from "@agcl/agcl/backends";
+ * import assert from "node:assert/strict";
+ *
+ * await selectBackend("cpu", { purpose: "infer" });
+ * // A backend was chosen: nothing changes and nothing is printed.
+ * assert.equal(await ensureBackend("infer"), undefined);
+ * ```
+ *
+ * @param purpose What will run: `"train"` needs gradient kernels.
+ * @param options Where the line goes.
+ * @returns What was selected now, or `undefined` when a backend had already
+ * been chosen.
+ * @throws {Error} When no backend can serve `purpose`.
+ */
+export function ensureBackend(
+  purpose: Purpose,
+  options: EnsureBackendOptions = {},
+): Promise<BackendReport | undefined> {
+  if (chosen) return Promise.resolve(undefined);
+  const active = (tf.engine() as { backendName?: string | null }).backendName;
+  if (active && active !== "cpu") return Promise.resolve(undefined);
+  const { log = console.error } = options;
+  pending ??= (async () => {
+    try {
+      const r = await selectAuto(purpose);
+      log(
+        `agcl: no backend was chosen, so "auto" selected ${r.name} (${r.reason}); call selectBackend() to choose`,
+      );
+      if (r.hint) log(`agcl: hint: ${r.hint}`);
+      return r;
+    } finally {
+      pending = undefined;
+    }
+  })();
+  return pending;
 }

@@ -43,9 +43,10 @@ export interface Backend {
   adapter(): Promise<AdapterDescription | undefined>;
   /**
    * What accelerates the backend now (e.g. `"blas"` for wasm with a native
-   * BLAS) and a short description, when anything does.
+   * BLAS) and a short description, when anything does; `hint` says what
+   * would make it faster (e.g. `--allow-ffi` for the BLAS).
    */
-  acceleration?(): { name: string; detail: string } | undefined;
+  acceleration?(): { name: string; detail: string; hint?: string } | undefined;
 }
 
 /** What {@linkcode selectBackend} chose, and why. */
@@ -58,4 +59,9 @@ export interface BackendReport {
   adapter?: AdapterDescription;
   /** What accelerates the backend, e.g. `"blas"` for wasm with OpenBLAS. */
   acceleration?: string;
+  /**
+   * What would make training faster, when something would, e.g. running
+   * with `--allow-ffi` so wasm can use a system BLAS. Only for `"train"`.
+   */
+  hint?: string;
 }

@@ -50,3 +50,35 @@ export async function runCli(main: () => Promise<void>): Promise<void> {
     Deno.exit(e instanceof UsageError ? 2 : 1);
   }
 }
+
+/** What {@linkcode formatUsage} prints for one command. */
+export interface UsageSpec {
+  /** Required flags, as written on the first line, e.g. `--pred DIR`. */
+  required?: string;
+  /** One line on what the command does. */
+  summary: string;
+  /** Each flag with its argument, and what it does. */
+  flags: readonly (readonly [string, string])[];
+  /** Paragraphs after the flags. */
+  notes?: string;
+}
+
+/**
+ * The usage text of a command, in one shape for every command: how to run
+ * it from a checkout and from JSR, what it does, each flag, then notes.
+ */
+export function formatUsage(command: string, spec: UsageSpec): string {
+  const args = `${spec.required ? `${spec.required} ` : ""}[flags]`;
+  const flags = [...spec.flags, ["--help", "print this usage"] as const];
+  const width = Math.max(...flags.map(([f]) => f.length)) + 2;
+  return [
+    `Usage: deno task ${command} ${args}`,
+    `   or: deno run -A jsr:@agcl/agcl/${command} ${args}`,
+    "",
+    spec.summary,
+    "",
+    ...flags.map(([f, text]) => `  ${f.padEnd(width)} ${text}`),
+    ...(spec.notes ? ["", spec.notes] : []),
+    "",
+  ].join("\n");
+}

@@ -10,28 +10,44 @@
  * deno task ablate --data ../shared/data/Task104_Digits/dataset.json \
  *   --backbones 18 --out .runs/ablation-digits [--config overrides.json]
  * ```
+ *
+ * From JSR: `deno run -A jsr:@agcl/agcl/ablate --help`.
+ *
+ * @module
  */
 import { runAblation } from "../report/ablation.ts";
-import { parseFlags, runCli, UsageError } from "./_args.ts";
+import { formatUsage, parseFlags, runCli, UsageError } from "./_args.ts";
 
 const METHODS = ["none", "sscl", "ce", "supcon", "agcl"];
 
-const USAGE = `Usage: deno task ablate [flags]
-
-  --data PATH            dataset.json or a PASCAL VOC folder; default: the embedded phantom
-  --preset NAME          tiny | paper-r50 | paper-r101 (default tiny)
-  --config FILE          JSON config (partial) merged over the preset for every run
-  --methods LIST         pre-training methods (default ${METHODS.join(",")})
-  --backbones LIST       ResNet depths, e.g. 18,50 (default: the preset's)
-  --temperatures LIST    extra agcl runs at these temperatures (Fig. 5b)
-  --seed N               one seed for every run
-  --seeds LIST           repeat the whole ablation per seed, e.g. 0,1,2 (mean ± std over seeds)
-  --out DIR              ablation folder (default .runs/ablation); rerun to resume
-  --backend NAME         auto | cpu | wasm | webgpu (default auto)
-  --verbose              progress bars and warnings of every run
-
-Stage 1 runs once per seed and backbone and is shared by every method.
-`;
+const USAGE: string = formatUsage("ablate", {
+  summary:
+    "Runs the pre-training ablation of the paper's Table 1 (methods × backbones, resumable) and writes its tables and report.",
+  flags: [
+    [
+      "--data PATH",
+      "dataset.json or a PASCAL VOC folder; default: the embedded phantom",
+    ],
+    ["--preset NAME", "tiny | paper-r50 | paper-r101 (default tiny)"],
+    [
+      "--config FILE",
+      "JSON config (partial) merged over the preset for every run",
+    ],
+    ["--methods LIST", `pre-training methods (default ${METHODS.join(",")})`],
+    ["--backbones LIST", "ResNet depths, e.g. 18,50 (default: the preset's)"],
+    ["--temperatures LIST", "extra agcl runs at these temperatures (Fig. 5b)"],
+    ["--seed N", "one seed for every run"],
+    [
+      "--seeds LIST",
+      "repeat the whole ablation per seed, e.g. 0,1,2 (mean ± std over seeds)",
+    ],
+    ["--out DIR", "ablation folder (default .runs/ablation); rerun to resume"],
+    ["--backend NAME", "auto | cpu | wasm | webgpu (default auto)"],
+    ["--verbose", "progress bars and warnings of every run"],
+  ],
+  notes:
+    "Stage 1 runs once per seed and backbone and is shared by every method.",
+});
 
 /** The parts of pipeline/mod.ts the ablation drives. */
 interface PipelineApi {
@@ -56,8 +72,8 @@ function list(flag: string, value: string): string[] {
   return items;
 }
 
-await runCli(async () => {
-  const { values } = parseFlags("ablate", Deno.args, {
+async function main(args: string[]): Promise<void> {
+  const { values } = parseFlags("ablate", args, {
     data: { type: "string" },
     preset: { type: "string", default: "tiny" },
     config: { type: "string" },
@@ -209,4 +225,6 @@ await runCli(async () => {
       ((performance.now() - t0) / 1000).toFixed(0)
     } s)`,
   );
-});
+}
+
+if (import.meta.main) await runCli(() => main(Deno.args));

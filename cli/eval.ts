@@ -2,27 +2,45 @@
  * `deno task eval --pred DIR --gt dataset.json [--split validation]
  * [--out metrics.json] [--partial]`: evaluates a folder of predicted NIfTI
  * label maps against a dataset split and writes `metrics.json` (the shape
- * `train` writes).
+ * `train` writes). From JSR: `deno run -A jsr:@agcl/agcl/eval --help`.
+ *
+ * @module
  */
-import { metricsTable } from "../metrics/evaluate.ts";
+import { metricsCsv, metricsTable } from "../metrics/evaluate.ts";
 import { evaluatePredictions } from "../pipeline/evaluate_files.ts";
+import { Progress } from "../pipeline/progress.ts";
 import { writeFileAtomic } from "../data/_io.ts";
-import { parseFlags, runCli, UsageError } from "./_args.ts";
+import { formatUsage, parseFlags, runCli, UsageError } from "./_args.ts";
+
+/** `metrics.csv` beside `metrics.json` (any other name: `<name>.csv`). */
+function csvBeside(json: string): string {
+  return json.replace(/\.json$/i, "") + ".csv";
+}
 
 const SPLITS = ["training", "validation", "test"] as const;
 
-const USAGE = `Usage: deno task eval --pred DIR --gt dataset.json [flags]
+const USAGE: string = formatUsage("eval", {
+  required: "--pred DIR --gt dataset.json",
+  summary:
+    "Scores a folder of predicted label maps against a dataset split and writes metrics.json (the shape train writes).",
+  flags: [
+    ["--pred DIR", "predicted label maps (<image name>.nii[.gz])"],
+    ["--gt FILE", "the dataset.json whose split is the truth"],
+    ["--split NAME", "training | validation | test (default validation)"],
+    [
+      "--out FILE",
+      "metrics.json to write (default metrics.json), with metrics.csv beside it",
+    ],
+    [
+      "--partial",
+      "score the cases that have a prediction, not fail on missing ones",
+    ],
+    ["--quiet", "no progress bar"],
+  ],
+});
 
-  --pred DIR             predicted label maps (<image name>.nii[.gz])
-  --gt FILE              the dataset.json whose split is the truth
-  --split NAME           training | validation | test (default validation)
-  --out FILE             metrics.json to write (default metrics.json)
-  --partial              score the cases that have a prediction, not fail on missing ones
-  --quiet                no progress output
-`;
-
-await runCli(async () => {
-  const { values } = parseFlags("eval", Deno.args, {
+async function main(args: string[]): Promise<void> {
+  const { values } = parseFlags("eval", args, {
     pred: { type: "string" },
     gt: { type: "string" },
     split: { type: "string", default: "validation" },
@@ -49,11 +67,16 @@ await runCli(async () => {
       }: got '${values.split}'`,
     );
   }
+  let bar: Progress | undefined;
   const r = await evaluatePredictions(values.pred, values.gt, {
     split,
     partial: values.partial,
     ...(values.quiet ? {} : {
-      onCase: (id: string) => console.error(`evaluated ${id}`),
+      onCase: (id: string, _m: unknown, p: { done: number; total: number }) => {
+        bar ??= new Progress("eval", p.total);
+        bar.tick(1, id);
+        if (p.done === p.total) bar.done();
+      },
     }),
   });
   if (r.missing.length > 0) {
@@ -67,6 +90,12 @@ await runCli(async () => {
     );
   }
   await writeFileAtomic(values.out, JSON.stringify(r.summary, null, 2) + "\n");
+  const csv = csvBeside(values.out);
+  await writeFileAtomic(csv, metricsCsv(r.summary));
   console.log(metricsTable(r.summary));
-  console.log(`wrote ${values.out} (${r.summary.cases.length} cases)`);
-});
+  console.log(
+    `wrote ${values.out} and ${csv} (${r.summary.cases.length} cases)`,
+  );
+}
+
+if (import.meta.main) await runCli(() => main(Deno.args));

@@ -3,7 +3,8 @@
  * segmentation, pre-training, frozen-encoder segmentation), then inference,
  * label fusion and metrics, into a run directory.
  *
- * With no flags it trains the `tiny` preset on the embedded phantom.
+ * With no flags it trains the `tiny` preset on the embedded phantom. From
+ * JSR: `deno run -A jsr:@agcl/agcl/train --help`.
  *
  * @module
  */
@@ -15,7 +16,7 @@ import {
   PRESETS,
 } from "../pipeline/config.ts";
 import { isVocFolder } from "../pipeline/prepare.ts";
-import { parseFlags, runCli, UsageError } from "./_args.ts";
+import { formatUsage, parseFlags, runCli, UsageError } from "./_args.ts";
 
 /** Flags of `deno task train`. */
 export const TRAIN_FLAGS = {
@@ -38,24 +39,39 @@ export const TRAIN_FLAGS = {
 } as const;
 
 /** Usage text. */
-export const TRAIN_USAGE: string = `Usage: deno task train [flags]
-
-  --data PATH            dataset.json (Decathlon layout) or a PASCAL VOC folder; default: the embedded phantom
-  --preset NAME          tiny | paper-r50 | paper-r101 (default tiny)
-  --config FILE          JSON config (full or partial) merged over the preset
-  --set FIELD=VALUE      override any config field, e.g. --set pretrain.lr=0.01 (repeatable)
-  --pretrain METHOD      agcl | supcon | sscl | ce | none
-  --backbone DEPTH       18 | 34 | 50 | 101 (or resnet50)
-  --epochs N             epochs of every stage
-  --temperature T        contrastive temperature
-  --patch-size N         patch side in pixels
-  --coarse DIR           coarse masks as NIfTI (<case id>.nii.gz) instead of training stage 1
-  --seed N               seed for everything random
-  --backend NAME         auto | cpu | wasm | webgpu (default auto)
-  --out DIR              run directory (default .runs/<preset>-<time>)
-  --resume               continue the run in --out from its last complete checkpoint
-  --quiet                no progress bars
-`;
+export const TRAIN_USAGE: string = formatUsage("train", {
+  summary:
+    "Trains the three AGCL stages, then predicts, fuses and scores the evaluation cases into a run directory.",
+  flags: [
+    [
+      "--data PATH",
+      "dataset.json (Decathlon layout) or a PASCAL VOC folder; default: the embedded phantom",
+    ],
+    ["--preset NAME", "tiny | paper-r50 | paper-r101 (default tiny)"],
+    ["--config FILE", "JSON config (full or partial) merged over the preset"],
+    [
+      "--set FIELD=VALUE",
+      "override any config field, e.g. --set pretrain.lr=0.01 or --set intensity.window=-1000,1000 (repeatable)",
+    ],
+    ["--pretrain METHOD", "agcl | supcon | sscl | ce | none"],
+    ["--backbone DEPTH", "18 | 34 | 50 | 101 (or resnet50)"],
+    ["--epochs N", "epochs of every stage"],
+    ["--temperature T", "contrastive temperature"],
+    ["--patch-size N", "patch side in pixels"],
+    [
+      "--coarse DIR",
+      "coarse masks as NIfTI (<case id>.nii.gz) instead of training stage 1",
+    ],
+    ["--seed N", "seed for everything random"],
+    ["--backend NAME", "auto | cpu | wasm | webgpu (default auto)"],
+    ["--out DIR", "run directory (default .runs/<preset>-<time>)"],
+    [
+      "--resume",
+      "continue the run in --out from its last complete checkpoint",
+    ],
+    ["--quiet", "no progress bars"],
+  ],
+});
 
 function parseNumber(flag: string, text: string, int: boolean): number {
   const v = Number(text);
@@ -80,7 +96,12 @@ function setPath(obj: Record<string, unknown>, path: string[], value: unknown) {
   cur[path[path.length - 1]!] = value;
 }
 
+/** A comma-separated list of numbers, e.g. `-1000,1000`. */
+const NUMBER_LIST = /^\s*-?[\d.]+(e-?\d+)?(\s*,\s*-?[\d.]+(e-?\d+)?)+\s*$/i;
+
 function parseSetValue(text: string): unknown {
+  // --set intensity.window=-1000,1000 (JSON would need brackets).
+  if (NUMBER_LIST.test(text)) return text.split(",").map(Number);
   try {
     return JSON.parse(text);
   } catch {

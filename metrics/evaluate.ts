@@ -202,12 +202,29 @@ export interface MetricsEntry {
   /** Why the distances are `null` (per case only). */
   reason?: string;
   /**
-   * Mean Dice over the cases whose ground truth contains the target (MONAI's
-   * `DiceMetric(ignore_empty=True)`), `null` when no case does (summaries
-   * only). Differs from `dice` when the target is absent from some cases.
+   * `dicePresent`: mean Dice over the cases whose ground truth contains the
+   * target (MONAI's `DiceMetric(ignore_empty=True)`), `null` when no case
+   * does (summaries only). Differs from `dice` when the target is absent
+   * from some cases. The one name of this quantity in `metrics.json`,
+   * `metrics.csv` (per case: `present`), the tables and the report.
    */
   dicePresent?: number | null;
 }
+
+/** Mean, sample standard deviation, median and count of one metric over cases. */
+export interface MetricStat {
+  /** Mean, `null` without values. */
+  mean: number | null;
+  /** Sample standard deviation (n − 1); 0 for one value, `null` without values. */
+  std: number | null;
+  /** Median, `null` without values. */
+  median: number | null;
+  /** Number of cases whose value entered (defined distances, cases with the target for `dicePresent`). */
+  n: number;
+}
+
+/** The metrics {@linkcode MetricsSummary.stats} describes, per target. */
+export type StatName = "dice" | "dicePresent" | "iou" | "hd95" | "msd" | "hd";
 
 /** Per target: how many cases, how many values entered each mean, how many were `null`. */
 export interface TargetCounts {
@@ -235,10 +252,20 @@ export interface MetricsSummary {
   targets: Record<string, MetricsEntry>;
   /** Mean over targets of the per-target means. */
   mean: MetricsEntry;
-  /** Per case, in input order. */
-  cases: { image: string; targets: Record<string, MetricsEntry> }[];
+  /**
+   * Per case, in input order, each keyed by its case id (`id`, e.g.
+   * `case_00`) and keeping its image path (`image`).
+   */
+  cases: { id: string; image: string; targets: Record<string, MetricsEntry> }[];
   /** Empty-mask bookkeeping per target. */
   counts: Record<string, TargetCounts>;
+  /**
+   * Per target, per metric: mean, std, median and n over the cases
+   * (`dicePresent` over the cases with the target; distances over the cases
+   * where they are defined). Always written by {@linkcode summarizeMetrics};
+   * absent from `metrics.json` files of older runs.
+   */
+  stats?: Record<string, Record<StatName, MetricStat>>;
 }
 
 function meanOf(values: number[]): number | null {
@@ -247,12 +274,30 @@ function meanOf(values: number[]): number | null {
     : values.reduce((a, b) => a + b, 0) / values.length;
 }
 
+function statOf(values: number[]): MetricStat {
+  const n = values.length;
+  const mean = meanOf(values);
+  if (mean === null) return { mean: null, std: null, median: null, n: 0 };
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = n >> 1;
+  const median = n % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+  const ss = values.reduce((a, v) => a + (v - mean) ** 2, 0);
+  return { mean, std: n > 1 ? Math.sqrt(ss / (n - 1)) : 0, median, n };
+}
+
+/** A case id from an image path: its file name without `.nii`/`.nii.gz` or an image extension. */
+function caseIdOf(image: string): string {
+  return image.slice(image.replace(/\\/g, "/").lastIndexOf("/") + 1)
+    .replace(/\.(nii(\.gz)?|jpe?g|png)$/i, "");
+}
+
 /**
  * Aggregates per-case metrics into the `metrics.json` shape: per-target
  * means over cases (Dice over every case; HD95/MSD over the cases where they
  * are defined, the others counted in `counts`), then the mean over targets.
  *
- * @param cases Image path (or id) and metrics of each case.
+ * @param cases Image path, case id (default: the image's file name without
+ * extension) and metrics of each case.
  * @returns The summary; never NaN.
  * @throws {TypeError} When `cases` is empty or cases disagree on targets.
  *
@@ -266,7 +311,7 @@ function meanOf(values: number[]): number | null {
  * ```
  */
 export function summarizeMetrics(
-  cases: { image: string; metrics: CaseMetrics }[],
+  cases: { image: string; id?: string; metrics: CaseMetrics }[],
 ): MetricsSummary {
   if (cases.length === 0) {
     throw new TypeError("Cannot compute summarizeMetrics as 'cases' is empty");
@@ -274,6 +319,7 @@ export function summarizeMetrics(
   const names = Object.keys(cases[0]!.metrics.targets);
   const targets: Record<string, MetricsEntry> = {};
   const counts: Record<string, TargetCounts> = {};
+  const stats: Record<string, Record<StatName, MetricStat>> = {};
   for (const n of names) {
     const per = cases.map((c) => {
       const m = c.metrics.targets[n];
@@ -301,6 +347,14 @@ export function summarizeMetrics(
       msd: meanOf(msd),
       iou: meanOf(per.map((m) => m.iou))!,
       hd: meanOf(hd),
+    };
+    stats[n] = {
+      dice: statOf(per.map((m) => m.dice)),
+      dicePresent: statOf(present.map((m) => m.dice)),
+      iou: statOf(per.map((m) => m.iou)),
+      hd95: statOf(hd95),
+      msd: statOf(msd),
+      hd: statOf(hd),
     };
     counts[n] = {
       cases: per.length,
@@ -330,6 +384,7 @@ export function summarizeMetrics(
       hd: pick((t) => t.hd),
     },
     cases: cases.map((c) => ({
+      id: c.id ?? caseIdOf(c.image),
       image: c.image,
       targets: Object.fromEntries(
         Object.entries(c.metrics.targets).map(([n, m]) => {
@@ -346,14 +401,15 @@ export function summarizeMetrics(
       ),
     })),
     counts,
+    stats,
   };
 }
 
 /**
  * Formats a metrics summary as a text table: one row per target, then the
  * mean over targets. Columns: `dice` over every case (both masks empty = 1,
- * one empty = 0), `dice|gt` over the cases whose ground truth contains the
- * target (`n|gt` of them), `fp` cases predicting a target that is absent,
+ * one empty = 0), `dicePresent` over the cases whose ground truth contains
+ * the target (`present` of them), `fp` cases predicting a target that is absent,
  * HD95 and MSD in mm (`-` where undefined) and how many cases had no
  * distances. Count columns are left out when the summary has no counts.
  *
@@ -385,8 +441,8 @@ export function metricsTable(
   const head = [
     "target".padEnd(w),
     "dice".padStart(7),
-    "dice|gt".padStart(7),
-    ...(counts ? ["n|gt".padStart(5), "fp".padStart(5)] : []),
+    "dicePresent".padStart(11),
+    ...(counts ? ["present".padStart(7), "fp".padStart(5)] : []),
     "hd95".padStart(7),
     "msd".padStart(7),
     ...(counts ? ["  no distance"] : []),
@@ -399,10 +455,10 @@ export function metricsTable(
       [
         n.padEnd(w),
         f(m.dice, 3),
-        f(m.dicePresent, 3),
+        f(m.dicePresent, 3, 11),
         ...(counts
           ? [
-            String(c?.present ?? "-").padStart(5),
+            String(c?.present ?? "-").padStart(7),
             String(c?.falsePositive ?? "-").padStart(5),
           ]
           : []),
@@ -417,16 +473,82 @@ export function metricsTable(
     [
       "mean".padEnd(w),
       f(m.dice, 3),
-      f(m.dicePresent, 3),
-      ...(counts ? ["".padStart(5), "".padStart(5)] : []),
+      f(m.dicePresent, 3, 11),
+      ...(counts ? ["".padStart(7), "".padStart(5)] : []),
       f(m.hd95, 2),
       f(m.msd, 2),
     ].join(" ").trimEnd(),
   );
   lines.push(
-    "(dice: every case, both masks empty = 1, one empty = 0; dice|gt: cases whose truth has the target" +
-      (counts ? ", n|gt of them; fp: cases predicting an absent target" : "") +
+    "(dice: every case, both masks empty = 1, one empty = 0; dicePresent: cases whose truth has the target" +
+      (counts
+        ? ", present of them; fp: cases predicting an absent target"
+        : "") +
       "; distances in mm)",
   );
   return lines.join("\n");
+}
+
+/** Columns of {@linkcode metricsCsv}, in order. */
+export const METRICS_CSV_COLUMNS: readonly string[] = Object.freeze([
+  "case",
+  "image",
+  "target",
+  "present",
+  "dice",
+  "iou",
+  "hd95",
+  "msd",
+  "hd",
+  "reason",
+]);
+
+function csvCell(v: string | number | boolean | null | undefined): string {
+  const t = v === null || v === undefined ? "" : String(v);
+  return /[",\n]/.test(t) ? `"${t.replace(/"/g, '""')}"` : t;
+}
+
+/**
+ * The per-case metrics of a summary as CSV (`metrics.csv` beside
+ * `metrics.json`): a header, then one row per case × target with the case
+ * id, image path, target, whether the truth contains the target (`present`:
+ * the cases of `dicePresent`), Dice, IoU, HD95, MSD and HD in mm (empty
+ * where undefined) and the reason they are undefined.
+ *
+ * @example
+ * ```ts
+ * import { evaluateLabelMaps, metricsCsv, summarizeMetrics } from "@agcl/agcl/metrics";
+ * import assert from "node:assert/strict";
+ *
+ * const m = evaluateLabelMaps([1, 0], [1, 0], { dims: [2, 1, 1], labels: { 1: "organ" } });
+ * const csv = metricsCsv(summarizeMetrics([{ image: "/d/c1.nii.gz", metrics: m }]));
+ * assert.equal(csv, "case,image,target,present,dice,iou,hd95,msd,hd,reason\nc1,/d/c1.nii.gz,organ,true,1,1,0,0,0,\n");
+ * ```
+ *
+ * @param summary A `metrics.json` content.
+ * @returns The CSV text, newline-terminated.
+ */
+export function metricsCsv(summary: Pick<MetricsSummary, "cases">): string {
+  const rows = [METRICS_CSV_COLUMNS.join(",")];
+  for (const c of summary.cases) {
+    for (const [t, m] of Object.entries(c.targets)) {
+      const present = m.reason !== "truth empty" && m.reason !== "both empty";
+      rows.push(
+        [
+          c.id,
+          c.image,
+          t,
+          present,
+          m.dice,
+          m.iou,
+          m.hd95,
+          m.msd,
+          m.hd,
+          m.reason,
+        ]
+          .map(csvCell).join(","),
+      );
+    }
+  }
+  return rows.join("\n") + "\n";
 }

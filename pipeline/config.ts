@@ -27,6 +27,71 @@ export type LrSchedule = "constant" | "cosine";
 /** How image intensities are mapped to [0, 1]. */
 export type IntensityMode = "auto" | "window" | "percentile" | "none";
 
+/** Names of the CT windows in {@linkcode INTENSITY_WINDOWS}. */
+export type WindowPreset = "abdomen" | "head" | "bone";
+
+/**
+ * Named CT windows `[min, max]` in Hounsfield units: `abdomen` is the
+ * paper's −175..250 (the default), `head` the brain window (level 40,
+ * width 80), `bone` the bone window (level 300, width 2000).
+ */
+export const INTENSITY_WINDOWS: Readonly<
+  Record<WindowPreset, readonly [number, number]>
+> = Object.freeze({
+  abdomen: Object.freeze([-175, 250] as const),
+  head: Object.freeze([0, 80] as const),
+  bone: Object.freeze([-700, 1300] as const),
+});
+
+/** How intensities are mapped to [0, 1]; `RUN/config.json`'s `intensity`. */
+export interface IntensityConfig {
+  /**
+   * `window` (CT: clip to {@linkcode IntensityConfig.window}, scale),
+   * `percentile` (MRI: {@linkcode IntensityConfig.percentiles} to 0 and 1,
+   * clipped), `none`, or `auto`: `window` when the first training image has
+   * values below −100 HU, else `percentile`.
+   * @default {"auto"}
+   */
+  mode: IntensityMode;
+  /**
+   * CT window `[min, max]` in HU, or a name from
+   * {@linkcode INTENSITY_WINDOWS}.
+   * @default {[-175, 250]}
+   */
+  window: [number, number] | WindowPreset;
+  /** Percentiles `[lo, hi]` mapped to 0 and 1. @default {[1, 99]} */
+  percentiles: [number, number];
+}
+
+/** The paper's intensity mapping: the abdominal window, 1st–99th percentiles. */
+export const DEFAULT_INTENSITY: Readonly<IntensityConfig> = Object.freeze({
+  mode: "auto",
+  window: [-175, 250] as [number, number],
+  percentiles: [1, 99] as [number, number],
+});
+
+/**
+ * The CT window `[min, max]` of an intensity config, a preset name resolved.
+ *
+ * @example Usage
+ * ```ts
+ * import { intensityWindow } from "@agcl/agcl/pipeline";
+ * import assert from "node:assert/strict";
+ *
+ * assert.deepEqual(intensityWindow("head"), [0, 80]);
+ * assert.deepEqual(intensityWindow([-1000, 1000]), [-1000, 1000]);
+ * ```
+ *
+ * @param window `[min, max]` in HU or a preset name.
+ * @returns `[min, max]` in HU.
+ */
+export function intensityWindow(
+  window: IntensityConfig["window"],
+): [number, number] {
+  const w = typeof window === "string" ? INTENSITY_WINDOWS[window] : window;
+  return [w[0], w[1]];
+}
+
 /** The encoder and decoder shared by the three stages. */
 export interface ModelConfig {
   /** ResNet depth. */
@@ -223,8 +288,12 @@ export interface PipelineConfig {
   seed: number;
   /** Fraction of training held out for evaluation when the dataset has no validation list. */
   validationFraction: number;
-  /** Intensity mapping: `auto` = HU window when the image has values below −100, else percentiles. */
-  intensity: IntensityMode;
+  /**
+   * Intensity mapping: mode, CT window and percentiles (see
+   * {@linkcode IntensityConfig}). A bare mode (`"window"`) is accepted by
+   * {@linkcode mergeConfig} as `{ mode: "window" }`.
+   */
+  intensity: IntensityConfig;
   /** Patch size (square) for stages 2, 3 and inference. */
   patchSize: number;
   /** Views per patch in stage 2. */
@@ -251,8 +320,8 @@ export interface PartialConfig {
   seed?: number;
   /** See {@linkcode PipelineConfig.validationFraction}. */
   validationFraction?: number;
-  /** See {@linkcode PipelineConfig.intensity}. */
-  intensity?: IntensityMode;
+  /** See {@linkcode PipelineConfig.intensity}; a bare mode is accepted. */
+  intensity?: IntensityMode | Partial<IntensityConfig>;
   /** See {@linkcode PipelineConfig.patchSize}. */
   patchSize?: number;
   /** See {@linkcode PipelineConfig.views}. */
@@ -274,7 +343,7 @@ const TINY: PipelineConfig = {
   phantom: { cases: 8, size: [128, 128, 12] },
   seed: 0,
   validationFraction: 0.34,
-  intensity: "auto",
+  intensity: structuredClone(DEFAULT_INTENSITY) as IntensityConfig,
   patchSize: 32,
   views: 2,
   model: {
@@ -512,9 +581,13 @@ function mergeInto(
   prefix: string,
 ): Record<string, unknown> {
   checkKeys(override, target, prefix);
-  for (const [key, value] of Object.entries(override)) {
+  for (const [key, raw] of Object.entries(override)) {
     const where = prefix ? `${prefix}.${key}` : key;
     const current = target[key];
+    // A bare mode, as configs before `intensity.window` wrote it.
+    const value = where === "intensity" && typeof raw === "string"
+      ? { mode: raw }
+      : raw;
     if (isObject(current) && key !== "phantom") {
       if (!isObject(value)) fail(where, "expected an object");
       target[key] = mergeInto(current, value, where);
@@ -569,6 +642,39 @@ function oneOf(v: unknown, where: string, choices: readonly unknown[]): void {
   }
 }
 
+function validateIntensity(c: IntensityConfig): void {
+  oneOf(c.mode, "intensity.mode", ["auto", "window", "percentile", "none"]);
+  const names = Object.keys(INTENSITY_WINDOWS);
+  const w = c.window as unknown;
+  if (typeof w === "string") {
+    oneOf(w, "intensity.window", names);
+  } else if (
+    !Array.isArray(w) || w.length !== 2 ||
+    !w.every((v) => typeof v === "number" && Number.isFinite(v)) ||
+    !(w[0] < w[1])
+  ) {
+    fail(
+      "intensity.window",
+      `expected [min, max] in HU with min < max, or one of ${
+        names.map((n) => `"${n}"`).join(", ")
+      }: current value is ${JSON.stringify(w)}`,
+    );
+  }
+  const p = c.percentiles as unknown;
+  if (
+    !Array.isArray(p) || p.length !== 2 ||
+    !p.every((v) => typeof v === "number" && Number.isFinite(v)) ||
+    !(p[0] >= 0 && p[0] < p[1] && p[1] <= 100)
+  ) {
+    fail(
+      "intensity.percentiles",
+      `expected [lo, hi] with 0 <= lo < hi <= 100: current value is ${
+        JSON.stringify(p)
+      }`,
+    );
+  }
+}
+
 /**
  * Checks every field of a full config: no unknown or missing field, each of
  * the right type and range.
@@ -607,7 +713,7 @@ export function validateConfig(
   );
   num(c.seed, "seed", { int: true, min: 0 });
   num(c.validationFraction, "validationFraction", { min: 0, max: 0.9 });
-  oneOf(c.intensity, "intensity", ["auto", "window", "percentile", "none"]);
+  validateIntensity(c.intensity);
   num(c.patchSize, "patchSize", { int: true, min: 8 });
   num(c.views, "views", { int: true, min: 1, max: 8 });
   oneOf(c.model.backbone, "model.backbone", [18, 34, 50, 101]);

@@ -326,7 +326,7 @@ export async function evaluateCases(
   },
 ): Promise<EvaluationMetrics | null> {
   const { config, attention } = options;
-  const perCase: { image: string; metrics: CaseMetrics }[] = [];
+  const perCase: { image: string; id: string; metrics: CaseMetrics }[] = [];
   const labels = Object.fromEntries(data.targets.map((t) => [t.id, t.name]));
   const vocClasses = Object.keys(data.dataset.labels).length;
   const confusion = new Float64Array(vocClasses * vocClasses);
@@ -353,6 +353,7 @@ export async function evaluateCases(
       }
       perCase.push({
         image: c.entry.image,
+        id: c.id,
         metrics: evaluateLabelMaps(fused, c.label, {
           dims: c.dims,
           spacing: c.spacing,
@@ -411,9 +412,9 @@ export function formatStageTable(
     "stage1",
     "final",
     "Δ",
-    "s1|gt",
-    "final|gt",
-    "Δ|gt",
+    "s1Present",
+    "finalPresent",
+    "ΔPresent",
     "outside",
     "rec.train",
     "rec.eval",
@@ -452,7 +453,7 @@ export function formatStageTable(
       )
     ),
     row("mean", final.mean, stage1.mean, reach.mean, train.mean),
-    "(stage1: the coarse map's Dice; Δ = final − stage1; |gt: over cases with the target; outside: share of true pixels beyond the fusion's reach; rec.: attention recall on training / evaluation cases)",
+    "(stage1: the coarse map's Dice; Δ = final − stage1; …Present: dicePresent, over the cases whose truth has the target; outside: share of true pixels beyond the fusion's reach; rec.: attention recall on training / evaluation cases)",
   ];
   return lines.join("\n");
 }

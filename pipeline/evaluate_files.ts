@@ -27,8 +27,15 @@ export interface EvaluatePredictionsOptions {
   split?: "training" | "validation" | "test";
   /** Evaluate only the cases that have a prediction (else a missing one is an error). @default {false} */
   partial?: boolean;
-  /** Called once per case after it is evaluated. */
-  onCase?: (id: string, metrics: CaseMetrics) => void;
+  /**
+   * Called once per case after it is evaluated, with how many cases are
+   * done (this one included) of how many will be (e.g. for a progress bar).
+   */
+  onCase?: (
+    id: string,
+    metrics: CaseMetrics,
+    progress: { done: number; total: number },
+  ) => void;
 }
 
 /** Result of {@linkcode evaluatePredictions}. */
@@ -126,7 +133,7 @@ export async function evaluatePredictions(
       } (to evaluate only the predicted cases pass --partial, or { partial: true })`,
     );
   }
-  const cases: { image: string; metrics: CaseMetrics }[] = [];
+  const cases: { image: string; id: string; metrics: CaseMetrics }[] = [];
   for (const entry of present) {
     if (entry.label === undefined) {
       throw new Error(
@@ -147,8 +154,11 @@ export async function evaluatePredictions(
       spacing: truth.spacing,
       labels: ds.labels,
     });
-    options.onCase?.(entry.id, metrics);
-    cases.push({ image: entry.image, metrics });
+    cases.push({ image: entry.image, id: entry.id, metrics });
+    options.onCase?.(entry.id, metrics, {
+      done: cases.length,
+      total: present.length,
+    });
   }
   return { summary: summarizeMetrics(cases), missing, unmatched };
 }

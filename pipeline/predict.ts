@@ -1,5 +1,6 @@
 /**
- * Segmenting new images with a trained run: {@linkcode loadTrainedModel},
+ * Segmenting new images with a trained run (the `@agcl/agcl/inference`
+ * entry point: it loads neither the training stages nor the report): {@linkcode loadTrainedModel},
  * {@linkcode predictVolume} (NIfTI volumes, one per channel),
  * {@linkcode predictImage} (JPEG/PNG pixels, for runs trained on PASCAL VOC
  * folders) and {@linkcode predictFile} (file in, file out, as
@@ -13,7 +14,6 @@ import {
   isImagePath,
   type LabelImage,
   type LabelMap,
-  percentileNormalize,
   type PixelImage,
   readImage,
   readNifti,
@@ -21,18 +21,19 @@ import {
   toCanonical,
   type Volume,
   type VoxelArray,
-  windowIntensity,
   writeLabelPng,
   writeNifti,
 } from "../data/mod.ts";
 import { readFileClear } from "../data/_io.ts";
+import { ensureBackend } from "../backends/registry.ts";
 import type { CaseImage } from "./attention.ts";
 import type { PipelineConfig } from "./config.ts";
 import { paddingMultiple, predictCoarse } from "./coarse.ts";
 import { growLabels } from "./attention.ts";
 import { segmentVolume } from "./infer.ts";
 import { RunDir } from "./run_dir.ts";
-import { readRunConfig } from "./run.ts";
+import { readRunConfig } from "./run_config.ts";
+import { normalizeIntensity } from "./prepare.ts";
 import { assignVariables, loadStageCheckpoint } from "./_stage_runner.ts";
 import {
   buildCoarseNet,
@@ -67,13 +68,17 @@ export interface TrainedModel {
 }
 
 /**
- * Loads the final networks of a finished run.
+ * Loads the final networks of a finished run. When no backend was chosen
+ * yet, selects the fastest one first (`ensureBackend`, saying which on
+ * stderr), as {@linkcode predictVolume}, {@linkcode predictImage} and
+ * {@linkcode predictFile} do.
  *
  * @param runDir The run directory.
  * @returns The networks and what is needed to apply them.
  * @throws {Error} When the run is unfinished or its files are unreadable.
  */
 export async function loadTrainedModel(runDir: string): Promise<TrainedModel> {
+  await ensureBackend("infer");
   const { config, saved } = await readRunConfig(runDir);
   const run = new RunDir(runDir);
   const last = await run.readLast();
@@ -235,6 +240,7 @@ export async function predictVolume(
       "Cannot predict as 'volume' is an empty list: expected one volume per channel",
     );
   }
+  await ensureBackend("infer");
   const m = typeof model === "string" ? await loadTrainedModel(model) : model;
   try {
     if (planes.length !== m.channels) {
@@ -252,11 +258,10 @@ export async function predictVolume(
     const canon = toCanonical(first);
     let image: Float32Array;
     if (m.channels === 1) {
-      image = m.intensity === "window"
-        ? windowIntensity(canon)
-        : m.intensity === "percentile"
-        ? percentileNormalize(canon)
-        : Float32Array.from(canon.data);
+      image = normalizeIntensity(canon, {
+        ...m.config.intensity,
+        mode: m.intensity,
+      });
     } else {
       image = new Float32Array(canon.data.length * m.channels);
       planes.forEach((p, k) => {
@@ -335,6 +340,7 @@ export async function predictImage(
       `Cannot predict as 'image.data' has ${image.data.length} values: expected ${width}×${height}×${channels}`,
     );
   }
+  await ensureBackend("infer");
   const m = typeof model === "string" ? await loadTrainedModel(model) : model;
   try {
     if (m.channels === 1) {

@@ -22,7 +22,12 @@ import {
   windowIntensity,
 } from "../data/mod.ts";
 import { Prng } from "../random/prng.ts";
-import type { IntensityMode, PipelineConfig } from "./config.ts";
+import {
+  type IntensityConfig,
+  type IntensityMode,
+  intensityWindow,
+  type PipelineConfig,
+} from "./config.ts";
 
 /** One case in memory, in canonical orientation. */
 export interface PreparedCase {
@@ -269,12 +274,37 @@ export async function resolveIntensity(
   return minOf((await readNifti(image)).data) < -100 ? "window" : "percentile";
 }
 
-function normalize(
+/** An intensity mapping with `auto` resolved (see {@linkcode IntensityConfig}). */
+export interface ResolvedIntensity {
+  /** The mapping. */
+  mode: Exclude<IntensityMode, "auto">;
+  /** CT window `[min, max]` in HU, or a preset name. */
+  window: IntensityConfig["window"];
+  /** Percentiles `[lo, hi]` mapped to 0 and 1. */
+  percentiles: [number, number];
+}
+
+/**
+ * Maps a canonical volume's intensities to [0, 1] as the run's config says:
+ * the CT window, percentiles, or the values as they are.
+ *
+ * @param volume The volume.
+ * @param intensity The resolved mapping.
+ * @returns Float32 values, same layout.
+ */
+export function normalizeIntensity(
   volume: Volume,
-  mode: Exclude<IntensityMode, "auto">,
+  intensity: ResolvedIntensity,
 ): Float32Array {
-  if (mode === "window") return windowIntensity(volume);
-  if (mode === "percentile") return percentileNormalize(volume);
+  const { mode, window, percentiles } = intensity;
+  if (mode === "window") {
+    const [min, max] = intensityWindow(window);
+    return windowIntensity(volume, { min, max });
+  }
+  if (mode === "percentile") {
+    const [lower, upper] = percentiles;
+    return percentileNormalize(volume, { lower, upper });
+  }
   return Float32Array.from(volume.data);
 }
 
@@ -307,11 +337,11 @@ function asLabelMap(
 export async function prepareCase(
   entry: CaseEntry,
   domain: number,
-  intensity: Exclude<IntensityMode, "auto">,
+  intensity: ResolvedIntensity,
 ): Promise<PreparedCase> {
   const original = await readNifti(entry.image);
   const canon = toCanonical(original);
-  const image = normalize(canon, intensity);
+  const image = normalizeIntensity(canon, intensity);
   const out: PreparedCase = {
     id: entry.id,
     entry,
@@ -477,16 +507,17 @@ export async function prepareData(
       }`,
     );
   }
-  const intensity = config.intensity === "auto"
+  const intensity = config.intensity.mode === "auto"
     ? await resolveIntensity(trainEntries[0]!.image)
-    : config.intensity;
+    : config.intensity.mode;
+  const mapping: ResolvedIntensity = { ...config.intensity, mode: intensity };
   const total = trainEntries.length + evalEntries.length;
   let done = 0;
   const read = async (entries: CaseEntry[]) => {
     const out: PreparedCase[] = [];
     for (const e of entries) {
       const d = Math.max(0, domains.indexOf(e.domain));
-      const c = await prepareCase(e, d, intensity);
+      const c = await prepareCase(e, d, mapping);
       for (const note of c.original.assumed ?? []) {
         onWarning?.(`${e.image}: ${note}`);
       }

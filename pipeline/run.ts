@@ -8,9 +8,11 @@ import { join } from "node:path";
 import { selectBackend } from "../backends/mod.ts";
 import type { LabelMap, SamplingCase } from "../data/mod.ts";
 import { Prng } from "../random/prng.ts";
-import type { MetricsSummary } from "../metrics/mod.ts";
+import { metricsCsv, type MetricsSummary } from "../metrics/mod.ts";
+import { writeFileAtomic } from "../data/_io.ts";
 import { writeRunReport } from "../report/mod.ts";
 import { type PipelineConfig, validateConfig } from "./config.ts";
+import { readRunConfig } from "./run_config.ts";
 import { resolveJitter } from "./coarse.ts";
 import {
   describeStage1,
@@ -60,40 +62,7 @@ export interface RunResult {
   backend: string;
 }
 
-/** Keys `config.json` adds to the merged config. */
-const RUN_KEYS = [
-  "dataPath",
-  "split",
-  "labels",
-  "domains",
-  "intensityResolved",
-  "channels",
-  "coarseFlipResolved",
-  "coarseJitterResolved",
-  "trainAttentionResolved",
-  "crossfitFolds",
-  "pretrainJitterResolved",
-] as const;
-
-/** Reads a run's config back (without the keys the run added). */
-export async function readRunConfig(runDir: string): Promise<{
-  config: PipelineConfig;
-  saved: Record<string, unknown>;
-}> {
-  const path = join(runDir, "config.json");
-  let saved: Record<string, unknown>;
-  try {
-    saved = JSON.parse(await Deno.readTextFile(path));
-  } catch (e) {
-    throw new Error(
-      `Cannot read run config ${path}: ${e instanceof Error ? e.message : e}`,
-    );
-  }
-  const plain = { ...saved };
-  for (const k of RUN_KEYS) delete plain[k];
-  validateConfig(plain);
-  return { config: plain, saved };
-}
+export { readRunConfig } from "./run_config.ts";
 
 function seeds(seed: number) {
   const root = new Prng(seed);
@@ -138,7 +107,8 @@ function samplingCases(
  * patches), stage 3 (frozen-encoder segmentation), then inference with
  * label fusion on the evaluation cases. The run directory receives
  * `attention/` (stage 1's coarse maps), `predictions/`, `metrics.json`
- * (with the stage evidence under `stages`), `embeddings.json` and a report.
+ * (with the stage evidence under `stages` and the stage wall times under
+ * `timings`), `metrics.csv` (one row per case × target), `embeddings.json` and a report.
  * Each epoch ends with an atomic checkpoint; with `resume` the run
  * continues from the last complete one and, on the cpu backend, reaches
  * the same weights as an uninterrupted run.
@@ -164,6 +134,7 @@ export async function runPipeline(
   await run.init();
   const chosen = await selectBackend(backend, { purpose: "train" });
   print(`backend: ${chosen.name} (${chosen.reason})`);
+  if (chosen.hint) print(`hint: ${chosen.hint}`);
   const progress: ProgressMode = quiet
     ? "quiet"
     : Deno.stderr.isTerminal()
@@ -301,12 +272,14 @@ export async function runPipeline(
         `Cannot evaluate the run in ${out}: no evaluation case has a label`,
       );
     }
+    timings.inference = clock() - t0;
     const metrics = {
       ...found,
       stages: { ...evidence, stage2: { health: s2.health, probe } },
+      timings,
     };
     await run.writeJson("metrics.json", metrics);
-    timings.inference = clock() - t0;
+    await writeFileAtomic(join(out, "metrics.csv"), metricsCsv(metrics));
     print(
       `\nDice on ${metrics.cases.length} evaluation case(s) (${data.split.source}):`,
     );

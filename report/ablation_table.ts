@@ -279,7 +279,7 @@ export interface SeedRow {
   seeds: number[];
   /** Per target (and "mean"): mean and std over seeds of each seed's mean Dice. */
   dice: Record<string, Stat>;
-  /** The same over the cases whose truth contains the target (`dice|gt`). */
+  /** The same over the cases whose truth contains the target (`dicePresent`). */
   dicePresent: Record<string, Stat>;
   /** Mean Dice minus that of `none` (same backbone), over seeds. */
   gain: number | null;
@@ -446,7 +446,7 @@ export function seedTable(
     "method",
     ...targets,
     "mean Dice",
-    "dice|gt",
+    "dicePresent",
     "gain vs none",
     `p (${reference} vs)`,
     "stage-1 Dice",

@@ -3,6 +3,7 @@ import * as tf from "@tensorflow/tfjs";
 import {
   availableBackends,
   BACKEND_NAMES,
+  ensureBackend,
   getBackend,
   isBackendName,
   selectBackend,
@@ -143,3 +144,78 @@ testOnBackends(
     tf.dispose([a, b, c]);
   },
 );
+
+const SELECT = new URL("./testdata/select_backend.ts", import.meta.url)
+  .pathname;
+
+/** Runs testdata/select_backend.ts in a fresh process with `flags`. */
+async function selectIn(
+  flags: string[],
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<Record<string, unknown>> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", ...flags, SELECT, ...args],
+    env,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout).trim();
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  return JSON.parse(text.split("\n").at(-1)!);
+}
+
+Deno.test("ensureBackend() selects auto once when no backend was chosen, and says which and why once", async () => {
+  const r = await selectIn(["-A"], ["ensure", "infer"]);
+  const first = r.first as { name: string; reason: string };
+  // The fastest backend that can infer: never tfjs' plain cpu default here.
+  assert.equal(first.name, hardwareGpu ? "webgpu" : "wasm");
+  assert.equal(r.second, null);
+  const lines = r.lines as string[];
+  assert.equal(lines.length, 1);
+  assert.equal(
+    lines[0],
+    `agcl: no backend was chosen, so "auto" selected ${first.name} (${first.reason}); call selectBackend() to choose`,
+  );
+});
+
+Deno.test("ensureBackend() leaves a backend chosen by selectBackend() alone", async () => {
+  await selectBackend("cpu", { purpose: "infer" });
+  const lines: string[] = [];
+  const r = await ensureBackend("infer", { log: (l) => lines.push(l) });
+  assert.equal(r, undefined);
+  assert.equal(tf.getBackend(), "cpu");
+  assert.deepEqual(lines, []);
+});
+
+Deno.test("selectBackend() without --allow-read falls back from wasm, naming the permission", async () => {
+  const flags = ["--allow-env"];
+  const auto = await selectIn(flags, ["auto", "infer"]);
+  const report = auto.report as { name: string; reason: string };
+  if (!hardwareGpu) assert.equal(report.name, "cpu");
+  assert.match(
+    report.reason,
+    /Cannot activate backend "wasm": its WebAssembly module needs read permission: run with --allow-read \(or -A\)/,
+  );
+  const wasm = await selectIn(flags, ["wasm", "infer"]);
+  assert.match(
+    wasm.error as string,
+    /^Cannot use backend "wasm" to infer: .*needs read permission: run with --allow-read/,
+  );
+});
+
+Deno.test("selectBackend() hints at --allow-ffi when wasm trains without BLAS, and only then", async () => {
+  const noFfi = ["--allow-read", "--allow-env"];
+  const train = (await selectIn(noFfi, ["wasm", "train"])).report as {
+    acceleration: string;
+    hint?: string;
+  };
+  assert.equal(train.acceleration, "xnnpack");
+  assert.match(train.hint ?? "", /about 5× faster .*: run with --allow-ffi/);
+  const infer = (await selectIn(noFfi, ["wasm", "infer"])).report as object;
+  assert.equal("hint" in infer, false);
+  // Switched off on purpose: no hint.
+  const off = (await selectIn(noFfi, ["wasm", "train"], { AGCL_BLAS: "off" }))
+    .report as object;
+  assert.equal("hint" in off, false);
+});

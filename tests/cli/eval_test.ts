@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { loadDataset } from "../../data/dataset.ts";
 import { readNifti, writeNifti } from "../../data/nifti.ts";
 import { makePhantom } from "../../data/phantom.ts";
@@ -72,16 +72,51 @@ Deno.test("deno task eval matches predictions by file name and writes metrics.js
     assert.equal(r.code, 0, r.stderr);
     assert.match(
       r.stdout,
-      /^target\s+dice\s+dice\|gt\s+n\|gt\s+fp\s+hd95\s+msd/m,
+      /^target\s+dice\s+dicePresent\s+present\s+fp\s+hd95\s+msd/m,
     );
     const m = JSON.parse(await Deno.readTextFile(out));
     assert.deepEqual(Object.keys(m).sort(), [
       "cases",
       "counts",
       "mean",
+      "stats",
       "targets",
     ]);
     assert.equal(m.cases.length, ds.validation.length);
+    // Cases are keyed by their case id and keep the image path.
+    for (const c of m.cases) {
+      assert.equal(c.id, basename(c.image).replace(/\.nii(\.gz)?$/, ""));
+    }
+    // metrics.csv beside it: one row per case × target, the same numbers.
+    const csv = (await Deno.readTextFile(join(dir, "metrics.csv")))
+      .trimEnd().split("\n");
+    const names = Object.keys(m.targets);
+    assert.equal(
+      csv[0],
+      "case,image,target,present,dice,iou,hd95,msd,hd,reason",
+    );
+    assert.equal(csv.length, 1 + m.cases.length * names.length);
+    const first = csv[1]!.split(",");
+    assert.deepEqual(first.slice(0, 3), [
+      m.cases[0].id,
+      m.cases[0].image,
+      names[0],
+    ]);
+    assert.equal(Number(first[4]), m.cases[0].targets[names[0]!].dice);
+    assert.match(r.stdout, /wrote .*metrics\.json and .*metrics\.csv/);
+    assert.doesNotMatch(r.stderr, /eval \d/); // --quiet: no progress bar
+    // Without --quiet: a progress bar over the cases, on stderr.
+    const loud = await runEval([
+      "--pred",
+      predDir,
+      "--gt",
+      dsPath,
+      "--out",
+      out,
+    ]);
+    assert.equal(loud.code, 0, loud.stderr);
+    const n = ds.validation.length;
+    assert.match(loud.stderr, new RegExp(`eval ${n}/${n} \\[#+\\] 100% `));
     for (const c of m.cases) {
       const want = expected[c.image]!;
       for (const [name, t] of Object.entries(want.targets)) {

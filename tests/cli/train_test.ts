@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { parseTrainArgs } from "../../cli/train.ts";
 import { PRESETS } from "../../pipeline/config.ts";
 import { readNifti } from "../../data/mod.ts";
@@ -74,6 +74,35 @@ Deno.test("parseTrainArgs() applies preset, --config, --set, then named flags", 
   assert.equal(c.seed, 9);
   assert.equal(c.coarse.masks, "/masks");
   assert.equal(c.data, "d.json");
+});
+
+Deno.test("parseTrainArgs() --set intensity.window=-1000,1000 and friends set the intensity", async () => {
+  const set = async (...sets: string[]) =>
+    (await parseTrainArgs(sets.flatMap((s) => ["--set", s]))).config
+      .intensity;
+  assert.deepEqual(await set("intensity.window=-1000,1000"), {
+    mode: "auto",
+    window: [-1000, 1000],
+    percentiles: [1, 99],
+  });
+  assert.deepEqual(
+    await set(
+      "intensity.mode=percentile",
+      "intensity.percentiles=0.5, 99.5",
+    ),
+    { mode: "percentile", window: [-175, 250], percentiles: [0.5, 99.5] },
+  );
+  assert.equal((await set("intensity.window=bone")).window, "bone");
+  assert.equal((await set("intensity=window")).mode, "window");
+  await assert.rejects(set("intensity.window=1000,-1000"), {
+    name: "UsageError",
+    message:
+      /^train: Invalid config field 'intensity\.window': expected \[min, max\]/,
+  });
+  await assert.rejects(set("intensity.min=-1000"), {
+    name: "UsageError",
+    message: /^train: Unknown config field 'intensity\.min'/,
+  });
 });
 
 Deno.test("parseTrainArgs() errors list the valid flags, fields and presets", async () => {
@@ -165,7 +194,7 @@ Deno.test({
       assert.match(r.stdout, /config: \{/);
       assert.match(
         r.stdout,
-        /target\s+dice\s+dice\|gt\s+n\|gt\s+fp\s+hd95\s+msd/,
+        /target\s+dice\s+dicePresent\s+present\s+fp\s+hd95\s+msd/,
       );
       assert.match(r.stdout, /\nmean\s+\d\.\d{3}/);
       // Progress goes to stderr, plain (not a TTY), with an ETA.
@@ -240,6 +269,34 @@ Deno.test({
       const again = await readNifti(predOut);
       assert.deepEqual(Array.from(again.data), Array.from(pred.data));
       assert.deepEqual(again.affine, img.affine);
+
+      // A folder: every image, one model load, a progress bar on stderr.
+      const inDir = join(out, "in"), outDir = join(out, "out");
+      await Deno.mkdir(inDir);
+      const base = basename(evalEntry);
+      await Deno.copyFile(evalEntry, join(inDir, base));
+      await Deno.copyFile(evalEntry, join(inDir, `copy_${base}`));
+      await Deno.writeTextFile(join(inDir, "notes.txt"), "not an image");
+      const f = await deno([
+        "run",
+        "-A",
+        "cli/predict.ts",
+        "--model",
+        out,
+        "--image",
+        inDir,
+        "--out",
+        outDir,
+        "--backend",
+        "cpu",
+      ]);
+      assert.equal(f.code, 0, f.stderr);
+      assert.match(f.stderr, /predict 2\/2 \[#+\] 100% /);
+      assert.match(f.stdout, /wrote 2 label maps to /);
+      for (const name of [base, `copy_${base}`]) {
+        const labels = await readNifti(join(outDir, name));
+        assert.deepEqual(Array.from(labels.data), Array.from(pred.data));
+      }
 
       // A second run into the same directory is refused; --resume of a finished run re-evaluates.
       const twice = await deno([

@@ -1,5 +1,9 @@
 import assert from "node:assert/strict";
-import { evaluateLabelMaps, summarizeMetrics } from "../../metrics/evaluate.ts";
+import {
+  evaluateLabelMaps,
+  metricsCsv,
+  summarizeMetrics,
+} from "../../metrics/evaluate.ts";
 import { Prng } from "../../random/prng.ts";
 import { assertAlmostEquals } from "../_utils.ts";
 import { SCIPY, scipy } from "./_scipy.ts";
@@ -79,7 +83,7 @@ Deno.test("summarizeMetrics averages over cases, counts nulls, never NaN", () =>
     present: 1,
     falsePositive: 0,
   });
-  // dice|gt leaves out cases whose truth lacks the target: b only in case 1.
+  // dicePresent leaves out cases whose truth lacks the target: b only in case 1.
   assert.equal(s.targets.b!.dicePresent, 2 / 3);
   assert.equal(s.targets.a!.dicePresent, s.targets.a!.dice);
   assert.equal(
@@ -232,4 +236,71 @@ print(json.dumps(out))
     });
     assert.ok(compared >= 12, `only ${compared} labels had distances`);
   },
+});
+
+Deno.test("summarizeMetrics() gives mean, sample std, median and n per target and metric, and keys cases by id", () => {
+  const labels = { 1: "a" };
+  const dims = [4, 1, 1];
+  // Dice 1, 2/3, 0 (one empty prediction) and 1 (both empty, truth absent).
+  const maps: [number[], number[]][] = [
+    [[1, 1, 0, 0], [1, 1, 0, 0]],
+    [[1, 1, 0, 0], [1, 0, 0, 0]],
+    [[0, 0, 0, 0], [0, 0, 1, 0]],
+    [[0, 0, 0, 0], [0, 0, 0, 0]],
+  ];
+  const s = summarizeMetrics(maps.map(([p, t], i) => ({
+    image: `/data/imagesTr/case_${i}.nii.gz`,
+    metrics: evaluateLabelMaps(p, t, { dims, labels }),
+  })));
+  const d = [1, 2 / 3, 0, 1];
+  const mean = (1 + 2 / 3 + 0 + 1) / 4;
+  const std = Math.sqrt(d.reduce((a, v) => a + (v - mean) ** 2, 0) / 3);
+  const st = s.stats!.a!;
+  assert.equal(st.dice.mean, s.targets.a!.dice);
+  assertAlmostEquals(st.dice.std!, std, 1e-12);
+  assert.equal(st.dice.median, (2 / 3 + 1) / 2); // middle of 0, 2/3, 1, 1
+  assert.equal(st.dice.n, 4);
+  // dicePresent over the three cases whose truth has the target: 1, 2/3, 0.
+  assert.deepEqual(
+    [st.dicePresent.mean, st.dicePresent.median, st.dicePresent.n],
+    [s.targets.a!.dicePresent, 2 / 3, 3],
+  );
+  // Distances only where both masks have the target (cases 0 and 1).
+  assert.equal(st.hd95.n, 2);
+  assert.equal(st.hd95.mean, s.targets.a!.hd95);
+  const [h0, h1] = s.cases.map((c) => c.targets.a!.hd95!);
+  assertAlmostEquals(st.hd95.std!, Math.abs(h0! - h1!) / Math.SQRT2, 1e-12);
+  assert.ok(h0 !== h1);
+  assert.deepEqual(s.cases.map((c) => c.id), [
+    "case_0",
+    "case_1",
+    "case_2",
+    "case_3",
+  ]);
+  assert.equal(s.cases[0]!.image, "/data/imagesTr/case_0.nii.gz");
+  // An explicit id wins over the file name.
+  const one = summarizeMetrics([{
+    image: "/x/img.nii",
+    id: "patient-7",
+    metrics: evaluateLabelMaps([1], [1], { dims: [1, 1, 1], labels }),
+  }]);
+  assert.equal(one.cases[0]!.id, "patient-7");
+  assert.deepEqual(one.stats!.a!.dice, { mean: 1, std: 0, median: 1, n: 1 });
+});
+
+Deno.test("metricsCsv() writes one row per case × target, empty cells for null, quoting commas", () => {
+  const labels = { 1: "a", 2: "b,c" };
+  const s = summarizeMetrics([{
+    image: "/d/case 1.nii.gz",
+    metrics: evaluateLabelMaps([1, 0], [1, 2], { dims: [2, 1, 1], labels }),
+  }]);
+  assert.equal(
+    metricsCsv(s),
+    [
+      "case,image,target,present,dice,iou,hd95,msd,hd,reason",
+      "case 1,/d/case 1.nii.gz,a,true,1,1,0,0,0,",
+      'case 1,/d/case 1.nii.gz,"b,c",true,0,0,,,,prediction empty',
+      "",
+    ].join("\n"),
+  );
 });

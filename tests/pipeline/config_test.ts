@@ -1,5 +1,10 @@
 import assert from "node:assert/strict";
-import { mergeConfig, PRESETS, validateConfig } from "../../pipeline/mod.ts";
+import {
+  intensityWindow,
+  mergeConfig,
+  PRESETS,
+  validateConfig,
+} from "../../pipeline/mod.ts";
 
 Deno.test("PRESETS are valid and differ where the paper says", () => {
   for (const p of Object.values(PRESETS)) validateConfig(p);
@@ -135,4 +140,55 @@ Deno.test("validateConfig() checks the fields that make stage 3 refine and stage
   for (const [o, re] of bad) {
     assert.throws(() => mergeConfig(PRESETS.tiny, o), re);
   }
+});
+
+Deno.test("intensity defaults to the paper's window and percentiles; presets and a bare mode are accepted", () => {
+  assert.deepEqual(PRESETS.tiny.intensity, {
+    mode: "auto",
+    window: [-175, 250],
+    percentiles: [1, 99],
+  });
+  assert.deepEqual(PRESETS["paper-r50"].intensity, PRESETS.tiny.intensity);
+  const head = mergeConfig(PRESETS.tiny, { intensity: { window: "head" } });
+  assert.equal(head.intensity.window, "head");
+  assert.deepEqual(intensityWindow(head.intensity.window), [0, 80]);
+  assert.deepEqual(intensityWindow("abdomen"), [-175, 250]);
+  assert.deepEqual(intensityWindow("bone"), [-700, 1300]);
+  // A bare mode, as older configs wrote it, keeps the other fields.
+  const bare = mergeConfig(head, { intensity: "percentile" });
+  assert.deepEqual(bare.intensity, {
+    mode: "percentile",
+    window: "head",
+    percentiles: [1, 99],
+  });
+});
+
+Deno.test("mergeConfig() rejects a bad intensity, naming the field", () => {
+  const bad = (intensity: unknown, message: RegExp) =>
+    assert.throws(() => mergeConfig(PRESETS.tiny, { intensity }), {
+      name: "RangeError",
+      message,
+    });
+  bad(
+    { window: [250, -175] },
+    /^Invalid config field 'intensity\.window': expected \[min, max\] in HU with min < max, or one of "abdomen", "head", "bone": current value is \[250,-175\]$/,
+  );
+  bad({ window: [-1000] }, /'intensity\.window'.*current value is \[-1000\]$/);
+  bad(
+    { window: "lung" },
+    /^Invalid config field 'intensity\.window': expected one of "abdomen", "head", "bone": current value is "lung"$/,
+  );
+  bad(
+    { percentiles: [99, 1] },
+    /^Invalid config field 'intensity\.percentiles': expected \[lo, hi\] with 0 <= lo < hi <= 100: current value is \[99,1\]$/,
+  );
+  bad({ percentiles: [0, 101] }, /'intensity\.percentiles'/);
+  bad(
+    { mode: "hu" },
+    /^Invalid config field 'intensity\.mode': expected one of/,
+  );
+  bad(
+    { min: -1000 },
+    /^Unknown config field 'intensity\.min': valid fields of 'intensity' are 'mode', 'window', 'percentiles'$/,
+  );
 });

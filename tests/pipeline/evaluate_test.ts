@@ -12,9 +12,9 @@ Deno.test("formatMetricsTable() prints one row per target, then the mean, '-' fo
   });
   const lines = table.split("\n");
   assert.equal(lines.length, 5);
-  assert.match(lines[0]!, /^target\s+dice\s+dice\|gt\s+hd95\s+msd$/);
-  assert.equal(lines[1], "liver         0.912       -    2.50    0.75");
-  assert.equal(lines[2], "gallbladder   0.000       -       -       -");
+  assert.match(lines[0]!, /^target\s+dice\s+dicePresent\s+hd95\s+msd$/);
+  assert.equal(lines[1], "liver         0.912           -    2.50    0.75");
+  assert.equal(lines[2], "gallbladder   0.000           -       -       -");
   assert.match(lines[3]!, /^mean\s+0\.456/);
   assert.match(lines[4]!, /^\(dice: every case/);
 });
@@ -39,11 +39,11 @@ Deno.test("formatMetricsTable() shows dice over cases with the target, its case 
   const lines = table.split("\n");
   assert.match(
     lines[0]!,
-    /^target\s+dice\s+dice\|gt\s+n\|gt\s+fp\s+hd95\s+msd\s+no distance$/,
+    /^target\s+dice\s+dicePresent\s+present\s+fp\s+hd95\s+msd\s+no distance$/,
   );
   assert.equal(
     lines[1],
-    "digit_3   0.800   0.400     2     1    3.00    1.00   8/10",
+    "digit_3   0.800       0.400       2     1    3.00    1.00   8/10",
   );
   assert.match(lines[3]!, /fp: cases predicting an absent target/);
 });

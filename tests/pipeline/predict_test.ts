@@ -270,6 +270,43 @@ Deno.test("predictFile() single-channel run: 'volumeIndex' picks a volume of a 4
   });
 });
 
+Deno.test("predictFile() in a process that chose no backend selects auto itself and says so once", async () => {
+  const metrics = JSON.parse(
+    await Deno.readTextFile(join(PHANTOM_RUN, "metrics.json")),
+  );
+  const image: string = metrics.cases[0].image;
+  const id = basename(image).replace(/\.nii(\.gz)?$/, "");
+  const predict = new URL("../../pipeline/predict.ts", import.meta.url).href;
+  await tempDir(async (dir) => {
+    const out = join(dir, `${id}.nii.gz`);
+    const code = `import { predictFile } from ${JSON.stringify(predict)};
+await predictFile(${JSON.stringify(PHANTOM_RUN)}, ${JSON.stringify(image)}, ${
+      JSON.stringify(out)
+    });`;
+    const r = await new Deno.Command(Deno.execPath(), {
+      args: ["eval", code],
+      cwd: new URL("../..", import.meta.url).pathname,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stderr = new TextDecoder().decode(r.stderr);
+    assert.equal(r.code, 0, stderr);
+    const said = stderr.split("\n").filter((l) => l.startsWith("agcl: "));
+    assert.equal(said.length, 1, stderr);
+    assert.match(
+      said[0]!,
+      /^agcl: no backend was chosen, so "auto" selected (wasm|webgpu) \(.*\); call selectBackend\(\) to choose$/,
+    );
+    // The run trained on wasm: the same backend predicts the same bytes.
+    if (said[0]!.includes("selected wasm")) {
+      assert.deepEqual(
+        await Deno.readFile(out),
+        await Deno.readFile(join(PHANTOM_RUN, "predictions", `${id}.nii.gz`)),
+      );
+    }
+  });
+});
+
 Deno.test("predictFile() clear errors, and no output file, for bad inputs", async () => {
   await tempDir(async (dir) => {
     const out = join(dir, "o.png");
@@ -419,4 +456,30 @@ Deno.test("predictImage() and predictVolume() do not leak tensors", async () => 
   } finally {
     model.dispose();
   }
+});
+
+Deno.test("the inference entry point (./inference, pipeline/predict.ts) loads neither the report stack nor the training stages", async () => {
+  const root = new URL("../..", import.meta.url);
+  const config = JSON.parse(
+    await Deno.readTextFile(new URL("deno.json", root)),
+  );
+  assert.equal(config.exports["./inference"], "./pipeline/predict.ts");
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["info", "--json", "pipeline/predict.ts"],
+    cwd: root.pathname,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  // The modules and every specifier they import (npm packages included).
+  const modules = JSON.stringify(
+    JSON.parse(new TextDecoder().decode(out.stdout)).modules,
+  );
+  const found = (re: RegExp) => [...new Set(modules.match(re) ?? [])];
+  assert.ok(found(/npm:\/?@tensorflow\/tfjs\b/g).length > 0);
+  const heavy = [
+    ...found(/npm:\/?(vega|vega-lite|umap-js|@resvg\/resvg-js)\b/g),
+    ...found(/\/report\/[a-z_]+\.ts|\/pipeline\/(run|stage[123])\.ts/g),
+  ];
+  assert.deepEqual(heavy, []);
 });

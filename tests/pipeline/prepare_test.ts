@@ -1,6 +1,13 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { readNifti, writeNifti } from "../../data/mod.ts";
+import {
+  makePhantom,
+  percentileNormalize,
+  readNifti,
+  toCanonical,
+  windowIntensity,
+  writeNifti,
+} from "../../data/mod.ts";
 import { mergeConfig, PRESETS } from "../../pipeline/config.ts";
 import { heldOutIndices, prepareData } from "../../pipeline/prepare.ts";
 
@@ -269,6 +276,56 @@ Deno.test("prepareData() warns when an image's voxel size is assumed (pixdim 0, 
     assert.deepEqual(warnings, [
       `${image}: pixdim[1..3] is [0,0,0] and qform_code and sform_code are 0: a voxel size of 1 mm was assumed along x, y, z, so distances in mm (HD95, MSD) may be meaningless`,
     ]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("prepareData() default intensity is byte-identical to the paper's window; a set window and percentiles apply", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const json = await makePhantom({
+      dir,
+      cases: 3,
+      size: [16, 16, 8],
+    });
+    const config = mergeConfig(PRESETS.tiny, { validationFraction: 0.34 });
+    const canon = async (c: { entry: { image: string } }) =>
+      toCanonical(await readNifti(c.entry.image));
+    const bytes = (a: Float32Array) => new Uint8Array(a.buffer);
+    const data = await prepareData(json, config);
+    assert.equal(data.intensity, "window"); // HU values below −100
+    for (const c of [...data.train, ...data.evaluation]) {
+      // What the code computed before intensity.window existed.
+      assert.deepEqual(bytes(c.image), bytes(windowIntensity(await canon(c))));
+    }
+    const wide = await prepareData(
+      json,
+      mergeConfig(config, { intensity: { window: [-1000, 1000] } }),
+    );
+    const w = wide.train[0]!;
+    const expected = windowIntensity(await canon(w), { min: -1000, max: 1000 });
+    assert.deepEqual(bytes(w.image), bytes(expected));
+    assert.notDeepEqual(bytes(w.image), bytes(windowIntensity(await canon(w))));
+    const head = await prepareData(
+      json,
+      mergeConfig(config, { intensity: { window: "head" } }),
+    );
+    assert.deepEqual(
+      bytes(head.train[0]!.image),
+      bytes(windowIntensity(await canon(w), { min: 0, max: 80 })),
+    );
+    const pct = await prepareData(
+      json,
+      mergeConfig(config, {
+        intensity: { mode: "percentile", percentiles: [5, 95] },
+      }),
+    );
+    assert.equal(pct.intensity, "percentile");
+    assert.deepEqual(
+      bytes(pct.train[0]!.image),
+      bytes(percentileNormalize(await canon(w), { lower: 5, upper: 95 })),
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -85,6 +85,19 @@ Deno.test("runPipeline() cross-fits the training attention and records the stage
       "segment",
       "inference",
     ]);
+    // The same stage timings in metrics.json, and metrics.csv beside it.
+    assert.deepEqual(metrics.timings, timings);
+    const csv = (await Deno.readTextFile(join(out, "metrics.csv"))).trimEnd()
+      .split("\n");
+    assert.equal(
+      csv.length,
+      1 + metrics.cases.length * Object.keys(metrics.targets).length,
+    );
+    assert.equal(csv[1]!.split(",")[0], metrics.cases[0].id);
+    assert.equal(
+      metrics.stats[Object.keys(metrics.targets)[0]!].dice.n,
+      metrics.cases.length,
+    );
   } finally {
     await Deno.remove(out, { recursive: true });
   }

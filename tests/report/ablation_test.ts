@@ -54,7 +54,7 @@ Deno.test("runAblation runs methods × backbones once, resumes unfinished runs, 
     const md = await Deno.readTextFile(r.files.markdown);
     assert.match(
       md,
-      /^\| backbone \| method \| liver \| spleen \| kidney \| mean Dice \| dice\|gt \| gain vs none \|/m,
+      /^\| backbone \| method \| liver \| spleen \| kidney \| mean Dice \| dicePresent \| gain vs none \|/m,
     );
     assert.equal(md.trim().split("\n").length, 2 + 3);
     const perRun = await Deno.readTextFile(r.files.perRun);

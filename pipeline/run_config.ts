@@ -1,0 +1,53 @@
+/**
+ * {@linkcode readRunConfig}: a run's `config.json` read back as the config
+ * it ran with. Kept apart from `run.ts` so that inference (`predict.ts`)
+ * loads a run without importing the training stages and the report.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import {
+  DEFAULT_INTENSITY,
+  type PipelineConfig,
+  PRESETS,
+  validateConfig,
+} from "./config.ts";
+
+/**
+ * Reads a run's config back, without the keys the run added beside the
+ * config (`dataPath`, `labels`, `intensityResolved`, …: every key that is
+ * not a config field). A bare intensity mode, as runs before
+ * `intensity.window` wrote it, reads as that mode with the default window
+ * and percentiles, which those runs used.
+ *
+ * @param runDir The run directory.
+ * @returns The validated config, and the whole saved object.
+ * @throws {Error} When `config.json` is missing or not JSON.
+ * @throws {RangeError} When the config is invalid (naming the field).
+ */
+export async function readRunConfig(runDir: string): Promise<{
+  config: PipelineConfig;
+  saved: Record<string, unknown>;
+}> {
+  const path = join(runDir, "config.json");
+  let saved: Record<string, unknown>;
+  try {
+    saved = JSON.parse(await Deno.readTextFile(path));
+  } catch (e) {
+    throw new Error(
+      `Cannot read run config ${path}: ${e instanceof Error ? e.message : e}`,
+    );
+  }
+  const plain: Record<string, unknown> = {};
+  for (const k of Object.keys(PRESETS.tiny)) {
+    if (k in saved) plain[k] = saved[k];
+  }
+  if (typeof plain.intensity === "string") {
+    plain.intensity = {
+      ...structuredClone(DEFAULT_INTENSITY),
+      mode: plain.intensity,
+    };
+  }
+  validateConfig(plain);
+  return { config: plain, saved };
+}

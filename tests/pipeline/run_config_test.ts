@@ -1,0 +1,50 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { PRESETS } from "../../pipeline/config.ts";
+import { readRunConfig } from "../../pipeline/run_config.ts";
+
+Deno.test("readRunConfig() drops the keys a run adds and reads an older bare intensity mode", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const saved = {
+      ...PRESETS.tiny,
+      intensity: "window", // as runs before intensity.window wrote it
+      dataPath: "/data/dataset.json",
+      labels: { 1: "liver" },
+      intensityResolved: "window",
+    };
+    await Deno.writeTextFile(join(dir, "config.json"), JSON.stringify(saved));
+    const r = await readRunConfig(dir);
+    assert.deepEqual(r.config, {
+      ...PRESETS.tiny,
+      intensity: { mode: "window", window: [-175, 250], percentiles: [1, 99] },
+    });
+    assert.deepEqual(r.saved, saved);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("readRunConfig() names the file it cannot read, and the field it rejects", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await assert.rejects(readRunConfig(dir), {
+      message: new RegExp(
+        `^Cannot read run config ${join(dir, "config.json")}`,
+      ),
+    });
+    await Deno.writeTextFile(
+      join(dir, "config.json"),
+      JSON.stringify({
+        ...PRESETS.tiny,
+        intensity: { ...PRESETS.tiny.intensity, window: [1, 1] },
+      }),
+    );
+    await assert.rejects(readRunConfig(dir), {
+      name: "RangeError",
+      message: /^Invalid config field 'intensity\.window'/,
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
