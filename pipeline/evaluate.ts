@@ -216,8 +216,8 @@ export function describeStage2(
   const h = health;
   return `stage 2 (${h.method}): ${h.steps} steps, loss ${
     f3(h.initialLoss)
-  } → ${f3(h.finalLoss)} (chance ${
-    f3(h.chance)
+  } → ${f3(h.finalLoss)} (chance ${f3(h.chance)}, floor ${
+    f3(h.floor)
   }); anchors with a positive besides their twin: ${f3(h.positiveFraction)}${
     probe
       ? `; 5-NN target accuracy: input ${f3(probe.input.knn.target)}, encoder ${

@@ -45,6 +45,15 @@ export interface Stage2Health {
    */
   chance: number | null;
   /**
+   * The loss of a perfect encoder, which no training can go below: for the
+   * contrastive losses the mean over anchors of ln(positives), as the loss
+   * averages −log softmax over an anchor's positives and is smallest when
+   * they share the whole probability (ln 1 = 0 for `sscl`'s single twin;
+   * ln 3 for `agcl` batches drawn as pairs of two views); 0 for `ce`;
+   * `null` for `none`. Estimated on the first 20 batches training sees.
+   */
+  floor: number | null;
+  /**
    * Share of samples whose batch holds another sample with the method's
    * label (`agcl`: (domain, target); `supcon`: target): anchors with a
    * positive besides their twin view. 0 for `sscl`; `null` for `ce`/`none`.
@@ -126,6 +135,39 @@ function positiveShare(method: PretrainMethod, batches: PatchBatch[]): number {
 }
 
 /**
+ * Mean over the anchors (every view of every sample) of `batches` of
+ * ln(positives): the other views of the anchor's sample plus every view of
+ * the other samples with its key. The lowest value the method's loss can
+ * reach (see {@linkcode Stage2Health.floor}).
+ *
+ * @param method The pre-training method (its key: (domain, target) for
+ * `agcl`, target for `supcon`, none for `sscl`).
+ * @param batches Batches as training draws them.
+ * @returns The floor (0 without anchors).
+ */
+export function lossFloor(
+  method: PretrainMethod,
+  batches: PatchBatch[],
+): number {
+  let sum = 0, n = 0;
+  for (const b of batches) {
+    const count = new Map<string, number>();
+    const keys: (string | null)[] = [];
+    for (let s = 0; s < b.size; s++) {
+      const k = keyOf(method, b, s);
+      keys.push(k);
+      if (k !== null) count.set(k, (count.get(k) ?? 0) + 1);
+    }
+    for (const k of keys) {
+      const positives = b.views * (k === null ? 1 : count.get(k)!) - 1;
+      sum += b.views * Math.log(positives);
+      n += b.views;
+    }
+  }
+  return n ? sum / n : 0;
+}
+
+/**
  * Estimates the encoder's BN running statistics on training patches:
  * forward passes in training mode, no gradients, no weight changes.
  */
@@ -148,6 +190,7 @@ async function healthOf(
   config: PipelineConfig,
   nTargets: number,
   positiveFraction: number | null,
+  floor: number | null,
 ): Promise<Stage2Health> {
   const p = config.pretrain;
   const losses = (await run.readLog())
@@ -166,6 +209,7 @@ async function healthOf(
       : p.method === "ce"
       ? Math.log(nTargets)
       : Math.log(p.batchSize * config.views - 1),
+    floor,
     positiveFraction,
     calibrationBatches: p.method === "none" ? p.calibrationBatches : 0,
   };
@@ -225,15 +269,13 @@ export async function runStage2(
     });
   };
   let positiveFraction: number | null = null;
-  if (p.method === "agcl" || p.method === "supcon") {
+  let floor: number | null = p.method === "ce" ? 0 : null;
+  if (p.method === "agcl" || p.method === "supcon" || p.method === "sscl") {
     // The batches training sees first, drawn from a twin of its stream.
     const twin = makeStream();
-    positiveFraction = positiveShare(
-      p.method,
-      Array.from({ length: 20 }, () => twin.next()),
-    );
-  } else if (p.method === "sscl") {
-    positiveFraction = 0;
+    const first = Array.from({ length: 20 }, () => twin.next());
+    positiveFraction = p.method === "sscl" ? 0 : positiveShare(p.method, first);
+    floor = lossFloor(p.method, first);
   }
   try {
     await trainOrRestore(
@@ -262,7 +304,13 @@ export async function runStage2(
   return {
     encoder,
     head,
-    health: await healthOf(ctx.run, config, targets.length, positiveFraction),
+    health: await healthOf(
+      ctx.run,
+      config,
+      targets.length,
+      positiveFraction,
+      floor,
+    ),
   };
 }
 

@@ -295,15 +295,22 @@ export interface SeedRow {
     silhouetteTarget: Stat;
     inputKnnTarget: Stat;
   };
-  /** Final stage-2 loss and its chance level, means over seeds. */
-  loss: { final: Stat; chance: Stat };
+  /**
+   * Final stage-2 loss, its chance level and its floor (a perfect
+   * encoder's loss), means over seeds.
+   */
+  loss: { final: Stat; chance: Stat; floor: Stat };
 }
 
 /** The evidence a run's `metrics.json` carries under `stages` (as read). */
 interface StageEvidence {
   stage1?: { mean?: { dice?: number | null } };
   stage2?: {
-    health?: { finalLoss?: number | null; chance?: number | null };
+    health?: {
+      finalLoss?: number | null;
+      chance?: number | null;
+      floor?: number | null;
+    };
     probe?: {
       input?: { knn?: { target?: number | null } };
       encoder?: {
@@ -428,6 +435,7 @@ export function seedTable(
       loss: {
         final: nums(mine.map((r) => ev(r).stage2?.health?.finalLoss)),
         chance: nums(mine.map((r) => ev(r).stage2?.health?.chance)),
+        floor: nums(mine.map((r) => ev(r).stage2?.health?.floor)),
       },
     };
   });
@@ -453,7 +461,7 @@ export function seedTable(
     "5-NN target (input → encoder)",
     "5-NN domain×target",
     "silhouette target",
-    "stage-2 loss / chance",
+    "stage-2 loss / chance / floor",
   ];
   const cells = rows.map((r) => [
     r.backbone,
@@ -471,7 +479,7 @@ export function seedTable(
     `${one(r.probe.inputKnnTarget)} → ${one(r.probe.knnTarget)}`,
     one(r.probe.knnDomainTarget),
     one(r.probe.silhouetteTarget),
-    `${one(r.loss.final)} / ${one(r.loss.chance)}`,
+    `${one(r.loss.final)} / ${one(r.loss.chance)} / ${one(r.loss.floor)}`,
   ]);
   const meanColumn = 2 + targets.length;
   const md = [

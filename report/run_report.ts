@@ -284,9 +284,9 @@ export function stagesHtml(m: MetricsSummary): string {
         typeof h.steps === "number" ? String(h.steps) : "–"
       } steps, loss ${num(h.initialLoss)} → ${
         num(h.finalLoss)
-      } against a chance level of ${
-        num(h.chance)
-      }; share of anchors with a positive besides their twin view: ${
+      } against a chance level of ${num(h.chance)} and a floor of ${
+        num(h.floor)
+      } (the loss of a perfect encoder); share of anchors with a positive besides their twin view: ${
         num(h.positiveFraction)
       }.</p>`,
     );

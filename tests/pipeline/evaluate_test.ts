@@ -87,6 +87,7 @@ Deno.test("stage2Warning() flags a stage-2 loss that stays near its chance level
     initialLoss: 2.7,
     finalLoss: 2.69,
     chance: Math.log(15),
+    floor: Math.log(3),
     positiveFraction: 1,
     calibrationBatches: 0,
   };

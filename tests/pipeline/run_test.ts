@@ -66,6 +66,12 @@ Deno.test("runPipeline() cross-fits the training attention and records the stage
     assert.equal(st.stage2.health.method, "agcl");
     assert.equal(st.stage2.health.positiveFraction, 1);
     assert.ok(Math.abs(st.stage2.health.chance - Math.log(4 * 2 - 1)) < 1e-9);
+    // Pairs of one (domain, target) group: ln 3, unless two pairs of a
+    // batch drew the same group.
+    assert.ok(
+      st.stage2.health.floor >= Math.log(3) - 1e-9 &&
+        st.stage2.health.floor <= Math.log(7),
+    );
     for (const e of ["input", "encoder", "projection"]) {
       assert.ok(st.stage2.probe[e].knn.target >= 0, e);
     }

@@ -56,3 +56,23 @@ Deno.test("calibrateBatchNorm() estimates BN statistics without touching weights
     enc.dispose();
   }
 });
+
+Deno.test("lossFloor() is the mean ln(positives) of the anchors: ln 3 for agcl pairs of two views, 0 for sscl", async () => {
+  const { lossFloor } = await import("../../pipeline/stage2.ts");
+  type Batch = Parameters<typeof lossFloor>[1][number];
+  const batch = (domain: number[], target: number[]) =>
+    ({ size: domain.length, views: 2, domain, target }) as unknown as Batch;
+  // Two (domain, target) pairs of two samples: every anchor has its twin
+  // view and both views of its group mate.
+  const pairs = batch([0, 0, 1, 1], [1, 1, 1, 1]);
+  assert.ok(Math.abs(lossFloor("agcl", [pairs]) - Math.log(3)) < 1e-12);
+  // supcon keys by target only: all four samples share target 1.
+  assert.ok(Math.abs(lossFloor("supcon", [pairs]) - Math.log(7)) < 1e-12);
+  assert.equal(lossFloor("sscl", [pairs]), 0);
+  // A lone sample has only its twin: (ln 3 · 2 + ln 1) / 3 per view.
+  const mixed = batch([0, 0, 1], [1, 1, 2]);
+  assert.ok(
+    Math.abs(lossFloor("agcl", [mixed]) - (2 * Math.log(3)) / 3) < 1e-12,
+  );
+  assert.equal(lossFloor("agcl", []), 0);
+});

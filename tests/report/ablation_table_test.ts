@@ -76,7 +76,7 @@ Deno.test("seedTable: mean ± std over seeds, gain over none, Wilcoxon over (see
     stages: {
       stage1: { mean: { dice: 0.5 } },
       stage2: {
-        health: { finalLoss: 2, chance: 2.7 },
+        health: { finalLoss: 2, chance: 2.7, floor: 1.1 },
         probe: {
           input: { knn: { target: 0.4 } },
           encoder: {
@@ -135,6 +135,7 @@ Deno.test("seedTable: mean ± std over seeds, gain over none, Wilcoxon over (see
     t.markdown,
     /\| r18 \| agcl \|.*\| \+0\.\d{3} \| – \| 0\.500 \| 0\.400 → 0\.750 \| 0\.375 \|/,
   );
+  assert.match(t.markdown, /\| 2\.000 \/ 2\.700 \/ 1\.100 \|$/m);
   assert.equal(t.csv.trim().split("\n").length, 1 + 2 * 3);
   assert.throws(() => seedTable([]), /'runs' is empty/);
   // Runs that read the same cases from their own folders still pair by file name.
