@@ -256,9 +256,11 @@ export interface SegmentConfig {
    * The loss: `"dice"` (soft Dice per patch, averaged: the authors'),
    * `"batch-dice"` (one soft Dice over the whole batch, so patches whose
    * truth is empty, from attention false positives, do not each cost 1),
-   * or `"dice-ce"` (batch Dice plus pixel cross-entropy).
+   * `"target-dice"` (batch Dice within each target of the batch, averaged
+   * over its targets, so a small organ weighs as much as the liver) or
+   * `"dice-ce"` (batch Dice plus pixel cross-entropy).
    */
-  loss: "dice" | "batch-dice" | "dice-ce";
+  loss: "dice" | "batch-dice" | "target-dice" | "dice-ce";
 }
 
 /** Volume inference. */
@@ -399,7 +401,7 @@ const TINY: PipelineConfig = {
     batchSize: 8,
     lr: 3e-3,
     perTarget: 4,
-    loss: "batch-dice",
+    loss: "target-dice",
   },
   inference: {
     overlap: 0.25,
@@ -839,7 +841,12 @@ export function validateConfig(
   num(c.segment.batchSize, "segment.batchSize", { int: true, min: 1 });
   num(c.segment.lr, "segment.lr", { min: 0, minExclusive: true });
   num(c.segment.perTarget, "segment.perTarget", { int: true, min: 1 });
-  oneOf(c.segment.loss, "segment.loss", ["dice", "batch-dice", "dice-ce"]);
+  oneOf(c.segment.loss, "segment.loss", [
+    "dice",
+    "batch-dice",
+    "target-dice",
+    "dice-ce",
+  ]);
   num(c.inference.overlap, "inference.overlap", { min: 0, max: 0.95 });
   num(c.inference.batchSize, "inference.batchSize", { int: true, min: 1 });
   oneOf(c.inference.mode, "inference.mode", ["gaussian", "constant"]);

@@ -71,6 +71,9 @@ export function segmentStage(
               const fg = tf.softmax(logits).slice([0, 0, 0, 1], [n, h, w, 1])
                 .reshape([n, h, w]) as tf.Tensor3D;
               if (s.loss === "dice") return diceLoss(fg, t.y);
+              if (s.loss === "target-dice") {
+                return targetDice(fg, t.y as tf.Tensor3D, batch.target);
+              }
               const dice = diceLoss(fg, t.y, { reduction: "batch" });
               if (s.loss === "batch-dice") return dice;
               const onehot = tf.stack([tf.sub(1, t.y), t.y], -1);
@@ -89,4 +92,33 @@ export function segmentStage(
       }
     },
   };
+}
+
+/**
+ * Batch Dice within each target of the batch, averaged over the batch's
+ * targets: every target weighs the same, however small its masks, while
+ * patches of one target still pool their pixels as batch Dice does.
+ */
+function targetDice(
+  fg: tf.Tensor3D,
+  y: tf.Tensor3D,
+  targets: ArrayLike<number>,
+): tf.Scalar {
+  const groups = new Map<number, number[]>();
+  for (let i = 0; i < targets.length; i++) {
+    const g = groups.get(targets[i]!) ?? [];
+    g.push(i);
+    groups.set(targets[i]!, g);
+  }
+  return tf.tidy(() => {
+    const losses = [...groups.values()].map((idx) => {
+      const at = tf.tensor1d(idx, "int32");
+      return diceLoss(
+        tf.gather(fg, at) as tf.Tensor3D,
+        tf.gather(y, at) as tf.Tensor3D,
+        { reduction: "batch" },
+      );
+    });
+    return tf.addN(losses).div(losses.length) as tf.Scalar;
+  });
 }
