@@ -488,7 +488,7 @@ function paper(backbone: 50 | 101): PipelineConfig {
  * patches, a coarse DeepLabv3+ for 10 epochs with class-weighted
  * cross-entropy, batch Dice and slice augmentation, cross-fitted (3-fold)
  * training attention grown by 1 pixel, 400 pre-training steps on batches
- * balanced by (domain, target) in pairs, 1000 batch-Dice decoder steps with
+ * balanced by (domain, target) in pairs, 1000 target-Dice decoder steps with
  * the low-level skip, fusion up to 4 pixels beyond the attention; about 7
  * minutes on 2 cores with OpenBLAS), `paper-r50` and `paper-r101` (the paper's
  * settings: ImageNet stem, output stride 8, ASPP 512 at rates 6/12/18,

@@ -97,9 +97,15 @@ export function segmentStage(
 /**
  * Batch Dice within each target of the batch, averaged over the batch's
  * targets: every target weighs the same, however small its masks, while
- * patches of one target still pool their pixels as batch Dice does.
+ * patches of one target still pool their pixels as batch Dice does
+ * (`segment.loss: "target-dice"`).
+ *
+ * @param fg Foreground probabilities `[batch, height, width]`.
+ * @param y Binary truth, the shape of `fg`.
+ * @param targets The target of each patch (`batch` values).
+ * @returns The loss, a scalar in [0, 1].
  */
-function targetDice(
+export function targetDice(
   fg: tf.Tensor3D,
   y: tf.Tensor3D,
   targets: ArrayLike<number>,
