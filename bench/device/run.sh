@@ -85,11 +85,24 @@ if command -v nvidia-smi >/dev/null; then
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
 fi
 
+# The Python that holds PyTorch, unless --python names one: python3 on the
+# PATH, else the device image's venv, else Debian's.
+py=()
+if [[ " $* " != *" --python"* ]]; then
+  for p in python3 /opt/torch/.venv/bin/python3 /usr/bin/python3; do
+    if "$p" -c 'import torch' 2>/dev/null; then
+      py=(--python "$(command -v "$p")")
+      break
+    fi
+  done
+  [ ${#py[@]} -gt 0 ] || say "no python3 here imports torch: the PyTorch side will say so and skip"
+fi
+
 export DENO_DIR="$work/deno_dir" DENO_NO_UPDATE_CHECK=1 NO_COLOR=1 PYTHONUNBUFFERED=1
 cd "$root"
 set +e
 timeout "${AGCL_DEVICE_TIMEOUT:-540}" "$work/deno" run -A --cached-only \
-  bench/device/step_gpu.ts --out "$out" "$@" 2>&1 | tee "$out/log.txt"
+  bench/device/step_gpu.ts --out "$out" "${py[@]}" "$@" 2>&1 | tee "$out/log.txt"
 rc=${PIPESTATUS[0]}
 set -e
 [ "$rc" != 124 ] || say "the bench ran past ${AGCL_DEVICE_TIMEOUT:-540} s and was stopped: the tables above are the depths it finished"
