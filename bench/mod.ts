@@ -2,7 +2,9 @@
  * `deno task bench [--only NAME,…] [--no-compare-pytorch]`: runs every
  * `bench/*_bench.ts` module (sorted by name), each of which default-exports
  * `(flags: BenchFlags) => Promise<void>` and prints its own table, side by
- * side with the reference (PyTorch, nibabel, scipy) where present.
+ * side with the reference (PyTorch, nibabel, scipy) where present. The GPU
+ * step bench (WebGPU against CUDA PyTorch on a bare GPU machine) is
+ * bench/device/ (its README.md).
  */
 import { parseFlags, runCli } from "../cli/_args.ts";
 import type { BenchFlags } from "./_common.ts";
@@ -18,7 +20,7 @@ const USAGE = `deno task bench [--only NAME,…] [--quick] [--backend NAME]
   --help               print this and exit
 
 STEP_BENCH_MEMORY=N runs the step bench's memory check over N steps instead
-of its timing.`;
+of its timing. The GPU step bench is bench/device/ (bench/device/README.md).`;
 
 await runCli(async () => {
   const { values } = parseFlags("bench", Deno.args, {

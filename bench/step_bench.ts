@@ -67,7 +67,9 @@ function buildOurs(depth: 18 | 50, size = 128, batch = 4): Net {
 }
 
 /** Multiply-adds ×2 of every conv / matrix product kernel `fn` runs. */
-async function countFlops(fn: () => Promise<void>): Promise<number> {
+export async function countFlops(
+  fn: () => Promise<void>,
+): Promise<number> {
   const info = await tf.profile(fn);
   let flops = 0;
   for (const k of info.kernels) {

@@ -16,7 +16,8 @@ bench/step_bench.ts, bench/losses_bench.ts) and the checkpoint fixture
   SupContrast's `head`, as models/heads.ts.
 - `sup_con_loss`: SupCon (Khosla et al.) as losses/sup_con.ts.
 - `read_safetensors` / `write_safetensors`, `median_ms`, and
-  `bench_steps`, the four modes the benches time.
+  `bench_steps`, the four modes the benches time (on the CPU, or on CUDA
+  for bench/device/).
 
 Import it with this folder on `sys.path` (bench/_common.ts `runPython` puts
 it there). Tensors are NCHW here; ours are NHWC. Like every reference run on
@@ -213,7 +214,7 @@ def sup_con_loss(features, labels, temperature=0.1, base_temperature=None):
     b, v, d = features.shape
     n = b * v
     z = F.normalize(torch.cat(torch.unbind(features, 1), 0), dim=1)  # [n, d]
-    self_ = torch.eye(n, dtype=torch.bool)
+    self_ = torch.eye(n, dtype=torch.bool, device=features.device)
     logits = z @ z.T / temperature  # [n, n]
     log_prob = logits - torch.logsumexp(logits.masked_fill(self_, float("-inf")), 1, keepdim=True)
     lab = labels.repeat(v)
@@ -269,7 +270,7 @@ def median_ms(f, reps, warmup=1):
     return sorted(t)[len(t) // 2]
 
 
-def bench_steps(net, head, optimizers, batch=4, size=128, temperature=0.1):
+def bench_steps(net, head, optimizers, batch=4, size=128, temperature=0.1, device="cpu"):
     """
     The four modes the benches time, as callables, on random inputs with
     `net.backbone`'s input channels: inference (eval, no gradients), a full
@@ -277,31 +278,36 @@ def bench_steps(net, head, optimizers, batch=4, size=128, temperature=0.1):
     step (`batch` samples × 2 views through the encoder and `head`, SupCon).
     `optimizers`: (full, frozen-encoder, contrastive), each over the
     parameters its mode trains (the same one three times is fine).
+    `device`: where the inputs live ("cpu", "cuda"; `net` and `head` must
+    already be there). On CUDA each call waits for the GPU to finish, as
+    ours waits to read its result back, so `median_ms` times whole steps.
     """
     full, frozen, con = optimizers
     c = net.backbone.conv1.in_channels
-    x = torch.randn(batch, c, size, size)
-    x2 = torch.randn(2 * batch, c, size, size)  # view-major: sample i's views at i and batch + i
-    y = torch.randint(0, 2, (batch, size, size))
-    labels = torch.arange(batch)
+    x = torch.randn(batch, c, size, size, device=device)
+    x2 = torch.randn(2 * batch, c, size, size, device=device)  # view-major: sample i's views at i and batch + i
+    y = torch.randint(0, 2, (batch, size, size), device=device)
+    labels = torch.arange(batch, device=device)
+    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
 
     def inference():
         net.eval()
         with torch.no_grad():
             net(x)
+        sync()
 
     def full_step():
         net.train(); full.zero_grad()
-        F.cross_entropy(net(x), y).backward(); full.step()
+        F.cross_entropy(net(x), y).backward(); full.step(); sync()
 
     def frozen_step():
         net.train(); frozen.zero_grad()
-        F.cross_entropy(net(x, freeze_encoder=True), y).backward(); frozen.step()
+        F.cross_entropy(net(x, freeze_encoder=True), y).backward(); frozen.step(); sync()
 
     def contrastive_step():
         net.backbone.train(); con.zero_grad()
         z = head(net.backbone(x2).mean((2, 3)))  # [2 batch, out]
-        sup_con_loss(z.view(2, batch, -1).transpose(0, 1), labels, temperature).backward(); con.step()
+        sup_con_loss(z.view(2, batch, -1).transpose(0, 1), labels, temperature).backward(); con.step(); sync()
 
     return {"inference": inference, "full step": full_step,
             "frozen-encoder step": frozen_step, "contrastive step": contrastive_step}
