@@ -4,7 +4,7 @@
  * (variables, optimiser slots, RNG and stream state), so that `--resume`
  * continues from the last complete epoch.
  */
-import * as tf from "@tensorflow/tfjs";
+import type * as tf from "@tensorflow/tfjs";
 import type { Optimizer, OptimizerState } from "./optim.ts";
 import { Progress, type ProgressMode } from "./progress.ts";
 import {
