@@ -1,9 +1,12 @@
 /**
  * Model checkpoints: a `.safetensors` file with torchvision names and
  * PyTorch layouts (convolutions OIHW, dense weights `[out, in]`,
- * `num_batches_tracked` int64), plus a JSON config beside it. A checkpoint
- * loads one to one into the torchvision model of the same architecture
- * (`load_state_dict(..., strict=True)`), and back.
+ * `num_batches_tracked` int64), plus a JSON sidecar beside it (the
+ * config, the file's size and SHA-256, and for a run's checkpoints the
+ * optimiser and stream state). A checkpoint loads one to one into the
+ * torchvision model of the same architecture (`load_state_dict(...,
+ * strict=True)`), and back. Every weight file the project writes, a run's
+ * checkpoints and `model/` included, goes through here.
  */
 import * as tf from "@tensorflow/tfjs";
 import {
