@@ -24,7 +24,10 @@ const USAGE: string = formatUsage("predict", {
   summary:
     "Segments an image, or every image in a folder (with a progress bar), with a trained run and writes the label maps (NIfTI with the input's header and affine, or label PNGs for VOC runs).",
   flags: [
-    ["--model RUN_DIR", "a finished run directory (deno task train --out)"],
+    [
+      "--model RUN_DIR",
+      "a finished run directory (deno task train --out), or its model/ folder",
+    ],
     [
       "--image FILE|DIR",
       "in.nii.gz | in.nii, or in.jpg | in.png for VOC runs; or a folder of them",

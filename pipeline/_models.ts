@@ -20,14 +20,21 @@ interface HasVariables {
   state: Record<string, tf.Variable>;
 }
 
-/** All variables of models, prefixed (`encoder.conv1.weight`, …). */
+/**
+ * All variables of models under PyTorch state-dict names: each model's
+ * names prefixed by its key (`encoder.conv1.weight`), or kept as they are
+ * for the key `""` (a DeepLab's `backbone.conv1.weight`, a projection
+ * head's `head.0.weight`), so a stage's checkpoint loads into the PyTorch
+ * reference (`bench/torch_ref/agcl_torch.py`) with `load_state_dict`.
+ */
 export function namedVariables(
   parts: Record<string, HasVariables>,
 ): Record<string, tf.Variable> {
   const out: Record<string, tf.Variable> = {};
   for (const [prefix, m] of Object.entries(parts)) {
-    for (const [k, v] of Object.entries(m.params)) out[`${prefix}.${k}`] = v;
-    for (const [k, v] of Object.entries(m.state)) out[`${prefix}.${k}`] = v;
+    const name = (k: string) => prefix === "" ? k : `${prefix}.${k}`;
+    for (const [k, v] of Object.entries(m.params)) out[name(k)] = v;
+    for (const [k, v] of Object.entries(m.state)) out[name(k)] = v;
   }
   return out;
 }

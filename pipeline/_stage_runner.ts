@@ -4,7 +4,7 @@
  * (variables, optimiser slots, RNG and stream state), so that `--resume`
  * continues from the last complete epoch.
  */
-import * as tf from "@tensorflow/tfjs";
+import type * as tf from "@tensorflow/tfjs";
 import type { Optimizer, OptimizerState } from "./optim.ts";
 import { Progress, type ProgressMode } from "./progress.ts";
 import {
@@ -12,15 +12,16 @@ import {
   type LastPointer,
   readCheckpointFiles,
   type RunDir,
+  type SavedOptimizer,
   type Stage,
-  writeFileAtomic,
 } from "./run_dir.ts";
 import { sha256Hex } from "../data/_io.ts";
 import {
-  decodeSafetensors,
-  encodeSafetensors,
-  type StoredTensor,
-} from "./_tensor_store.ts";
+  type CheckpointFile,
+  loadInto,
+  saveCheckpoint,
+} from "../models/checkpoint.ts";
+import { permuteLayout, torchShape } from "../models/_layout.ts";
 
 /** A training stage for {@linkcode runStage}. */
 export interface StageSpec {
@@ -54,46 +55,131 @@ export interface StageContext {
   last?: LastPointer;
 }
 
-/** Writes one checkpoint: tensors first, then its `.json`, each atomically. */
+/** Base64 of bytes (chunked: `String.fromCharCode` takes few arguments). */
+function toBase64(bytes: Uint8Array): string {
+  let s = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  }
+  return btoa(s);
+}
+
+function fromBase64(text: string): Uint8Array {
+  return Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+}
+
+/** The variable a slot named `<variable>/<slot>` belongs to. */
+function slotOwner(
+  slot: string,
+  variables: Record<string, tf.Variable>,
+  source: string,
+): tf.Variable {
+  const v = variables[slot.slice(0, slot.lastIndexOf("/"))];
+  if (!v) {
+    throw new Error(
+      `Cannot use optimiser slot '${slot}' of ${source} as it names no variable of the stage`,
+    );
+  }
+  return v;
+}
+
+/** The optimiser's slots in PyTorch layouts (as the variables), for the sidecar. */
+async function saveOptimizer(
+  state: OptimizerState,
+  variables: Record<string, tf.Variable>,
+): Promise<SavedOptimizer> {
+  const slots: SavedOptimizer["slots"] = {};
+  const parts: Uint8Array[] = [];
+  for (const [k, d] of Object.entries(state.slots)) {
+    const v = slotOwner(k, variables, "the optimiser");
+    const t = permuteLayout(d, v.shape, { toTorch: true });
+    const bytes = new Uint8Array(t.buffer, t.byteOffset, t.byteLength);
+    slots[k] = { shape: torchShape(v.shape), base64: toBase64(bytes) };
+    parts.push(bytes);
+  }
+  return { step: state.step, slots, sha256: await sha256Hex(concat(parts)) };
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/** Reads the sidecar's optimiser state back into tfjs layouts, verified. */
+async function loadOptimizer(
+  saved: SavedOptimizer,
+  variables: Record<string, tf.Variable>,
+  source: string,
+): Promise<OptimizerState> {
+  const slots: Record<string, Float32Array> = {};
+  const parts: Uint8Array[] = [];
+  for (const [k, { shape, base64 }] of Object.entries(saved.slots)) {
+    const v = slotOwner(k, variables, source);
+    const want = torchShape(v.shape);
+    const bytes = fromBase64(base64);
+    if (
+      shape.length !== want.length || shape.some((d, i) => d !== want[i]) ||
+      bytes.length !== v.size * 4
+    ) {
+      throw new Error(
+        `Cannot read ${source} as optimiser slot '${k}' has shape [${shape}] and ${bytes.length} bytes, expected [${want}] and ${
+          v.size * 4
+        }`,
+      );
+    }
+    parts.push(bytes);
+    const data = new Float32Array(bytes.buffer, 0, v.size);
+    slots[k] = permuteLayout(data, v.shape, { toTorch: false });
+  }
+  const sum = await sha256Hex(concat(parts));
+  if (sum !== saved.sha256) {
+    throw new Error(
+      `Cannot read ${source} as the SHA-256 of its optimiser slots is ${sum}, expected ${saved.sha256} (the file is corrupt)`,
+    );
+  }
+  return { step: saved.step, slots };
+}
+
+/**
+ * Writes one checkpoint through `models/checkpoint.ts`: the variables as
+ * a PyTorch state dict (`<base>.safetensors`, torchvision names, PyTorch
+ * layouts), then the sidecar (`<base>.json`) with the training state
+ * (stage, epoch, step, stream state, optimiser), each atomically.
+ */
 export async function saveStageCheckpoint(
   run: RunDir,
   name: string,
   variables: Record<string, tf.Variable>,
   optimizer: OptimizerState | null,
-  meta: Omit<CheckpointMeta, "bytes" | "optimizerStep" | "sha256">,
+  meta: Pick<
+    CheckpointMeta,
+    "stage" | "epoch" | "step" | "extra" | "stageDone"
+  >,
 ): Promise<void> {
-  const tensors: Record<string, StoredTensor> = {};
-  for (const [k, v] of Object.entries(variables)) {
-    tensors[`var/${k}`] = {
-      shape: v.shape,
-      data: new Float32Array(await v.data() as Float32Array),
-    };
-  }
-  if (optimizer) {
-    for (const [k, d] of Object.entries(optimizer.slots)) {
-      tensors[`opt/${k}`] = { shape: [d.length], data: d };
-    }
-  }
-  const bytes = encodeSafetensors(tensors, { stage: meta.stage });
-  const base = run.checkpointBase(name);
-  await writeFileAtomic(`${base}.safetensors`, bytes);
-  const full: CheckpointMeta = {
-    ...meta,
-    optimizerStep: optimizer?.step ?? 0,
-    bytes: bytes.length,
-    sha256: await sha256Hex(bytes),
-  };
-  await writeFileAtomic(`${base}.json`, JSON.stringify(full, null, 2) + "\n");
+  await saveCheckpoint(
+    `${run.checkpointBase(name)}.safetensors`,
+    { params: variables, state: {} },
+    {
+      config: null,
+      sidecar: {
+        ...meta,
+        optimizer: optimizer ? await saveOptimizer(optimizer, variables) : null,
+      },
+    },
+  );
 }
 
 /** A checkpoint read back. */
 export interface LoadedCheckpoint {
-  /** Its metadata. */
+  /** Its metadata (the sidecar). */
   meta: CheckpointMeta;
-  /** Variables by name. */
-  variables: Record<string, StoredTensor>;
-  /** Optimiser state, when saved. */
-  optimizer: OptimizerState | null;
+  /** The verified tensor file (PyTorch layouts). */
+  file: CheckpointFile;
 }
 
 /**
@@ -101,69 +187,32 @@ export interface LoadedCheckpoint {
  * and that every value is finite.
  *
  * @throws {Error} For a missing, truncated or corrupt checkpoint, naming the
- *   file (and the tensor holding a non-finite value).
+ *   file (and the tensor holding a non-finite value), or one in the format
+ *   of earlier versions.
  */
 export async function loadStageCheckpoint(
   run: RunDir,
   name: string,
 ): Promise<LoadedCheckpoint> {
-  const base = run.checkpointBase(name);
-  const { meta, bytes } = await readCheckpointFiles(base);
-  const all = decodeSafetensors(bytes, `${base}.safetensors`);
-  const variables: Record<string, StoredTensor> = {};
-  const slots: Record<string, Float32Array> = {};
-  let hasOpt = false;
-  for (const [k, t] of Object.entries(all)) {
-    const bad = t.data.findIndex((x) => !Number.isFinite(x));
-    if (bad >= 0) {
-      throw new Error(
-        `Cannot read checkpoint '${base}.safetensors' as tensor '${k}' holds a non-finite value (${
-          t.data[bad]
-        } at index ${bad})`,
-      );
-    }
-    if (k.startsWith("var/")) variables[k.slice(4)] = t;
-    else if (k.startsWith("opt/")) {
-      slots[k.slice(4)] = t.data;
-      hasOpt = true;
-    }
-  }
-  return {
-    meta,
-    variables,
-    optimizer: hasOpt || meta.optimizerStep > 0
-      ? { step: meta.optimizerStep, slots }
-      : null,
-  };
+  return await readCheckpointFiles(run.checkpointBase(name));
 }
 
 /**
- * Assigns stored values to variables, checking that every variable is
- * present with its shape.
+ * Assigns a checkpoint's values to the stage's variables (every variable
+ * present with its shape and dtype, and nothing else) and returns the
+ * optimiser state its sidecar holds.
  *
- * @throws {Error} Naming the first missing or mismatched variable.
+ * @throws {Error} Naming the checkpoint and the mismatched names.
  */
-export function assignVariables(
+export async function restoreCheckpoint(
   variables: Record<string, tf.Variable>,
-  stored: Record<string, StoredTensor>,
-  source: string,
-): void {
-  for (const [k, v] of Object.entries(variables)) {
-    const t = stored[k];
-    if (!t) {
-      throw new Error(`Cannot load ${source}: variable '${k}' is missing`);
-    }
-    if (
-      t.shape.length !== v.shape.length ||
-      t.shape.some((d, i) => d !== v.shape[i])
-    ) {
-      throw new Error(
-        `Cannot load ${source}: variable '${k}' has shape [${t.shape}], expected [${v.shape}]`,
-      );
-    }
-    const values = v.dtype === "int32" ? Int32Array.from(t.data) : t.data;
-    tf.tidy(() => v.assign(tf.tensor(values, v.shape, v.dtype)));
-  }
+  ck: LoadedCheckpoint,
+): Promise<OptimizerState | null> {
+  await loadInto({ params: variables, state: {} }, ck.file);
+  const saved = ck.meta.optimizer;
+  return saved
+    ? await loadOptimizer(saved, variables, `checkpoint '${ck.file.path}'`)
+    : null;
 }
 
 /**
@@ -184,8 +233,8 @@ export async function runStage(
   let step = 0;
   if (resume && resume.stage === spec.stage) {
     const ck = await loadStageCheckpoint(run, resume.name);
-    assignVariables(spec.variables, ck.variables, `checkpoint ${resume.name}`);
-    if (spec.optimizer && ck.optimizer) spec.optimizer.setState(ck.optimizer);
+    const opt = await restoreCheckpoint(spec.variables, ck);
+    if (spec.optimizer && opt) spec.optimizer.setState(opt);
     spec.setExtra(ck.meta.extra);
     epoch = ck.meta.epoch;
     step = ck.meta.step;
@@ -272,8 +321,10 @@ export async function trainOrRestore(
 ): Promise<boolean> {
   const done = ctx.finished[stage];
   if (done) {
-    const ck = await loadStageCheckpoint(ctx.run, done);
-    assignVariables(variables, ck.variables, `checkpoint ${done}`);
+    await loadInto(
+      { params: variables, state: {} },
+      (await loadStageCheckpoint(ctx.run, done)).file,
+    );
     return true;
   }
   const spec = build();

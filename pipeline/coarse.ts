@@ -237,7 +237,7 @@ export function coarseStage(
     : null;
   const augmenting = options.flip || co.rotation > 0 || co.translate > 0 ||
     co.scale[0] !== 1 || co.scale[1] !== 1 || options.jitter;
-  const variables = namedVariables({ coarse: net });
+  const variables = namedVariables({ "": net });
   const trainable = pickTrainable(variables, net.trainableVariables());
   const optimizer = createAdam(trainable);
   const prng = new Prng(seed);

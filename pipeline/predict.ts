@@ -31,16 +31,8 @@ import type { PipelineConfig } from "./config.ts";
 import { paddingMultiple, predictCoarse } from "./coarse.ts";
 import { growLabels } from "./attention.ts";
 import { segmentVolume } from "./infer.ts";
-import { RunDir } from "./run_dir.ts";
-import { readRunConfig } from "./run_config.ts";
 import { normalizeIntensity } from "./prepare.ts";
-import { assignVariables, loadStageCheckpoint } from "./_stage_runner.ts";
-import {
-  buildCoarseNet,
-  buildEncoder,
-  buildSegNet,
-  namedVariables,
-} from "./_models.ts";
+import { readModelDir } from "./_model_dir.ts";
 import type { DeepLab, Encoder } from "../models/mod.ts";
 
 /** A trained run's networks in memory. */
@@ -68,64 +60,27 @@ export interface TrainedModel {
 }
 
 /**
- * Loads the final networks of a finished run. When no backend was chosen
+ * Loads the final networks of a finished run from its `model/` (the
+ * PyTorch state dicts and `config.json` a run writes when stage 3
+ * finishes), or from a `model/` folder itself. When no backend was chosen
  * yet, selects the fastest one first (`ensureBackend`, saying which on
  * stderr), as {@linkcode predictVolume}, {@linkcode predictImage} and
  * {@linkcode predictFile} do.
  *
- * @param runDir The run directory.
+ * @param runDir The run directory (or its `model/` folder).
  * @returns The networks and what is needed to apply them.
- * @throws {Error} When the run is unfinished or its files are unreadable.
+ * @throws {Error} When the run has no `model/` (unfinished, or written by
+ *   an earlier version) or its files are unreadable, naming the file.
  */
 export async function loadTrainedModel(runDir: string): Promise<TrainedModel> {
   await ensureBackend("infer");
-  const { config, saved } = await readRunConfig(runDir);
-  const run = new RunDir(runDir);
-  const last = await run.readLast();
-  const segName = last?.finished.segment;
-  if (!segName) {
-    throw new Error(
-      `Cannot load a model from ${runDir}: its training has not finished stage 3 (no final segment checkpoint)`,
-    );
-  }
-  const labels = saved.labels as Record<string, string>;
-  const targets = Object.entries(labels).map(([k, v]) => ({
-    id: Number(k),
-    name: v,
-  }))
-    .sort((a, b) => a.id - b.id);
-  const maxLabel = Math.max(...targets.map((t) => t.id));
-  const channels = (saved.channels ?? 1) as number;
-  let coarse: DeepLab | null = null;
-  if (config.coarse.masks === null) {
-    const name = last.finished.coarse;
-    if (!name) {
-      throw new Error(
-        `Cannot load a model from ${runDir}: no final coarse checkpoint`,
-      );
-    }
-    coarse = buildCoarseNet(config, channels, maxLabel + 1, 0);
-    const ck = await loadStageCheckpoint(run, name);
-    assignVariables(
-      namedVariables({ coarse }),
-      ck.variables,
-      `${runDir} ${name}`,
-    );
-  }
-  const encoder = buildEncoder(config, channels + 1, 0);
-  const segment = buildSegNet(config, encoder, channels + 1, 0);
-  const ck = await loadStageCheckpoint(run, segName);
-  assignVariables(
-    namedVariables({ segment }),
-    ck.variables,
-    `${runDir} ${segName}`,
-  );
+  const { model, coarse, encoder, segment } = await readModelDir(runDir);
   return {
-    config,
-    targets,
-    intensity:
-      (saved.intensityResolved ?? "percentile") as TrainedModel["intensity"],
-    channels,
+    config: model.pipeline,
+    targets: model.targets.map(({ id, name }) => ({ id, name }))
+      .sort((a, b) => a.id - b.id),
+    intensity: model.intensity,
+    channels: model.channels,
     coarse,
     encoder,
     segment,

@@ -33,7 +33,7 @@ export function pretrainStage(
   targetIndex: Map<number, number>,
 ): StageSpec {
   const p = config.pretrain;
-  const variables = namedVariables({ encoder, head });
+  const variables = namedVariables({ encoder, "": head });
   const trainable = pickTrainable(variables, [
     ...encoder.trainableVariables(),
     ...head.trainableVariables(),

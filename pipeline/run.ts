@@ -32,6 +32,7 @@ import { probeStage2, runStage2 } from "./stage2.ts";
 import { runStage3 } from "./stage3.ts";
 import type { StageContext } from "./_stage_runner.ts";
 import { writeCaseLabels } from "./_label_io.ts";
+import { writeModelDir } from "./_model_dir.ts";
 
 /** Options for {@linkcode runPipeline}. */
 export interface RunOptions {
@@ -106,7 +107,9 @@ function samplingCases(
  * `config.coarse.masks`), stage 2 (pre-training, probed on held-out
  * patches), stage 3 (frozen-encoder segmentation), then inference with
  * label fusion on the evaluation cases. The run directory receives
- * `attention/` (stage 1's coarse maps), `predictions/`, `metrics.json`
+ * `attention/` (stage 1's coarse maps), `model/` (the trained networks as
+ * PyTorch state dicts: `coarse`, `encoder` and `segment.safetensors`, and
+ * a `config.json` that rebuilds them), `predictions/`, `metrics.json`
  * (with the stage evidence under `stages` and the stage wall times under
  * `timings`), `metrics.csv` (one row per case × target), `embeddings.json` and a report.
  * Each epoch ends with an atomic checkpoint; with `resume` the run
@@ -258,6 +261,16 @@ export async function runPipeline(
     });
     timings.segment = clock() - t0;
     for (const w of underTrainedWarnings(await run.readLog())) warn(w);
+    // The trained networks as PyTorch state dicts, for predict and PyTorch.
+    await writeModelDir(run, {
+      config,
+      finished: ctx.finished,
+      encoder: s2.encoder,
+      segment: segNet,
+      targets: data.targets.map(({ id, name }) => ({ id, name })),
+      channels,
+      intensity: data.intensity,
+    });
 
     // Inference, label fusion, metrics and the stage evidence.
     t0 = clock();

@@ -9,9 +9,14 @@ import type { LogEntry as ReportLogEntry } from "../report/figures.ts";
 import {
   readJsonLines,
   removeAtomicTemps,
-  sha256Hex,
   writeFileAtomic,
 } from "../data/_io.ts";
+import {
+  CHECKPOINT_FORMAT,
+  type CheckpointFile,
+  type CheckpointSidecar,
+  readCheckpoint,
+} from "../models/checkpoint.ts";
 
 export { writeFileAtomic };
 
@@ -63,52 +68,60 @@ export interface LastPointer {
   finished: Partial<Record<Stage, string>>;
 }
 
-/** What a checkpoint's `.json` sidecar holds. */
-export interface CheckpointMeta {
+/** Optimiser state as a run checkpoint's sidecar holds it. */
+export interface SavedOptimizer {
+  /** Updates applied so far. */
+  step: number;
+  /**
+   * Slot arrays by `<variable>/<slot>` name, in PyTorch layouts (as the
+   * variables in the `.safetensors`): float32 little-endian, base64.
+   */
+  slots: Record<string, { shape: number[]; base64: string }>;
+  /** SHA-256 of the slots' bytes, in key order, checked on load. */
+  sha256: string;
+}
+
+/**
+ * What a run checkpoint's `.json` sidecar holds: the sidecar every
+ * checkpoint has (`models/checkpoint.ts`: format, config, size, SHA-256 of
+ * the `.safetensors`) plus the training state.
+ */
+export interface CheckpointMeta extends CheckpointSidecar {
   /** Stage. */
   stage: Stage;
   /** Epochs completed. */
   epoch: number;
   /** Steps completed. */
   step: number;
-  /** Optimiser step count. */
-  optimizerStep: number;
   /** Stage-specific JSON state (RNG and stream positions). */
   extra: unknown;
-  /** Byte length of the `.safetensors` file, checked on load. */
-  bytes: number;
-  /**
-   * SHA-256 of the `.safetensors` file (lower-case hex), checked on load.
-   * Absent in checkpoints written before it was recorded.
-   */
-  sha256?: string;
-  /** Whether this checkpoint ends its stage (absent in older checkpoints). */
+  /** The optimiser's state, or `null` for a stage without one. */
+  optimizer: SavedOptimizer | null;
+  /** Whether this checkpoint ends its stage. */
   stageDone?: boolean;
 }
 
 function isMeta(m: unknown): m is CheckpointMeta {
   if (typeof m !== "object" || m === null) return false;
   const c = m as Record<string, unknown>;
-  return stageOrder(c.stage) >= 0 &&
+  return c.format === CHECKPOINT_FORMAT && stageOrder(c.stage) >= 0 &&
     Number.isInteger(c.epoch) && Number.isInteger(c.step) &&
-    Number.isInteger(c.bytes) &&
-    (c.sha256 === undefined || typeof c.sha256 === "string");
+    Number.isInteger(c.bytes) && typeof c.sha256 === "string";
 }
 
 /**
- * Reads a checkpoint's `.json` and `.safetensors` and checks that they agree:
- * the size and, when recorded, the SHA-256 of the tensor file.
+ * Reads a checkpoint's `.json` and `.safetensors` and checks that they agree
+ * (size and SHA-256 of the tensor file) and that every value is finite.
  *
  * @param base The checkpoint's path without extension.
- * @returns The metadata and the tensor file's bytes.
+ * @returns The metadata and the verified tensor file.
  * @throws {Error} Naming the file that is missing, unreadable, truncated or
- *   corrupt.
+ *   corrupt, or written in the training-state format of earlier versions.
  */
 export async function readCheckpointFiles(
   base: string,
-): Promise<{ meta: CheckpointMeta; bytes: Uint8Array }> {
+): Promise<{ meta: CheckpointMeta; file: CheckpointFile }> {
   const jsonPath = `${base}.json`;
-  const tensorPath = `${base}.safetensors`;
   let meta: unknown;
   try {
     meta = JSON.parse(await Deno.readTextFile(jsonPath));
@@ -118,32 +131,16 @@ export async function readCheckpointFiles(
     });
   }
   if (!isMeta(meta)) {
+    const old = typeof meta === "object" && meta !== null &&
+      !("format" in meta) && "stage" in meta && "bytes" in meta;
     throw new Error(
-      `Cannot read checkpoint '${jsonPath}' as it lacks a valid stage, epoch, step or bytes`,
+      old
+        ? `Cannot read checkpoint '${jsonPath}' as it is in the training-state format of earlier versions (var/… names, tfjs layouts, optimiser slots in the tensor file), which this version no longer reads: train the run again in a new directory`
+        : `Cannot read checkpoint '${jsonPath}' as it lacks a valid format, stage, epoch, step, bytes or sha256`,
     );
   }
-  let bytes: Uint8Array;
-  try {
-    bytes = await Deno.readFile(tensorPath);
-  } catch (e) {
-    throw new Error(`Cannot read checkpoint '${tensorPath}': ${describe(e)}`, {
-      cause: e,
-    });
-  }
-  if (bytes.length !== meta.bytes) {
-    throw new Error(
-      `Cannot read checkpoint '${tensorPath}' as it has ${bytes.length} bytes, expected ${meta.bytes}`,
-    );
-  }
-  if (meta.sha256 !== undefined) {
-    const sum = await sha256Hex(bytes);
-    if (sum !== meta.sha256) {
-      throw new Error(
-        `Cannot read checkpoint '${tensorPath}' as its SHA-256 is ${sum}, expected ${meta.sha256} (the file is corrupt)`,
-      );
-    }
-  }
-  return { meta, bytes };
+  const file = await readCheckpoint(`${base}.safetensors`, { sidecar: meta });
+  return { meta, file };
 }
 
 function describe(e: unknown): string {

@@ -42,7 +42,7 @@ export function segmentStage(
 ): StageSpec {
   const s = config.segment;
   // Every variable is saved; only the decoder's are optimised.
-  const variables = namedVariables({ segment: net }); // the encoder is under segment.backbone.*
+  const variables = namedVariables({ "": net }); // the encoder is under backbone.*
   const trainable = pickTrainable(variables, net.decoderVariables());
   const optimizer = createAdam(trainable);
   const stepsPerEpoch = s.stepsPerEpoch || stream.batchesPerEpoch;

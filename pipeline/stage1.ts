@@ -244,7 +244,7 @@ export async function runStage1(
       await trainOrRestore(
         ctx,
         stage,
-        namedVariables({ coarse: net }),
+        namedVariables({ "": net }),
         () =>
           coarseStage(
             config,

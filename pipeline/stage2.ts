@@ -281,7 +281,7 @@ export async function runStage2(
     await trainOrRestore(
       ctx,
       "pretrain",
-      namedVariables({ encoder, head }),
+      namedVariables({ encoder, "": head }),
       () => {
         const stream = makeStream();
         if (p.method === "none") {

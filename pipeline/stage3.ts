@@ -45,7 +45,7 @@ export async function runStage3(
     await trainOrRestore(
       ctx,
       "segment",
-      namedVariables({ segment: net }),
+      namedVariables({ "": net }),
       () => {
         const index = samplePatches(cases, {
           targets,

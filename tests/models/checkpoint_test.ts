@@ -13,6 +13,7 @@ import {
   saveCheckpoint,
 } from "../../models/mod.ts";
 import { assertAlmostEquals } from "../_utils.ts";
+import { sha256Hex } from "../../data/_io.ts";
 
 const TINY = {
   depth: 18,
@@ -46,14 +47,18 @@ Deno.test("saveCheckpoint() writes torchvision names and PyTorch layouts, atomic
         "segment-epoch1.safetensors",
       ],
     );
+    const bytes = await Deno.readFile(path);
     assert.deepEqual(
       JSON.parse(await Deno.readTextFile(`${dir}/segment-epoch1.json`)),
-      { stage: "segment" },
+      {
+        format: "agcl.checkpoint",
+        version: 1,
+        config: { stage: "segment" },
+        bytes: bytes.length,
+        sha256: await sha256Hex(bytes),
+      },
     );
-    const { tensors, metadata } = decodeSafetensors(
-      await Deno.readFile(path),
-      path,
-    );
+    const { tensors, metadata } = decodeSafetensors(bytes, path);
     assert.equal(metadata.format, "pt");
     assert.deepEqual(
       Object.keys(tensors).sort(),
@@ -234,13 +239,19 @@ Deno.test("loading a checkpoint refuses same-size corruption and non-finite valu
     for (
       const load of [() => loadCheckpoint(path), () => loadInto(head, path)]
     ) {
-      await assert.rejects(load, {
-        name: "Error",
-        message: new RegExp(
-          `^Cannot read checkpoint '${path}' as the SHA-256 of its tensor data is [0-9a-f]{64}, expected [0-9a-f]{64} \\(the file is corrupt\\)$`,
-          "u",
-        ),
-      });
+      // The sidecar's SHA-256 of the file, then (without the sidecar) the
+      // metadata's SHA-256 of the tensor data.
+      for (const what of ["", " of its tensor data"]) {
+        if (what) await Deno.rename(`${dir}/h.json`, `${dir}/h.json.off`);
+        await assert.rejects(load, {
+          name: "Error",
+          message: new RegExp(
+            `^Cannot read checkpoint '${path}' as (the|its) SHA-256${what} is [0-9a-f]{64}, expected [0-9a-f]{64} \\(the file is corrupt\\)$`,
+            "u",
+          ),
+        });
+        if (what) await Deno.rename(`${dir}/h.json.off`, `${dir}/h.json`);
+      }
     }
     // A file without the checksum (as PyTorch writes it) still has its
     // non-finite values refused.

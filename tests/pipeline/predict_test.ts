@@ -193,6 +193,63 @@ Deno.test("predictFile() single-channel run: NIfTI out byte-identical to the run
   });
 });
 
+Deno.test("loadTrainedModel() reads a run's model/ folder on its own, and names the missing model/config.json of a run without one", async () => {
+  const metrics = JSON.parse(
+    await Deno.readTextFile(join(PHANTOM_RUN, "metrics.json")),
+  );
+  const image: string = metrics.cases[0].image;
+  const id = basename(image).replace(/\.nii(\.gz)?$/, "");
+  await tempDir(async (dir) => {
+    const model = join(dir, "model");
+    await Deno.mkdir(model);
+    for (const name of await listing(join(PHANTOM_RUN, "model"))) {
+      await Deno.copyFile(join(PHANTOM_RUN, "model", name), join(model, name));
+    }
+    assert.deepEqual(await listing(model), [
+      "coarse.json",
+      "coarse.safetensors",
+      "config.json",
+      "encoder.json",
+      "encoder.safetensors",
+      "segment.json",
+      "segment.safetensors",
+    ]);
+    const out = join(dir, `${id}.nii.gz`);
+    await predictFile(model, image, out);
+    assert.deepEqual(
+      await Deno.readFile(out),
+      await Deno.readFile(join(PHANTOM_RUN, "predictions", `${id}.nii.gz`)),
+    );
+    // A run directory of an earlier version (or one stopped before stage 3
+    // finished) has no model/.
+    await Deno.remove(model, { recursive: true });
+    await assert.rejects(() => loadTrainedModel(dir), {
+      name: "Error",
+      message: `Cannot load a model from ${dir} as ${
+        join(dir, "model", "config.json")
+      } does not exist: a run writes model/ when stage 3 finishes (finish it with --resume); runs of versions before model/ existed must be trained again`,
+    });
+  });
+});
+
+Deno.test("a run's model/ state dicts read with numpy alone carry agcl_torch's state_dict names, shapes and dtypes", async () => {
+  const check = new URL(
+    "../../bench/torch_ref/check_model_dir.py",
+    import.meta.url,
+  ).pathname;
+  for (const [run, nets] of [[PHANTOM_RUN, 3], [VOC_RUN, 3]] as const) {
+    const out = await new Deno.Command("/usr/bin/python3", {
+      args: [check, join(run, "model")],
+    }).output();
+    const err = new TextDecoder().decode(out.stderr);
+    assert.ok(out.success, err);
+    const got = JSON.parse(new TextDecoder().decode(out.stdout));
+    assert.equal(Object.keys(got.nets).length, nets);
+    // ResNet-18: 20 convolutions and BNs (5 tensors each) → 120 tensors.
+    assert.equal(got.nets.encoder, 120);
+  }
+});
+
 Deno.test("predictFile() single-channel run: 'volumeIndex' picks a volume of a 4D NIfTI, and what the reader assumed is warned", async () => {
   const metrics = JSON.parse(
     await Deno.readTextFile(join(PHANTOM_RUN, "metrics.json")),

@@ -98,6 +98,24 @@ Deno.test({
       );
       assert.ok(finalA.length > 1000);
       assert.deepEqual(finalB, finalA);
+      // And so is the model/ it leaves for predict and PyTorch (no coarse
+      // network here: this run is given its coarse masks).
+      const files = (await Array.fromAsync(Deno.readDir(join(a, "model"))))
+        .map((e) => e.name).sort();
+      assert.deepEqual(files, [
+        "config.json",
+        "encoder.json",
+        "encoder.safetensors",
+        "segment.json",
+        "segment.safetensors",
+      ]);
+      for (const f of files) {
+        assert.deepEqual(
+          await Deno.readFile(join(b, "model", f)),
+          await Deno.readFile(join(a, "model", f)),
+          f,
+        );
+      }
       const strip = (l: Record<string, unknown>[]) =>
         l.map((e) => ({ ...e, ms: 0 }));
       assert.deepEqual(strip(await logSteps(b)), strip(await logSteps(a)));

@@ -8,6 +8,8 @@ import {
   writeFileAtomic,
 } from "../../pipeline/mod.ts";
 import { saveStageCheckpoint } from "../../pipeline/_stage_runner.ts";
+import { encodeSafetensors } from "../../models/mod.ts";
+import { sha256Hex } from "../../data/_io.ts";
 
 await selectBackend("cpu", { purpose: "train" });
 
@@ -277,6 +279,46 @@ Deno.test("RunDir.readLast() stops with an error naming last.json when nothing c
       name: "Error",
       message:
         /^Cannot resume the run in .* as .*checkpoints\/last\.json is not valid JSON \(.*\), and none of the 0 checkpoint\(s\) in .*checkpoints is complete; move the run directory aside to start over$/,
+    });
+  });
+});
+
+Deno.test("RunDir.readLast() refuses a run of an earlier version (var/… training-state checkpoints), naming the file and why", async () => {
+  await withRun(async (run) => {
+    // What earlier versions wrote: `var/` and `opt/` names, tfjs layouts,
+    // and a sidecar without `format`.
+    const bytes = encodeSafetensors({
+      "var/coarse.w": { dtype: "F32", shape: [2], data: Float32Array.of(1, 2) },
+    }, { stage: "coarse" });
+    const base = run.checkpointBase("coarse-epoch1");
+    await Deno.writeFile(`${base}.safetensors`, bytes);
+    await Deno.writeTextFile(
+      `${base}.json`,
+      JSON.stringify({
+        stage: "coarse",
+        epoch: 1,
+        step: 2,
+        optimizerStep: 2,
+        extra: null,
+        bytes: bytes.length,
+        sha256: await sha256Hex(bytes),
+        stageDone: true,
+      }),
+    );
+    await run.setLast({
+      stage: "coarse",
+      epoch: 1,
+      step: 2,
+      name: "coarse-epoch1",
+      stageDone: true,
+      finished: { coarse: "coarse-epoch1" },
+    });
+    await assert.rejects(run.readLast({ onWarning: () => {} }), {
+      name: "Error",
+      message: new RegExp(
+        `names checkpoint 'coarse-epoch1', which cannot be used: Cannot read checkpoint '${base}\\.json' as it is in the training-state format of earlier versions \\(var/… names, tfjs layouts, optimiser slots in the tensor file\\), which this version no longer reads: train the run again in a new directory, and none of the 1 checkpoint\\(s\\)`,
+        "u",
+      ),
     });
   });
 });

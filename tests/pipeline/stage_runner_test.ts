@@ -12,6 +12,7 @@ import {
   type StageSpec,
 } from "../../pipeline/_stage_runner.ts";
 import { optimizeStep } from "../../pipeline/_train_util.ts";
+import { encodeSafetensors } from "../../models/mod.ts";
 
 await selectBackend("cpu", { purpose: "train" });
 
@@ -80,14 +81,18 @@ Deno.test("runStage() resumed after a crash reaches the same weights and log as 
     const final = await runB.readLast();
     assert.equal(final?.stageDone, true);
     assert.equal(final?.finished.pretrain, "pretrain-epoch3");
-    // The saved checkpoint holds the weights and the optimiser's slots.
+    // The saved checkpoint holds the weights (a state dict) and its
+    // sidecar the optimiser's slots.
     const ck = await loadStageCheckpoint(runB, "pretrain-epoch3");
+    assert.deepEqual(Object.keys(ck.file.tensors), ["w"]);
     assert.deepEqual(
-      Array.from(ck.variables.w!.data),
+      Array.from(ck.file.tensors.w!.data as Float32Array),
       Array.from(await a.w.data()),
     );
-    assert.equal(ck.optimizer?.step, 12);
-    assert.ok(ck.optimizer?.slots["w/momentum"]);
+    assert.equal(ck.meta.optimizer?.step, 12);
+    assert.deepEqual(Object.keys(ck.meta.optimizer?.slots ?? {}), [
+      "w/momentum",
+    ]);
     tf.dispose([a.w, b1.w, b2.w]);
   } finally {
     await Deno.remove(dirA, { recursive: true });
@@ -134,14 +139,20 @@ Deno.test("loadStageCheckpoint() refuses same-size corruption and non-finite val
       message:
         /^Cannot read checkpoint '.*pretrain-epoch1\.safetensors' as its SHA-256 is [0-9a-f]{64}, expected [0-9a-f]{64} \(the file is corrupt\)$/,
     });
-    // With the checksum updated, the NaN values themselves are refused.
+    // A file with NaN values and matching checksums (as PyTorch would
+    // write it, without our metadata): the values themselves are refused.
+    const nan = encodeSafetensors({
+      w: { dtype: "F32", shape: [2], data: Float32Array.of(1, NaN) },
+    });
+    await Deno.writeFile(`${base}.safetensors`, nan);
     const meta = JSON.parse(await Deno.readTextFile(`${base}.json`));
-    meta.sha256 = await sha256Hex(bad);
+    meta.bytes = nan.length;
+    meta.sha256 = await sha256Hex(nan);
     await Deno.writeTextFile(`${base}.json`, JSON.stringify(meta));
     await assert.rejects(loadStageCheckpoint(run, "pretrain-epoch1"), {
       name: "Error",
       message:
-        /^Cannot read checkpoint '.*pretrain-epoch1\.safetensors' as tensor '(opt|var)\/w[^']*' holds a non-finite value \(NaN at index \d+\)$/,
+        /^Cannot read checkpoint '.*pretrain-epoch1\.safetensors' as tensor 'w' holds a non-finite value \(NaN at index \d+\)$/,
     });
   } finally {
     await Deno.remove(dir, { recursive: true });
@@ -215,6 +226,100 @@ Deno.test("trainOrRestore() trains a stage once, then restores it from its final
     assert.deepEqual(await second.w.data(), trained);
     tf.dispose([first.w, second.w]);
   } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("saveStageCheckpoint() writes variables and optimiser slots in PyTorch layouts; restoreCheckpoint() reads them back exactly", async () => {
+  const { restoreCheckpoint, saveStageCheckpoint } = await import(
+    "../../pipeline/_stage_runner.ts"
+  );
+  const dir = await Deno.makeTempDir();
+  const prng = new Prng(3);
+  const draw = (shape: number[]) =>
+    tf.variable(
+      tf.tensor(
+        Float32Array.from(
+          { length: shape.reduce((a, b) => a * b, 1) },
+          () => prng.normal(),
+        ),
+        shape,
+      ),
+    );
+  // A 3×3 convolution (HWIO: 2 in, 4 out), a dense [in 2, out 3], BN count.
+  const vars = {
+    "conv.weight": draw([3, 3, 2, 4]),
+    "fc.weight": draw([2, 3]),
+    "bn.num_batches_tracked": tf.variable(tf.scalar(7, "int32"), false),
+  };
+  const fresh = {
+    "conv.weight": tf.variable(tf.zeros([3, 3, 2, 4])),
+    "fc.weight": tf.variable(tf.zeros([2, 3])),
+    "bn.num_batches_tracked": tf.variable(tf.scalar(0, "int32"), false),
+  };
+  try {
+    const run = new RunDir(dir);
+    await run.init();
+    const slots = {
+      "conv.weight/momentum": Float32Array.from(
+        { length: 72 },
+        (_, i) => i / 7,
+      ),
+      "fc.weight/momentum": Float32Array.from({ length: 6 }, (_, i) => -i),
+    };
+    await saveStageCheckpoint(run, "segment-epoch1", vars, {
+      step: 5,
+      slots,
+    }, { stage: "segment", epoch: 1, step: 5, extra: { k: 1 } });
+    const ck = await loadStageCheckpoint(run, "segment-epoch1");
+    const t = ck.file.tensors;
+    assert.deepEqual(t["conv.weight"]!.shape, [4, 2, 3, 3]); // OIHW
+    assert.deepEqual(t["fc.weight"]!.shape, [3, 2]); // [out, in]
+    assert.deepEqual(
+      [t["bn.num_batches_tracked"]!.dtype, t["bn.num_batches_tracked"]!.data],
+      ["I64", BigInt64Array.of(7n)],
+    );
+    // File element [o, i, y, x] is variable element [y, x, i, o].
+    const hwio = await vars["conv.weight"].array() as number[][][][];
+    assert.equal(
+      (t["conv.weight"]!.data as Float32Array)[((3 * 2 + 1) * 3 + 2) * 3 + 0],
+      hwio[2]![0]![1]![3],
+    );
+    assert.deepEqual(ck.meta.optimizer?.slots["conv.weight/momentum"]?.shape, [
+      4,
+      2,
+      3,
+      3,
+    ]);
+    assert.deepEqual(ck.meta.extra, { k: 1 });
+    const opt = await restoreCheckpoint(fresh, ck);
+    for (const [k, v] of Object.entries(vars)) {
+      assert.deepEqual(
+        await fresh[k as keyof typeof fresh].data(),
+        await v.data(),
+        k,
+      );
+    }
+    assert.equal(opt?.step, 5);
+    assert.deepEqual(opt?.slots, slots);
+    // A damaged slot is refused, naming the checkpoint.
+    const json = `${run.checkpointBase("segment-epoch1")}.json`;
+    const meta = JSON.parse(await Deno.readTextFile(json));
+    const slot = meta.optimizer.slots["fc.weight/momentum"];
+    slot.base64 = (slot.base64[0] === "A" ? "B" : "A") + slot.base64.slice(1);
+    await Deno.writeTextFile(json, JSON.stringify(meta));
+    await assert.rejects(
+      restoreCheckpoint(
+        fresh,
+        await loadStageCheckpoint(run, "segment-epoch1"),
+      ),
+      {
+        message:
+          /^Cannot read checkpoint '.*segment-epoch1\.safetensors' as the SHA-256 of its optimiser slots is [0-9a-f]{64}, expected [0-9a-f]{64} \(the file is corrupt\)$/,
+      },
+    );
+  } finally {
+    tf.dispose([...Object.values(vars), ...Object.values(fresh)]);
     await Deno.remove(dir, { recursive: true });
   }
 });

@@ -65,8 +65,8 @@ Deno.test({
       const header = JSON.parse(
         new TextDecoder().decode(bytes.subarray(8, 8 + n)),
       );
-      const conv1 = header["var/segment.backbone.conv1.weight"].shape; // HWIO
-      assert.equal(conv1[2], 4);
+      const conv1 = header["backbone.conv1.weight"].shape; // OIHW
+      assert.equal(conv1[1], 4);
       await Deno.stat(join(out, "predictions", "b1.nii.gz"));
     } finally {
       await Deno.remove(root, { recursive: true });
