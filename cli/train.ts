@@ -27,6 +27,7 @@ export const TRAIN_FLAGS = {
   pretrain: { type: "string" },
   backbone: { type: "string" },
   epochs: { type: "string" },
+  minutes: { type: "string" },
   temperature: { type: "string" },
   "patch-size": { type: "string" },
   coarse: { type: "string" },
@@ -55,7 +56,14 @@ export const TRAIN_USAGE: string = formatUsage("train", {
     ],
     ["--pretrain METHOD", "agcl | supcon | sscl | ce | none"],
     ["--backbone DEPTH", "18 | 34 | 50 | 101 (or resnet50)"],
-    ["--epochs N", "epochs of every stage"],
+    [
+      "--epochs N",
+      'epochs of every stage, or "auto" (the default: sized from the training slices and targets)',
+    ],
+    [
+      "--minutes N",
+      "fit the whole run into N minutes of wall time, from step times measured at its start (budget.minutes)",
+    ],
     ["--temperature T", "contrastive temperature"],
     ["--patch-size N", "patch side in pixels"],
     [
@@ -219,10 +227,26 @@ export async function parseTrainArgs(args: string[]): Promise<TrainInvocation> {
     }
   }
   if (values.epochs !== undefined) {
-    const epochs = parseNumber("epochs", values.epochs, true);
+    const epochs = values.epochs === "auto"
+      ? "auto"
+      : parseNumber("epochs", values.epochs, true);
     flags.coarse = { epochs };
     flags.pretrain = { ...flags.pretrain, epochs };
     flags.segment = { epochs };
+  }
+  if (values.minutes !== undefined) {
+    const minutes = parseNumber("minutes", values.minutes, false);
+    if (!(minutes > 0)) {
+      throw new UsageError(
+        `train: --minutes must be > 0: current value is "${values.minutes}"`,
+      );
+    }
+    if (values.resume) {
+      throw new UsageError(
+        "train: --minutes cannot change a resumed run: it keeps the budget recorded in its config.json",
+      );
+    }
+    flags.budget = { minutes };
   }
   if (values.coarse !== undefined) {
     flags.coarse = { ...flags.coarse, masks: values.coarse };

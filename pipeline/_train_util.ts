@@ -57,3 +57,21 @@ export function batchTensors(batch: PatchBatch): BatchTensors {
     y: tf.tensor3d(Float32Array.from(batch.y), [n, p, p], "float32"),
   };
 }
+
+/**
+ * A stage's epochs as the stages run them: a number, once `"auto"` has been
+ * sized (`applyBudgets`).
+ *
+ * @throws {RangeError} For `"auto"`.
+ */
+export function stageEpochs(
+  epochs: number | "auto",
+  where: "coarse" | "pretrain" | "segment",
+): number {
+  if (epochs === "auto") {
+    throw new RangeError(
+      `Cannot build the ${where} stage as '${where}.epochs' is "auto": size it from the data first (sizeBudgets, applyBudgets)`,
+    );
+  }
+  return epochs;
+}

@@ -14,7 +14,7 @@ import { augmentSliceBatch } from "../data/slice_augment.ts";
 import type { StageSpec } from "./_stage_runner.ts";
 import type { Stage } from "./run_dir.ts";
 import { type DeepLab, namedVariables, pickTrainable } from "./_models.ts";
-import { optimizeStep, roundUp } from "./_train_util.ts";
+import { optimizeStep, roundUp, stageEpochs } from "./_train_util.ts";
 
 import type { LabelMap } from "../data/mod.ts";
 
@@ -220,7 +220,8 @@ export function coarseStage(
   cases.forEach((c, ci) => {
     for (let z = 0; z < c.dims[2]; z++) slices.push([ci, z]);
   });
-  const { batchSize, lr: baseLr, epochs, schedule } = config.coarse;
+  const { batchSize, lr: baseLr, schedule } = config.coarse;
+  const epochs = stageEpochs(config.coarse.epochs, "coarse");
   const stepsPerEpoch = Math.ceil(slices.length / batchSize);
   const total = epochs * stepsPerEpoch;
   const co = config.coarse;

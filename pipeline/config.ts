@@ -24,6 +24,13 @@ export type Backbone = 18 | 34 | 50 | 101;
 /** Learning-rate schedules: constant, or cosine decay to 0 over the stage. */
 export type LrSchedule = "constant" | "cosine";
 
+/**
+ * A stage's epochs: a count, or `"auto"` = sized from the number of
+ * training slices and targets (`BUDGET_RULE`, `sizeBudgets`), and recorded
+ * in `config.json`.
+ */
+export type Epochs = number | "auto";
+
 /** How image intensities are mapped to [0, 1]. */
 export type IntensityMode = "auto" | "window" | "percentile" | "none";
 
@@ -118,8 +125,8 @@ export interface ModelConfig {
 export interface CoarseConfig {
   /** Folder of coarse masks (`<case id>.nii[.gz]`) used instead of training stage 1. */
   masks: string | null;
-  /** Epochs over all training slices. */
-  epochs: number;
+  /** Epochs over all training slices, or `"auto"` (sized from the data). */
+  epochs: Epochs;
   /** Slices per step. */
   batchSize: number;
   /** Adam learning rate. */
@@ -190,8 +197,8 @@ export interface CoarseConfig {
 export interface PretrainConfig {
   /** The method. */
   method: PretrainMethod;
-  /** Epochs. */
-  epochs: number;
+  /** Epochs, or `"auto"` (sized from the data). */
+  epochs: Epochs;
   /** Steps per epoch (0 = one pass over the patch index). */
   stepsPerEpoch: number;
   /** Patches per step (each gives `views` views). */
@@ -242,8 +249,8 @@ export interface PretrainConfig {
 
 /** Stage 3: frozen encoder, decoder trained with Dice. */
 export interface SegmentConfig {
-  /** Epochs. */
-  epochs: number;
+  /** Epochs, or `"auto"` (sized from the data). */
+  epochs: Epochs;
   /** Steps per epoch (0 = one pass over the patch index). */
   stepsPerEpoch: number;
   /** Patches per step. */
@@ -280,6 +287,21 @@ export interface InferenceConfig {
   margin: number;
 }
 
+/** The run's wall-clock budget. */
+export interface BudgetConfig {
+  /**
+   * Minutes the whole run should take (`null` = no limit): the `"auto"`
+   * stages are scaled to fit, using step times measured at the start of
+   * the run (`deno task train --minutes N`).
+   */
+  minutes: number | null;
+  /**
+   * With `minutes`: also scale the `"auto"` stages above their data-sized
+   * budget when the minutes allow (else they are only ever shortened).
+   */
+  fill: boolean;
+}
+
 /** Everything a run needs; saved as `RUN/config.json`. */
 export interface PipelineConfig {
   /** A `dataset.json` or a PASCAL VOC folder; `null` = the embedded phantom. */
@@ -310,6 +332,8 @@ export interface PipelineConfig {
   segment: SegmentConfig;
   /** Inference. */
   inference: InferenceConfig;
+  /** Wall-clock budget. */
+  budget: BudgetConfig;
 }
 
 /** A partial config: any subset of fields, nested objects partial too. */
@@ -338,6 +362,8 @@ export interface PartialConfig {
   segment?: Partial<SegmentConfig>;
   /** See {@linkcode PipelineConfig.inference}. */
   inference?: Partial<InferenceConfig>;
+  /** See {@linkcode PipelineConfig.budget}. */
+  budget?: Partial<BudgetConfig>;
 }
 
 const TINY: PipelineConfig = {
@@ -361,7 +387,7 @@ const TINY: PipelineConfig = {
   },
   coarse: {
     masks: null,
-    epochs: 10,
+    epochs: "auto",
     batchSize: 4,
     lr: 3e-3,
     schedule: "constant",
@@ -380,7 +406,7 @@ const TINY: PipelineConfig = {
   },
   pretrain: {
     method: "agcl",
-    epochs: 4,
+    epochs: "auto",
     stepsPerEpoch: 100,
     batchSize: 8,
     lr: 0.01,
@@ -396,7 +422,7 @@ const TINY: PipelineConfig = {
     calibrationBatches: 50,
   },
   segment: {
-    epochs: 20,
+    epochs: "auto",
     stepsPerEpoch: 50,
     batchSize: 8,
     lr: 3e-3,
@@ -410,6 +436,7 @@ const TINY: PipelineConfig = {
     sigmaScale: 0.125,
     margin: 4,
   },
+  budget: { minutes: null, fill: false },
 };
 
 function paper(backbone: 50 | 101): PipelineConfig {
@@ -485,12 +512,14 @@ function paper(backbone: 50 | 101): PipelineConfig {
 /**
  * The presets: `tiny` (a CPU demo on an 8-case 128×128×12 phantom, 2
  * cases held out: ResNet-18 at width 1/8 with the CIFAR stem, 32×32
- * patches, a coarse DeepLabv3+ for 10 epochs with class-weighted
- * cross-entropy, batch Dice and slice augmentation, cross-fitted (3-fold)
- * training attention grown by 1 pixel, 400 pre-training steps on batches
- * balanced by (domain, target) in pairs, 1000 target-Dice decoder steps with
- * the low-level skip, fusion up to 4 pixels beyond the attention; about 7
- * minutes on 2 cores with OpenBLAS), `paper-r50` and `paper-r101` (the paper's
+ * patches, a coarse DeepLabv3+ with class-weighted cross-entropy, batch
+ * Dice and slice augmentation, cross-fitted (3-fold) training attention
+ * grown by 1 pixel, pre-training on batches balanced by (domain, target)
+ * in pairs, target-Dice decoder training with the low-level skip, fusion
+ * up to 4 pixels beyond the attention; every stage's epochs `"auto"`,
+ * sized from the data: on the phantom 10 coarse epochs, 400 pre-training
+ * steps and 1000 decoder steps; about 7 minutes on 2 cores with OpenBLAS),
+ * `paper-r50` and `paper-r101` (the paper's
  * settings: ImageNet stem, output stride 8, ASPP 512 at rates 6/12/18,
  * 128×128 patches, 30 per target per slice, batch 4, SGD 5e-4 with momentum
  * 0.9 and weight decay 1e-4 for 5 epochs, T = 0.1, Adam 1e-4 for 10 decoder
@@ -633,6 +662,14 @@ function num(
   }
 }
 
+function epochs(v: unknown, where: string): void {
+  if (v === "auto") return;
+  if (typeof v === "string") {
+    fail(where, `expected an integer >= 0 or "auto": current value is "${v}"`);
+  }
+  num(v, where, { int: true, min: 0 });
+}
+
 function oneOf(v: unknown, where: string, choices: readonly unknown[]): void {
   if (!choices.includes(v)) {
     fail(
@@ -754,7 +791,7 @@ export function validateConfig(
   if (c.coarse.masks !== null && typeof c.coarse.masks !== "string") {
     fail("coarse.masks", "expected a folder path or null");
   }
-  num(c.coarse.epochs, "coarse.epochs", { int: true, min: 0 });
+  epochs(c.coarse.epochs, "coarse.epochs");
   num(c.coarse.batchSize, "coarse.batchSize", { int: true, min: 1 });
   num(c.coarse.lr, "coarse.lr", { min: 0, minExclusive: true });
   num(c.coarse.widthMultiplier, "coarse.widthMultiplier", {
@@ -795,7 +832,7 @@ export function validateConfig(
     "inverse-sqrt",
   ]);
   oneOf(c.pretrain.method, "pretrain.method", PRETRAIN_METHODS);
-  num(c.pretrain.epochs, "pretrain.epochs", { int: true, min: 0 });
+  epochs(c.pretrain.epochs, "pretrain.epochs");
   num(c.pretrain.stepsPerEpoch, "pretrain.stepsPerEpoch", {
     int: true,
     min: 0,
@@ -836,7 +873,7 @@ export function validateConfig(
     int: true,
     min: 0,
   });
-  num(c.segment.epochs, "segment.epochs", { int: true, min: 0 });
+  epochs(c.segment.epochs, "segment.epochs");
   num(c.segment.stepsPerEpoch, "segment.stepsPerEpoch", { int: true, min: 0 });
   num(c.segment.batchSize, "segment.batchSize", { int: true, min: 1 });
   num(c.segment.lr, "segment.lr", { min: 0, minExclusive: true });
@@ -855,4 +892,10 @@ export function validateConfig(
     minExclusive: true,
   });
   num(c.inference.margin, "inference.margin", { int: true, min: 0 });
+  if (c.budget.minutes !== null) {
+    num(c.budget.minutes, "budget.minutes", { min: 0, minExclusive: true });
+  }
+  if (typeof c.budget.fill !== "boolean") {
+    fail("budget.fill", "expected a boolean");
+  }
 }

@@ -4,6 +4,7 @@
  * @module
  */
 export * from "./config.ts";
+export * from "./budget.ts";
 export * from "./run_dir.ts";
 export * from "./progress.ts";
 export * from "./label_fusion.ts";

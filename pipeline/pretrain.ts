@@ -19,7 +19,7 @@ import {
   namedVariables,
   pickTrainable,
 } from "./_models.ts";
-import { batchTensors, optimizeStep } from "./_train_util.ts";
+import { batchTensors, optimizeStep, stageEpochs } from "./_train_util.ts";
 
 /**
  * Builds the stage-2 spec. Targets are mapped to class indices by
@@ -39,7 +39,7 @@ export function pretrainStage(
     ...head.trainableVariables(),
   ]);
   const none = p.method === "none" || stream === null;
-  const epochs = none ? 0 : p.epochs;
+  const epochs = none ? 0 : stageEpochs(p.epochs, "pretrain");
   const stepsPerEpoch = none ? 0 : (p.stepsPerEpoch || stream!.batchesPerEpoch);
   const total = epochs * stepsPerEpoch;
   const optimizer = createSgd(trainable, {

@@ -12,6 +12,8 @@ import { metricsCsv, type MetricsSummary } from "../metrics/mod.ts";
 import { writeFileAtomic } from "../data/_io.ts";
 import { writeRunReport } from "../report/mod.ts";
 import { type PipelineConfig, validateConfig } from "./config.ts";
+import { applyBudgets } from "./budget.ts";
+import { describeBudgets, runBudgets } from "./_budgets.ts";
 import { readRunConfig } from "./run_config.ts";
 import { resolveJitter } from "./coarse.ts";
 import {
@@ -80,6 +82,7 @@ function seeds(seed: number) {
     stream3: next(),
     embed: next(),
     folds: next(),
+    budget: next(),
   };
 }
 
@@ -127,6 +130,8 @@ export async function runPipeline(
   options: RunOptions,
 ): Promise<RunResult> {
   const { out, resume = false, quiet = false, backend = "auto" } = options;
+  const clock = () => performance.now() / 1000;
+  const started = clock();
   const print = options.print ?? ((l: string) => console.log(l));
   const warn = (m: string) => {
     if (!quiet) console.error(`warning: ${m}`);
@@ -150,7 +155,6 @@ export async function runPipeline(
     segment: 0,
     inference: 0,
   };
-  const clock = () => performance.now() / 1000;
 
   // Data, and the choices that depend on it.
   let t0 = clock();
@@ -165,6 +169,20 @@ export async function runPipeline(
   const plan = planStage1(config, data, { seed: s.folds });
   const pretrainJitter = resolveJitter(config.pretrain.jitter, data.intensity);
   if (plan.fallback) warn(plan.fallback);
+  // Budgets: sized from the data (and fitted to budget.minutes) once, at
+  // the start; a resumed run reuses the recorded ones.
+  const { record: budgets, recorded } = await runBudgets(config, data, {
+    plan,
+    seed: s.budget,
+    elapsed: () => clock() - started,
+    saved: resume ? opened.saved ?? {} : null,
+  });
+  if (recorded) print("budget: as recorded in config.json (resumed run)");
+  for (const line of describeBudgets(budgets)) print(line);
+  // Shown even when quiet: the run will not keep to its minutes.
+  if (budgets.minutes?.warning) {
+    console.error(`warning: ${budgets.minutes.warning}`);
+  }
   const saved = {
     ...config,
     dataPath,
@@ -178,7 +196,10 @@ export async function runPipeline(
     trainAttentionResolved: plan.trainSource,
     pretrainJitterResolved: pretrainJitter,
     crossfitFolds: plan.folds ?? null,
+    budgets,
   };
+  // The stages run with numbers where the config says "auto".
+  config = applyBudgets(config, budgets.stages);
   if (!resume) {
     print(`config: ${JSON.stringify(saved, null, 2)}`);
     await run.writeJson("config.json", saved);
@@ -341,13 +362,19 @@ async function openRun(
   run: RunDir,
   config: PipelineConfig,
   resume: boolean,
-): Promise<{ config: PipelineConfig; last?: LastPointer }> {
+): Promise<
+  {
+    config: PipelineConfig;
+    last?: LastPointer;
+    saved?: Record<string, unknown>;
+  }
+> {
   if (resume) {
-    const own = (await readRunConfig(run.root)).config;
+    const { config: own, saved } = await readRunConfig(run.root);
     const last = await run.readLast();
     // Steps logged after the last complete checkpoint will run again.
     await run.truncateLog(last?.stage ?? "coarse", last?.step ?? 0);
-    return last ? { config: own, last } : { config: own };
+    return last ? { config: own, last, saved } : { config: own, saved };
   }
   validateConfig(config);
   let exists = false;

@@ -42,6 +42,8 @@ export async function readRunConfig(runDir: string): Promise<{
   for (const k of Object.keys(PRESETS.tiny)) {
     if (k in saved) plain[k] = saved[k];
   }
+  // Runs before `budget` had no wall-clock budget.
+  plain.budget ??= structuredClone(PRESETS.tiny.budget);
   if (typeof plain.intensity === "string") {
     plain.intensity = {
       ...structuredClone(DEFAULT_INTENSITY),

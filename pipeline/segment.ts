@@ -13,7 +13,7 @@ import type { PipelineConfig } from "./config.ts";
 import { createAdam } from "./optim.ts";
 import type { StageSpec } from "./_stage_runner.ts";
 import { type DeepLab, namedVariables, pickTrainable } from "./_models.ts";
-import { batchTensors, optimizeStep } from "./_train_util.ts";
+import { batchTensors, optimizeStep, stageEpochs } from "./_train_util.ts";
 
 /**
  * Foreground probability of the stage-3 network for a batch of patches.
@@ -48,7 +48,7 @@ export function segmentStage(
   const stepsPerEpoch = s.stepsPerEpoch || stream.batchesPerEpoch;
   return {
     stage: "segment",
-    epochs: s.epochs,
+    epochs: stageEpochs(s.epochs, "segment"),
     stepsPerEpoch,
     variables,
     optimizer,

@@ -137,6 +137,72 @@ Deno.test("parseTrainArgs() errors list the valid flags, fields and presets", as
   });
 });
 
+Deno.test("parseTrainArgs() --minutes sets budget.minutes; epochs stay auto unless set", async () => {
+  const inv = await parseTrainArgs(["--minutes", "2.5"]);
+  assert.deepEqual(inv.config.budget, { minutes: 2.5, fill: false });
+  assert.deepEqual(
+    [
+      inv.config.coarse.epochs,
+      inv.config.pretrain.epochs,
+      inv.config.segment.epochs,
+    ],
+    ["auto", "auto", "auto"],
+  );
+  const set = await parseTrainArgs([
+    "--set",
+    "budget.minutes=30",
+    "--set",
+    "budget.fill=true",
+    "--set",
+    "coarse.epochs=12",
+  ]);
+  assert.deepEqual(set.config.budget, { minutes: 30, fill: true });
+  assert.equal(set.config.coarse.epochs, 12);
+  const back = await parseTrainArgs(["--epochs", "auto", "--config", MICRO]);
+  assert.equal(back.config.segment.epochs, "auto");
+});
+
+Deno.test("parseTrainArgs() refuses a bad --minutes with a clear error", async () => {
+  for (
+    const [args, message] of [
+      [
+        ["--minutes", "ten"],
+        'train: --minutes must be a number: current value is "ten"',
+      ],
+      [
+        ["--minutes", "0"],
+        'train: --minutes must be > 0: current value is "0"',
+      ],
+      [
+        ["--minutes", ""],
+        'train: --minutes must be a number: current value is ""',
+      ],
+      [["--minutes=-3"], 'train: --minutes must be > 0: current value is "-3"'],
+      [
+        ["--minutes", "5", "--resume", "--out", "x"],
+        "train: --minutes cannot change a resumed run: it keeps the budget recorded in its config.json",
+      ],
+      [
+        ["--set", "budget.minutes=0"],
+        "train: Invalid config field 'budget.minutes': expected > 0: current value is 0",
+      ],
+      [
+        ["--set", "coarse.epochs=many"],
+        `train: Invalid config field 'coarse.epochs': expected an integer >= 0 or "auto": current value is "many"`,
+      ],
+      [
+        ["--set", "budget.fill=yes"],
+        "train: Invalid config field 'budget.fill': expected a boolean",
+      ],
+    ] as const
+  ) {
+    await assert.rejects(parseTrainArgs([...args]), {
+      name: "UsageError",
+      message,
+    });
+  }
+});
+
 Deno.test("deno task train: a bad flag is one line on stderr and exit code 2", async () => {
   const r = await deno(["run", "-A", "cli/train.ts", "--nope"]);
   assert.equal(r.code, 2);
