@@ -134,7 +134,7 @@ Deno.test("validateConfig() checks the fields that make stage 3 refine and stage
     [{ inference: { margin: 1.5 } }, /'inference.margin': expected an integer/],
     [
       { segment: { loss: "ce" } },
-      /'segment.loss': expected one of "dice", "batch-dice", "dice-ce"/,
+      /'segment.loss': expected one of "dice", "batch-dice", "target-dice", "dice-ce"/,
     ],
   ];
   for (const [o, re] of bad) {
