@@ -232,6 +232,25 @@ Deno.test("loadTrainedModel() reads a run's model/ folder on its own, and names 
   });
 });
 
+Deno.test("loadTrainedModel() reads a model/ whose config.json predates the budget field", async () => {
+  await tempDir(async (dir) => {
+    for (const name of await listing(join(PHANTOM_RUN, "model"))) {
+      await Deno.copyFile(join(PHANTOM_RUN, "model", name), join(dir, name));
+    }
+    const path = join(dir, "config.json");
+    const c = JSON.parse(await Deno.readTextFile(path));
+    assert.ok(c.pipeline.budget);
+    delete c.pipeline.budget;
+    await Deno.writeTextFile(path, JSON.stringify(c));
+    const m = await loadTrainedModel(dir);
+    try {
+      assert.deepEqual(m.config.budget, { minutes: null, fill: false });
+    } finally {
+      m.dispose();
+    }
+  });
+});
+
 Deno.test("a run's model/ state dicts read with numpy alone carry agcl_torch's state_dict names, shapes and dtypes", async () => {
   const check = new URL(
     "../../bench/torch_ref/check_model_dir.py",
