@@ -113,22 +113,29 @@ function keyOf(
 }
 
 /**
+ * For each sample of `batch`, how many samples of the batch share its key
+ * (itself included; 1 for a sample without a key).
+ */
+function groupSizes(method: PretrainMethod, batch: PatchBatch): number[] {
+  const keys = Array.from(
+    { length: batch.size },
+    (_, s) => keyOf(method, batch, s),
+  );
+  const count = new Map<string, number>();
+  for (const k of keys) if (k !== null) count.set(k, (count.get(k) ?? 0) + 1);
+  return keys.map((k) => (k === null ? 1 : count.get(k)!));
+}
+
+/**
  * Share of the samples of `batches` that have another sample with their
  * key in the same batch.
  */
 function positiveShare(method: PretrainMethod, batches: PatchBatch[]): number {
   let have = 0, n = 0;
   for (const b of batches) {
-    const count = new Map<string, number>();
-    const keys: (string | null)[] = [];
-    for (let s = 0; s < b.size; s++) {
-      const k = keyOf(method, b, s);
-      keys.push(k);
-      if (k !== null) count.set(k, (count.get(k) ?? 0) + 1);
-    }
-    for (const k of keys) {
+    for (const size of groupSizes(method, b)) {
       n++;
-      if (k !== null && count.get(k)! > 1) have++;
+      if (size > 1) have++;
     }
   }
   return n ? have / n : 0;
@@ -151,16 +158,8 @@ export function lossFloor(
 ): number {
   let sum = 0, n = 0;
   for (const b of batches) {
-    const count = new Map<string, number>();
-    const keys: (string | null)[] = [];
-    for (let s = 0; s < b.size; s++) {
-      const k = keyOf(method, b, s);
-      keys.push(k);
-      if (k !== null) count.set(k, (count.get(k) ?? 0) + 1);
-    }
-    for (const k of keys) {
-      const positives = b.views * (k === null ? 1 : count.get(k)!) - 1;
-      sum += b.views * Math.log(positives);
+    for (const size of groupSizes(method, b)) {
+      sum += b.views * Math.log(b.views * size - 1);
       n += b.views;
     }
   }
