@@ -17,8 +17,6 @@ import {
   type DeepLabConfig,
   type Encoder,
   type EncoderConfig,
-  type ResNetDepth,
-  type ResNetStem,
 } from "../models/mod.ts";
 import { loadInto, saveCheckpoint } from "../models/checkpoint.ts";
 import { writeFileAtomic } from "../data/_io.ts";
@@ -29,35 +27,30 @@ import { buildCoarseNet } from "./_models.ts";
 /** `format` of `model/config.json`. */
 const MODEL_FORMAT = "agcl.model";
 
-/** Options that rebuild an encoder (`createEncoder`, agcl_torch `ResNet`). */
-export interface EncoderSpec {
-  /** Depth: 18, 34, 50 or 101. */
-  depth: ResNetDepth;
-  /** Input channels. */
-  inChannels: number;
-  /** `"imagenet"` or `"cifar"`. */
-  stem: ResNetStem;
-  /** Ratio of input to feature-map size. */
-  outputStride: number;
-  /** Width multiplier. */
-  widthMultiplier: number;
-}
+/**
+ * Options that rebuild an encoder (`createEncoder`, agcl_torch `ResNet`):
+ * its resolved config without the seed.
+ */
+export type EncoderSpec = Pick<
+  EncoderConfig,
+  "depth" | "inChannels" | "stem" | "outputStride" | "widthMultiplier"
+>;
 
-/** Options that rebuild a DeepLab (`createDeepLab`, agcl_torch `DeepLab`). */
-export interface DeepLabSpec extends EncoderSpec {
-  /** Output classes. */
-  nClasses: number;
-  /** ASPP rates. */
-  asppRates: number[];
-  /** ASPP channels. */
-  asppChannels: number;
-  /** DeepLabv3+ low-level skip. */
-  lowLevelSkip: boolean;
-  /** Low-level channels. */
-  lowLevelChannels: number;
-  /** Bilinear upsampling with aligned corners. */
-  alignCorners: boolean;
-}
+/**
+ * Options that rebuild a DeepLab (`createDeepLab`, agcl_torch `DeepLab`):
+ * its encoder's spec and its resolved decoder config without the seed.
+ */
+export type DeepLabSpec =
+  & EncoderSpec
+  & Pick<
+    DeepLabConfig,
+    | "nClasses"
+    | "asppRates"
+    | "asppChannels"
+    | "lowLevelSkip"
+    | "lowLevelChannels"
+    | "alignCorners"
+  >;
 
 /** One network of `model/config.json`. */
 export interface NetEntry<K extends "deeplab" | "resnet", S> {
