@@ -33,16 +33,20 @@ import {
 import { benchSteps } from "./_steps.ts";
 
 /** The four modes of a paper DeepLab of `depth` and its projection head. */
-interface Net {
+export interface Net {
   run(mode: Mode): Promise<void>;
   dispose(): void;
 }
 
 /**
  * The shipped DeepLab and projection head (128 wide) in the four modes,
- * one SGD optimiser (lr 1e-4) for all, as the PyTorch side of {@linkcode TORCH}.
+ * one SGD optimiser (lr 1e-4) for all, as the PyTorch side of {@linkcode TORCH}
+ * (and of `bench/torch_ref/step_ref.py` for the GPU bench).
  */
-function buildOurs(depth: 18 | 50, size = 128, batch = 4): Net {
+export function buildOurs(
+  depth: 18 | 50,
+  { size = 128, batch = 4 }: { size?: number; batch?: number } = {},
+): Net {
   const net = createDeepLab({ ...paperDeepLab(depth), seed: 1 });
   const proj = createProjectionHead({
     inFeatures: net.encoder.featureChannels,
@@ -158,7 +162,7 @@ async function memoryCheck(steps: number): Promise<void> {
     if ((await setWasmAcceleration(acc).catch(() => undefined))?.name !== acc) {
       continue;
     }
-    const net = buildOurs(18, 64, 2);
+    const net = buildOurs(18, { size: 64, batch: 2 });
     const rows: (string | number)[][] = [];
     for (let i = 1; i <= steps; i++) {
       await net.run(modes[i % modes.length]!);

@@ -13,10 +13,8 @@
 import * as tf from "@tensorflow/tfjs";
 import { parseFlags, runCli } from "../../cli/_args.ts";
 import { selectBackend } from "../../backends/mod.ts";
-import { createDeepLab, createProjectionHead } from "../../models/mod.ts";
 import { type Mode, MODES, paperDeepLab, timeMs } from "../_common.ts";
-import { benchSteps } from "../_steps.ts";
-import { countFlops } from "../step_bench.ts";
+import { buildOurs, countFlops } from "../step_bench.ts";
 
 const USAGE = `deno run -A bench/device/step_gpu.ts [flags]
   on the device machine: bash bench/device/run.sh [flags]
@@ -219,19 +217,7 @@ await runCli(async () => {
 
   for (const depth of cfg.depths) {
     const t0 = performance.now();
-    const net = createDeepLab({ ...paperDeepLab(depth), seed: 1 });
-    const head = createProjectionHead({
-      inFeatures: net.encoder.featureChannels,
-      outFeatures: 128,
-      seed: 2,
-    });
-    const opt = tf.train.sgd(1e-4);
-    const steps = benchSteps(net, head, {
-      optimizers: { full: opt, frozen: opt, contrastive: opt },
-      batch: cfg.batch,
-      size: cfg.size,
-      seed: 3,
-    });
+    const steps = buildOurs(depth, { size: cfg.size, batch: cfg.batch });
     const ours = new Map<Mode, number>();
     const flops = new Map<Mode, number>();
     try {
@@ -252,8 +238,6 @@ await runCli(async () => {
       }
     } finally {
       steps.dispose();
-      head.dispose();
-      net.dispose();
     }
     const py: TorchResult = values["no-torch"]
       ? { skip: "PyTorch side skipped: --no-torch" }
