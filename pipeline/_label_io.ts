@@ -12,6 +12,7 @@ import {
   writeNifti,
 } from "../data/mod.ts";
 import type { PreparedCase } from "./prepare.ts";
+import { toLabelMap } from "./_arrays.ts";
 
 /**
  * Reads `<dir>/<case id>.nii.gz` (or `.nii`) onto the case's canonical grid.
@@ -34,9 +35,7 @@ export async function readCaseLabels(
       `Cannot use coarse mask ${path}: dims [${v.dims}] differ from image ${c.entry.image} [${c.dims}]`,
     );
   }
-  let max = 0;
-  for (const x of v.data) max = Math.max(max, x);
-  return max <= 255 ? Uint8Array.from(v.data) : Int16Array.from(v.data);
+  return toLabelMap(v.data);
 }
 
 /** Writes a canonical label map in the case's original layout, header and affine. */

@@ -17,6 +17,7 @@ import { type DeepLab, namedVariables, pickTrainable } from "./_models.ts";
 import { optimizeStep, roundUp, stageEpochs } from "./_train_util.ts";
 
 import type { LabelMap } from "../data/mod.ts";
+import { newLabelMap } from "./_arrays.ts";
 
 /** What slices are cut from: a canonical image, with an optional label map. */
 export interface SliceSource {
@@ -85,9 +86,7 @@ export async function predictCoarse(
   const [nx, ny, nz] = c.dims;
   const h = roundUp(ny, options.multiple);
   const w = roundUp(nx, options.multiple);
-  const out = options.maxLabel <= 255
-    ? new Uint8Array(nx * ny * nz)
-    : new Int16Array(nx * ny * nz);
+  const out = newLabelMap(nx * ny * nz, options.maxLabel);
   for (let z0 = 0; z0 < nz; z0 += options.batchSize) {
     const picks: [number, number][] = [];
     for (let z = z0; z < Math.min(nz, z0 + options.batchSize); z++) {

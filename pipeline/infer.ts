@@ -12,6 +12,7 @@ import { slidingWindowInference } from "./sliding_window.ts";
 import { foregroundProbability } from "./segment.ts";
 import type { DeepLab } from "./_models.ts";
 import type { LabelMap } from "../data/mod.ts";
+import { newLabelMap } from "./_arrays.ts";
 import {
   type CaseImage,
   cutWindows,
@@ -52,9 +53,7 @@ export async function segmentVolume(
   const p = options.patchSize;
   const k = c.channels + 1;
   const area = nx * ny;
-  const out = options.targets.some((t) => t > 255)
-    ? new Int16Array(area * nz)
-    : new Uint8Array(area * nz);
+  const out = newLabelMap(area * nz, Math.max(0, ...options.targets));
   // Slice by slice, so memory holds one slice's probabilities per target.
   for (let z = 0; z < nz; z++) {
     const maps: TargetProbability[] = [];

@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { newLabelMap } from "./_arrays.ts";
 
 /** One target's input to {@linkcode fuseLabels}. */
 export interface TargetProbability {
@@ -74,7 +75,7 @@ export function fuseLabels(
     }
     maxLabel = Math.max(maxLabel, t.label);
   }
-  const out = maxLabel <= 255 ? new Uint8Array(n) : new Int16Array(n);
+  const out = newLabelMap(n, maxLabel);
   const best = new Float32Array(n).fill(threshold);
   for (const t of targets) {
     const { prob, attention, label } = t;

@@ -33,6 +33,7 @@ import { growLabels } from "./attention.ts";
 import { segmentVolume } from "./infer.ts";
 import { normalizeIntensity } from "./prepare.ts";
 import { readModelDir } from "./_model_dir.ts";
+import { labelDtype, maxValue, scale8bit, toLabelMap } from "./_arrays.ts";
 import type { DeepLab, Encoder } from "../models/mod.ts";
 
 /** A trained run's networks in memory. */
@@ -132,27 +133,7 @@ async function segmentCanonical(
 
 /** A coarse label map as the smallest label array that holds the run's labels. */
 function asAttention(m: TrainedModel, data: ArrayLike<number>): LabelMap {
-  const maxLabel = Math.max(...m.targets.map((t) => t.id));
-  return maxLabel <= 255 ? Uint8Array.from(data) : Int16Array.from(data);
-}
-
-/** `v / 255` for 8-bit values, as the run's training JPEGs were mapped. */
-function scale8bit(
-  data: ArrayLike<number>,
-  source: string,
-  into: Float32Array,
-  offset: number,
-  stride: number,
-): void {
-  for (let i = 0; i < data.length; i++) {
-    const v = data[i]!;
-    if (!(Number.isInteger(v) && v >= 0 && v <= 255)) {
-      throw new RangeError(
-        `Cannot predict ${source}: voxel ${i} is ${v}, expected 8-bit values 0..255 (the run maps them to [0, 1] as its training images)`,
-      );
-    }
-    into[i * stride + offset] = v / 255;
-  }
+  return toLabelMap(data, Math.max(...m.targets.map((t) => t.id)));
 }
 
 function runName(model: TrainedModel | string): string {
@@ -226,13 +207,12 @@ export async function predictVolume(
             `Cannot predict as channel ${k} has dims [${cp.dims}] and channel 0 [${canon.dims}]`,
           );
         }
-        scale8bit(
-          cp.data,
-          `channel ${k}${p.path ? ` of '${p.path}'` : ""}`,
-          image,
-          k,
-          m.channels,
-        );
+        scale8bit(cp.data, {
+          source: `channel ${k}${p.path ? ` of '${p.path}'` : ""}`,
+          into: image,
+          offset: k,
+          stride: m.channels,
+        });
       });
     }
     const c = { dims: canon.dims, channels: m.channels, image };
@@ -320,8 +300,7 @@ export async function predictImage(
         } as its labels go up to ${maxLabel}: an 8-bit label image holds 0..255`,
       );
     }
-    const data = new Float32Array(image.data.length);
-    for (let i = 0; i < data.length; i++) data[i] = image.data[i]! / 255;
+    const data = scale8bit(image.data);
     const c = {
       dims: [width, height, 1] as [number, number, number],
       channels,
@@ -507,15 +486,13 @@ export async function predictFile(
       m.channels === 1 ? planes[0]! : planes,
       vopts,
     );
-    let max = 0;
-    for (const v of labels) max = Math.max(max, v);
     const first = planes[0]!;
     // A 4D input's header keeps its intent (e.g. vector); labels are plain.
     const header = m.channels === 1 || first.header === undefined
       ? first.header
       : { ...first.header as object, intentCode: 0, intentName: "" };
     await writeNifti(outPath, { ...first, header, data: labels }, {
-      datatype: max <= 255 ? "uint8" : "int16",
+      datatype: labelDtype(maxValue(labels)),
     });
     return { out: outPath, format: "nifti", dims: first.dims, labels };
   } finally {

@@ -22,6 +22,7 @@ import {
   windowIntensity,
 } from "../data/mod.ts";
 import { Prng } from "../random/prng.ts";
+import { scale8bit, toLabelMap } from "./_arrays.ts";
 import {
   type IntensityConfig,
   type IntensityMode,
@@ -164,8 +165,7 @@ async function prepareVoc(
     for (const id of ids) {
       const s = await readVocSample(voc, id);
       const { width: w, height: h } = s.image;
-      const image = new Float32Array(w * h * 3);
-      for (let i = 0; i < image.length; i++) image[i] = s.image.data[i]! / 255;
+      const image = scale8bit(s.image.data);
       const entry: CaseEntry = {
         id,
         image: `${root}/JPEGImages/${id}.jpg`,
@@ -322,7 +322,7 @@ function asLabelMap(
     }
     if (v > max) max = v;
   }
-  return max <= 255 ? Uint8Array.from(data) : Int16Array.from(data);
+  return toLabelMap(data, max);
 }
 
 /**
