@@ -15,7 +15,7 @@
  *
  * @module
  */
-import { runAblation } from "../report/ablation.ts";
+import { runAblation } from "../pipeline/ablation.ts";
 import { formatUsage, parseFlags, runCli, UsageError } from "./_args.ts";
 
 const METHODS = ["none", "sscl", "ce", "supcon", "agcl"];

@@ -12,4 +12,3 @@ export * from "./overlay.ts";
 export * from "./run_report.ts";
 export * from "./ablation_report.ts";
 export * from "./ablation_table.ts";
-export * from "./ablation.ts";

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { runAblation } from "../../report/ablation.ts";
-import { assertFigure, writeSyntheticRun } from "./_synthetic_run.ts";
+import { runAblation } from "../../pipeline/ablation.ts";
+import { assertFigure, writeSyntheticRun } from "../report/_synthetic_run.ts";
 
 Deno.test("runAblation runs methods × backbones once, resumes unfinished runs, writes table and report", async () => {
   const dir = await Deno.makeTempDir();

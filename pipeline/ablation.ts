@@ -8,16 +8,19 @@
 import { join } from "node:path";
 import { writeFileAtomic } from "../data/_io.ts";
 import type { MetricsSummary } from "../metrics/evaluate.ts";
-import { type AblationRun, writeAblationReport } from "./ablation_report.ts";
+import {
+  type AblationRun,
+  writeAblationReport,
+} from "../report/ablation_report.ts";
 import {
   type AblationMetrics,
   type AblationTable,
   ablationTable,
   pairedTests,
   seedTable,
-} from "./ablation_table.ts";
-import type { PairedTest } from "./ablation_report.ts";
-import type { TemperatureRow } from "./figures.ts";
+} from "../report/ablation_table.ts";
+import type { PairedTest } from "../report/ablation_report.ts";
+import type { TemperatureRow } from "../report/figures.ts";
 
 /** The pipeline call the ablation drives (`runPipeline` of `pipeline/`). */
 export type AblationRunner = (
@@ -146,8 +149,12 @@ async function runOne(
  *
  * @example
  * ```ts ignore
- * import { runAblation } from "@agcl/agcl/report";
- * import { mergeConfig, PRESETS, runPipeline } from "@agcl/agcl/pipeline";
+ * import {
+ *   mergeConfig,
+ *   PRESETS,
+ *   runAblation,
+ *   runPipeline,
+ * } from "@agcl/agcl/pipeline";
  * await runAblation({
  *   out: ".runs/ablation",
  *   backbones: [18],
