@@ -101,7 +101,10 @@ for (let step = 0; step < steps; step++) {
     }), Object.values(variables));
   const named: Record<string, tf.Tensor> = {};
   for (const [name, g] of Object.entries(grads)) named[byTfName.get(name)!] = g;
-  sgd.apply(named, scheduledLr("cosine", 0.05, step, steps));
+  sgd.apply(
+    named,
+    scheduledLr(step, { schedule: "cosine", lr: 0.05, total: steps }),
+  );
   console.log(
     `step ${step + 1}/${steps}: loss ${(await value.data())[0]!.toFixed(4)}`,
   );

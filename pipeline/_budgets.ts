@@ -281,17 +281,15 @@ export function estimateInferenceTiles(
         }
       }
       for (const [y0, y1, x0, x1] of box.values()) {
-        const o = config.inference.overlap;
+        const along = { size: p, overlap: config.inference.overlap };
         tiles += windowStarts(
           Math.max(0, y0 - grow),
           Math.min(ny, y1 + grow),
-          p,
-          o,
+          along,
         ).length * windowStarts(
           Math.max(0, x0 - grow),
           Math.min(nx, x1 + grow),
-          p,
-          o,
+          along,
         ).length;
       }
     }

@@ -7,6 +7,12 @@
 import type { LabelMap } from "../data/patch_sampler.ts";
 import type { Region, Window } from "./sliding_window.ts";
 
+/** Options for {@linkcode growLabels}. */
+export interface GrowLabelsOptions {
+  /** Steps of growth, in pixels. */
+  radius: number;
+}
+
 /**
  * Grows every label of a multi-class map by `radius` pixels into
  * background, within each axial slice (4-neighbour steps; where two labels
@@ -15,7 +21,7 @@ import type { Region, Window } from "./sliding_window.ts";
  *
  * @param map `[nz, ny, nx]` label map.
  * @param dims `[nx, ny, nz]`.
- * @param radius Steps of growth.
+ * @param options Steps of growth.
  * @returns A new map.
  *
  * @example
@@ -23,15 +29,18 @@ import type { Region, Window } from "./sliding_window.ts";
  * import { growLabels } from "@agcl/agcl/pipeline";
  * import assert from "node:assert/strict";
  *
- * const grown = growLabels(new Uint8Array([0, 0, 3, 0, 0]), [5, 1, 1], 1);
+ * const grown = growLabels(new Uint8Array([0, 0, 3, 0, 0]), [5, 1, 1], {
+ *   radius: 1,
+ * });
  * assert.deepEqual(Array.from(grown), [0, 3, 3, 3, 0]);
  * ```
  */
 export function growLabels<T extends LabelMap>(
   map: T,
   dims: [number, number, number],
-  radius: number,
+  options: GrowLabelsOptions,
 ): T {
+  const { radius } = options;
   const [nx, ny, nz] = dims;
   let cur = map.slice() as T;
   for (let step = 0; step < radius; step++) {
@@ -128,20 +137,33 @@ export interface CaseImage {
   image: Float32Array;
 }
 
+/** Options for {@linkcode cutWindows}. */
+export interface CutWindowsOptions {
+  /** The label whose attention is the last channel. */
+  target: number;
+  /** The slice. */
+  z: number;
+  /** Top-left corners of the windows. */
+  windows: Window[];
+  /** Window side. */
+  patchSize: number;
+}
+
 /**
  * Cuts windows of one slice as the stage-3 input: image channels, then the
  * binary attention of `target`; zero outside the slice.
  *
+ * @param c The image.
+ * @param attention `[nz, ny, nx]` multi-class attention.
+ * @param options Target, slice, windows and their side `p`.
  * @returns `[windows.length, p, p, channels + 1]`.
  */
 export function cutWindows(
   c: CaseImage,
   attention: LabelMap,
-  target: number,
-  z: number,
-  windows: Window[],
-  p: number,
+  options: CutWindowsOptions,
 ): Float32Array {
+  const { target, z, windows, patchSize: p } = options;
   const [nx, ny] = c.dims;
   const ch = c.channels;
   const k = ch + 1;
@@ -163,13 +185,28 @@ export function cutWindows(
   return out;
 }
 
-/** Bounding box of `target` in slice `z`, or `null` when absent. */
+/** Options for {@linkcode targetRegion}. */
+export interface TargetRegionOptions {
+  /** The label. */
+  target: number;
+  /** The slice. */
+  z: number;
+}
+
+/**
+ * Bounding box of `target` in slice `z`, or `null` when absent.
+ *
+ * @param attention `[nz, ny, nx]` multi-class attention.
+ * @param dims `[nx, ny, nz]`.
+ * @param options Target and slice.
+ * @returns The box, one past its last row and column.
+ */
 export function targetRegion(
   attention: LabelMap,
   dims: [number, number, number],
-  target: number,
-  z: number,
+  options: TargetRegionOptions,
 ): Region | null {
+  const { target, z } = options;
   const [nx, ny] = dims;
   let y0 = ny, y1 = -1, x0 = nx, x1 = -1;
   for (let y = 0; y < ny; y++) {

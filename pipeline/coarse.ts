@@ -270,7 +270,7 @@ export function coarseStage(
           prng,
         });
       }
-      const lr = scheduledLr(schedule, baseLr, step, total);
+      const lr = scheduledLr(step, { schedule, lr: baseLr, total });
       // Per-pixel class weights; labels outside the classes (VOC's 255 =
       // ignore) weigh 0, as their one-hot rows are all zero.
       let pixelWeights: Float32Array | null = null;

@@ -58,7 +58,7 @@ export async function segmentVolume(
   for (let z = 0; z < nz; z++) {
     const maps: TargetProbability[] = [];
     for (const target of options.targets) {
-      const box = targetRegion(attention, c.dims, target, z);
+      const box = targetRegion(attention, c.dims, { target, z });
       if (!box) continue;
       const m = options.margin;
       const region = {
@@ -76,14 +76,19 @@ export async function segmentVolume(
           mode: options.mode,
           sigmaScale: options.sigmaScale,
           batchSize: options.batchSize,
-        },
-        async (windows) => {
-          const x = cutWindows(c, attention, target, z, windows, p);
-          const input = tf.tensor4d(x, [windows.length, p, p, k]);
-          const fg = foregroundProbability(net, input);
-          const data = await fg.data() as Float32Array;
-          tf.dispose([input, fg]);
-          return data;
+          predict: async (windows) => {
+            const x = cutWindows(c, attention, {
+              target,
+              z,
+              windows,
+              patchSize: p,
+            });
+            const input = tf.tensor4d(x, [windows.length, p, p, k]);
+            const fg = foregroundProbability(net, input);
+            const data = await fg.data() as Float32Array;
+            tf.dispose([input, fg]);
+            return data;
+          },
         },
       );
       const inside = new Uint8Array(area);

@@ -232,22 +232,38 @@ export function createAdam(
   };
 }
 
+/** Options for {@linkcode scheduledLr}. */
+export interface ScheduledLrOptions {
+  /** `"constant"`, or cosine decay to 0 over `total` steps. */
+  schedule: "constant" | "cosine";
+  /** Base learning rate. */
+  lr: number;
+  /** Steps in the stage. */
+  total: number;
+}
+
 /**
  * Learning rate at `step` (0-based) of `total`: constant, or cosine decay
  * from `lr` to 0 (`lr·(1 + cos(π·step/total))/2`).
  *
- * @param schedule `"constant"` or `"cosine"`.
- * @param lr Base learning rate.
  * @param step Step index.
- * @param total Steps in the stage.
+ * @param options Schedule, base learning rate and steps in the stage.
  * @returns The learning rate.
+ *
+ * @example Halfway through a cosine schedule
+ * ```ts
+ * import { scheduledLr } from "@agcl/agcl/pipeline";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(scheduledLr(0, { schedule: "cosine", lr: 0.1, total: 10 }), 0.1);
+ * assert.ok(Math.abs(scheduledLr(5, { schedule: "cosine", lr: 0.1, total: 10 }) - 0.05) < 1e-12);
+ * ```
  */
 export function scheduledLr(
-  schedule: "constant" | "cosine",
-  lr: number,
   step: number,
-  total: number,
+  options: ScheduledLrOptions,
 ): number {
+  const { schedule, lr, total } = options;
   if (schedule === "constant" || total <= 0) return lr;
   return lr * 0.5 * (1 + Math.cos(Math.PI * Math.min(step, total) / total));
 }

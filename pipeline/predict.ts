@@ -114,7 +114,7 @@ async function attentionOf(
       "Cannot predict as the run was trained with given coarse masks: pass one (--coarse FILE)",
     );
   }
-  return growLabels(attention, c.dims, m.config.coarse.dilate);
+  return growLabels(attention, c.dims, { radius: m.config.coarse.dilate });
 }
 
 /** Stage 1 (or the given mask), then stage 3 and label fusion, on a canonical image. */

@@ -59,7 +59,7 @@ export function pretrainStage(
     },
     async step(_epoch, step) {
       const batch = stream!.next();
-      const lr = scheduledLr(p.schedule, p.lr, step, total);
+      const lr = scheduledLr(step, { schedule: p.schedule, lr: p.lr, total });
       const t = batchTensors(batch);
       try {
         const cls = p.method === "ce"

@@ -94,16 +94,23 @@ export function importanceMap(
  *
  * @param start First covered index.
  * @param end One past the last covered index (> start).
- * @param size Window side.
- * @param overlap Fraction of overlap in [0, 1).
+ * @param options Window side and overlap.
  * @returns Ascending, distinct starts.
+ *
+ * @example Span 10, window 4, overlap 0.25: an interval of 3, the last window flush
+ * ```ts
+ * import { windowStarts } from "@agcl/agcl/pipeline";
+ * import assert from "node:assert/strict";
+ *
+ * assert.deepEqual(windowStarts(0, 10, { size: 4, overlap: 0.25 }), [0, 3, 6]);
+ * ```
  */
 export function windowStarts(
   start: number,
   end: number,
-  size: number,
-  overlap: number,
+  options: WindowStartsOptions,
 ): number[] {
+  const { size, overlap } = options;
   const span = end - start;
   if (span <= size) return [start + Math.floor((span - size) / 2)];
   const interval = Math.max(1, Math.floor(size * (1 - overlap)));
@@ -114,6 +121,14 @@ export function windowStarts(
     if (out[out.length - 1] !== s) out.push(s);
   }
   return out;
+}
+
+/** Options for {@linkcode windowStarts}. */
+export interface WindowStartsOptions {
+  /** Window side. */
+  size: number;
+  /** Fraction of overlap in [0, 1). */
+  overlap: number;
 }
 
 /** Options for {@linkcode slidingWindowInference}. */
@@ -128,6 +143,8 @@ export interface SlidingWindowOptions {
   sigmaScale?: number;
   /** Windows handed to `predict` at once. @default {8} */
   batchSize?: number;
+  /** Returns `[windows.length, patchSize, patchSize]` values. */
+  predict: (windows: Window[]) => Promise<Float32Array>;
 }
 
 /**
@@ -138,8 +155,7 @@ export interface SlidingWindowOptions {
  *
  * @param shape `[height, width]` of the slice.
  * @param region The rectangle to cover (clipped to the slice).
- * @param options Window size, overlap, blending.
- * @param predict Returns `[windows.length, patchSize, patchSize]` values.
+ * @param options Window size, overlap, blending, and `predict`.
  * @returns `[height, width]` blended values.
  * @throws {RangeError} For an empty region or bad options.
  * @throws {TypeError} When `predict` returns the wrong length.
@@ -149,10 +165,10 @@ export interface SlidingWindowOptions {
  * import { slidingWindowInference } from "@agcl/agcl/pipeline";
  * import assert from "node:assert/strict";
  *
- * const out = await slidingWindowInference(
- *   [6, 6], { y0: 0, y1: 6, x0: 0, x1: 6 }, { patchSize: 4 },
- *   (w) => Promise.resolve(new Float32Array(w.length * 16).fill(0.5)),
- * );
+ * const out = await slidingWindowInference([6, 6], { y0: 0, y1: 6, x0: 0, x1: 6 }, {
+ *   patchSize: 4,
+ *   predict: (w) => Promise.resolve(new Float32Array(w.length * 16).fill(0.5)),
+ * });
  * assert.equal(out[0], 0.5);
  * assert.equal(out[35], 0.5);
  * ```
@@ -161,7 +177,6 @@ export async function slidingWindowInference(
   shape: [number, number],
   region: Region,
   options: SlidingWindowOptions,
-  predict: (windows: Window[]) => Promise<Float32Array>,
 ): Promise<Float32Array> {
   const [h, w] = shape;
   const {
@@ -170,6 +185,7 @@ export async function slidingWindowInference(
     mode = "gaussian",
     sigmaScale = 0.125,
     batchSize = 8,
+    predict,
   } = options;
   if (!(overlap >= 0 && overlap < 1)) {
     throw new RangeError(
@@ -192,8 +208,9 @@ export async function slidingWindowInference(
   }
   const weight = importanceMap(p, { mode, sigmaScale });
   const windows: Window[] = [];
-  for (const y of windowStarts(y0, y1, p, overlap)) {
-    for (const x of windowStarts(x0, x1, p, overlap)) windows.push({ y, x });
+  const along = { size: p, overlap };
+  for (const y of windowStarts(y0, y1, along)) {
+    for (const x of windowStarts(x0, x1, along)) windows.push({ y, x });
   }
   const acc = new Float32Array(h * w);
   const norm = new Float32Array(h * w);

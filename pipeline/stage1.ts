@@ -200,7 +200,9 @@ export async function runStage1(
     new Map(
       all.map((c) => [
         c.id,
-        growLabels(coarse.get(c.id)!, c.dims, config.coarse.dilate),
+        growLabels(coarse.get(c.id)!, c.dims, {
+          radius: config.coarse.dilate,
+        }),
       ]),
     );
   if (config.coarse.masks !== null) {

@@ -10,7 +10,7 @@ Deno.test("growLabels() grows labels into background only, lower label first", (
   const map = new Uint8Array(15);
   map[5] = 2;
   map[9] = 1;
-  const g1 = growLabels(map, [5, 3, 1], 1);
+  const g1 = growLabels(map, [5, 3, 1], { radius: 1 });
   assert.deepEqual(Array.from(g1), [
     2,
     0,
@@ -29,23 +29,26 @@ Deno.test("growLabels() grows labels into background only, lower label first", (
     1,
   ]);
   // Step 2: (2,1) is reached by both 2 and 1: the lower label (1) wins.
-  const g2 = growLabels(map, [5, 3, 1], 2);
+  const g2 = growLabels(map, [5, 3, 1], { radius: 2 });
   assert.equal(g2[7], 1);
   assert.equal(g2[5], 2); // labelled pixels never change
-  assert.deepEqual(Array.from(growLabels(map, [5, 3, 1], 0)), Array.from(map));
+  assert.deepEqual(
+    Array.from(growLabels(map, [5, 3, 1], { radius: 0 })),
+    Array.from(map),
+  );
 });
 
 Deno.test("targetRegion() returns the bounding box of a target in one slice", () => {
   const att = new Uint8Array(2 * 4 * 4);
   att[16 + 1 * 4 + 2] = 3;
   att[16 + 3 * 4 + 1] = 3;
-  assert.deepEqual(targetRegion(att, [4, 4, 2], 3, 1), {
+  assert.deepEqual(targetRegion(att, [4, 4, 2], { target: 3, z: 1 }), {
     y0: 1,
     y1: 4,
     x0: 1,
     x1: 3,
   });
-  assert.equal(targetRegion(att, [4, 4, 2], 3, 0), null);
+  assert.equal(targetRegion(att, [4, 4, 2], { target: 3, z: 0 }), null);
 });
 
 Deno.test("cutWindows() cuts image and binary attention, zero outside the slice", () => {
@@ -54,16 +57,20 @@ Deno.test("cutWindows() cuts image and binary attention, zero outside the slice"
   const att = new Uint8Array(9);
   att[4] = 5;
   att[0] = 2;
-  const x = cutWindows({ dims: [3, 3, 1], channels: 1, image }, att, 5, 0, [{
-    y: -1,
-    x: 0,
-  }], 2);
+  const x = cutWindows({ dims: [3, 3, 1], channels: 1, image }, att, {
+    target: 5,
+    z: 0,
+    windows: [{ y: -1, x: 0 }],
+    patchSize: 2,
+  });
   // Window rows -1..0, cols 0..1: row -1 is zero; row 0 = (1, 2).
   assert.deepEqual(Array.from(x), [0, 0, 0, 0, 1, 0, 2, 0]);
-  const y = cutWindows({ dims: [3, 3, 1], channels: 1, image }, att, 5, 0, [{
-    y: 1,
-    x: 1,
-  }], 2);
+  const y = cutWindows({ dims: [3, 3, 1], channels: 1, image }, att, {
+    target: 5,
+    z: 0,
+    windows: [{ y: 1, x: 1 }],
+    patchSize: 2,
+  });
   assert.deepEqual(Array.from(y), [5, 1, 6, 0, 8, 0, 9, 0]);
 });
 

@@ -78,8 +78,19 @@ Deno.test("optimisers leak no tensors per step", () => {
 });
 
 Deno.test("scheduledLr() is constant or a cosine from lr to 0", () => {
-  assert.equal(scheduledLr("constant", 0.1, 5, 10), 0.1);
-  assert.equal(scheduledLr("cosine", 0.1, 0, 10), 0.1);
-  assertAlmostEquals(scheduledLr("cosine", 0.1, 5, 10), 0.05, 1e-12);
-  assertAlmostEquals(scheduledLr("cosine", 0.1, 10, 10), 0, 1e-12);
+  assert.equal(
+    scheduledLr(5, { schedule: "constant", lr: 0.1, total: 10 }),
+    0.1,
+  );
+  assert.equal(scheduledLr(0, { schedule: "cosine", lr: 0.1, total: 10 }), 0.1);
+  assertAlmostEquals(
+    scheduledLr(5, { schedule: "cosine", lr: 0.1, total: 10 }),
+    0.05,
+    1e-12,
+  );
+  assertAlmostEquals(
+    scheduledLr(10, { schedule: "cosine", lr: 0.1, total: 10 }),
+    0,
+    1e-12,
+  );
 });

@@ -8,13 +8,18 @@ import {
 } from "../../pipeline/mod.ts";
 
 Deno.test("windowStarts() follows MONAI's scan: interval size*(1-overlap), last flush", () => {
-  assert.deepEqual(windowStarts(0, 6, 4, 0.5), [0, 2]);
+  assert.deepEqual(windowStarts(0, 6, { size: 4, overlap: 0.5 }), [0, 2]);
   // span 10, size 4, overlap 0.25 → interval 3, ceil(6/3)+1 = 3 windows.
-  assert.deepEqual(windowStarts(0, 10, 4, 0.25), [0, 3, 6]);
+  assert.deepEqual(windowStarts(0, 10, { size: 4, overlap: 0.25 }), [0, 3, 6]);
   // span 11 → ceil(7/3)+1 = 4 windows, the last clamped to 7.
-  assert.deepEqual(windowStarts(0, 11, 4, 0.25), [0, 3, 6, 7]);
+  assert.deepEqual(windowStarts(0, 11, { size: 4, overlap: 0.25 }), [
+    0,
+    3,
+    6,
+    7,
+  ]);
   // A span shorter than the window: one window centred on it.
-  assert.deepEqual(windowStarts(5, 7, 4, 0.25), [4]);
+  assert.deepEqual(windowStarts(5, 7, { size: 4, overlap: 0.25 }), [4]);
 });
 
 Deno.test("importanceMap() is a max-normalised Gaussian with sigma = scale*size", () => {
@@ -44,8 +49,7 @@ Deno.test("slidingWindowInference() constant blending averages overlapping windo
   const out = await slidingWindowInference(
     [4, 6],
     { y0: 0, y1: 4, x0: 0, x1: 6 },
-    { patchSize: 4, overlap: 0.5, mode: "constant" },
-    halves(4),
+    { patchSize: 4, overlap: 0.5, mode: "constant", predict: halves(4) },
   );
   for (let y = 0; y < 4; y++) {
     assertAlmostEquals(Array.from(out.subarray(y * 6, y * 6 + 6)), [
@@ -63,8 +67,13 @@ Deno.test("slidingWindowInference() Gaussian blending weights by distance to eac
   const out = await slidingWindowInference(
     [4, 6],
     { y0: 0, y1: 4, x0: 0, x1: 6 },
-    { patchSize: 4, overlap: 0.5, mode: "gaussian", sigmaScale: 0.125 },
-    halves(4),
+    {
+      patchSize: 4,
+      overlap: 0.5,
+      mode: "gaussian",
+      sigmaScale: 0.125,
+      predict: halves(4),
+    },
   );
   // sigma = 0.5; column 2 is offset 0.5 from window 1's centre (1.5) and 1.5
   // from window 2's (3.5): value = g(.5)/(g(.5)+g(1.5)) = 1/(1+e^-4).
@@ -82,10 +91,13 @@ Deno.test("slidingWindowInference() covers only the region and clips windows at 
   const out = await slidingWindowInference(
     [5, 5],
     { y0: 0, y1: 2, x0: 3, x1: 5 },
-    { patchSize: 4, batchSize: 1 },
-    (w) => {
-      seen.push(...w);
-      return Promise.resolve(new Float32Array(16).fill(0.25));
+    {
+      patchSize: 4,
+      batchSize: 1,
+      predict: (w) => {
+        seen.push(...w);
+        return Promise.resolve(new Float32Array(16).fill(0.25));
+      },
     },
   );
   // One window centred on the 2×2 region: starts at y = -1, x = 2.
@@ -100,13 +112,15 @@ Deno.test("slidingWindowInference() rejects an empty region and a wrong predict 
   await assert.rejects(
     slidingWindowInference([4, 4], { y0: 2, y1: 2, x0: 0, x1: 4 }, {
       patchSize: 2,
-    }, () => Promise.resolve(new Float32Array(4))),
+      predict: () => Promise.resolve(new Float32Array(4)),
+    }),
     { name: "RangeError", message: /'region' must overlap the 4×4 slice/ },
   );
   await assert.rejects(
     slidingWindowInference([4, 4], { y0: 0, y1: 4, x0: 0, x1: 4 }, {
       patchSize: 2,
-    }, () => Promise.resolve(new Float32Array(3))),
+      predict: () => Promise.resolve(new Float32Array(3)),
+    }),
     { name: "TypeError", message: /'predict' must return/ },
   );
 });
