@@ -334,7 +334,8 @@ export async function evaluateCases(
     mode: options.progress,
   });
   for (const c of data.evaluation) {
-    const fused = await segmentVolume(net, c, attention.get(c.id)!, {
+    const fused = await segmentVolume(net, c, {
+      attention: attention.get(c.id)!,
       ...config.inference,
       patchSize: config.patchSize,
       targets: data.targets.map((t) => t.id),

@@ -22,6 +22,8 @@ import {
 
 /** Options for {@linkcode segmentVolume}. */
 export interface SegmentVolumeOptions extends InferenceConfig {
+  /** `[nz, ny, nx]` coarse multi-class map. */
+  attention: LabelMap;
   /** Patch side. */
   patchSize: number;
   /** Target label ids, ascending (the fusion tie rule follows this order). */
@@ -39,16 +41,15 @@ export interface SegmentVolumeOptions extends InferenceConfig {
  *
  * @param net The stage-3 network.
  * @param c The image.
- * @param attention `[nz, ny, nx]` coarse multi-class map.
- * @param options Window and target settings.
+ * @param options The attention, window and target settings.
  * @returns `[nz, ny, nx]` fused labels.
  */
 export async function segmentVolume(
   net: DeepLab,
   c: CaseImage,
-  attention: LabelMap,
   options: SegmentVolumeOptions,
 ): Promise<LabelMap> {
+  const { attention } = options;
   const [nx, ny, nz] = c.dims;
   const p = options.patchSize;
   const k = c.channels + 1;

@@ -124,7 +124,8 @@ async function segmentCanonical(
   coarse: LabelMap | undefined,
 ): Promise<LabelMap> {
   const attention = await attentionOf(m, c, coarse);
-  return await segmentVolume(m.segment, c, attention, {
+  return await segmentVolume(m.segment, c, {
+    attention,
     ...m.config.inference,
     patchSize: m.config.patchSize,
     targets: m.targets.map((t) => t.id),

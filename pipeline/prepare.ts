@@ -325,20 +325,27 @@ function asLabelMap(
   return toLabelMap(data, max);
 }
 
+/** Options for {@linkcode prepareCase}. */
+export interface PrepareCaseOptions {
+  /** Domain index into {@linkcode PreparedData.domains}. */
+  domain: number;
+  /** The intensity mapping. */
+  intensity: ResolvedIntensity;
+}
+
 /**
  * Reads one image (and label) into canonical orientation.
  *
  * @param entry The case.
- * @param domain Its domain index.
- * @param intensity The intensity mapping.
+ * @param options Its domain index and the intensity mapping.
  * @returns The case in memory.
  * @throws {Error} For unreadable files (the message names the file).
  */
 export async function prepareCase(
   entry: CaseEntry,
-  domain: number,
-  intensity: ResolvedIntensity,
+  options: PrepareCaseOptions,
 ): Promise<PreparedCase> {
+  const { domain, intensity } = options;
   const original = await readNifti(entry.image);
   const canon = toCanonical(original);
   const image = normalizeIntensity(canon, intensity);
@@ -364,6 +371,14 @@ export async function prepareCase(
   return out;
 }
 
+/** Options for {@linkcode heldOutIndices}. */
+export interface HeldOutIndicesOptions {
+  /** Fraction to hold out. */
+  fraction: number;
+  /** The run's seed. */
+  seed: number;
+}
+
 /**
  * Picks the held-out cases of a dataset without a validation list: a seeded
  * `fraction` of the cases (at least one, and at least one left to train
@@ -372,15 +387,14 @@ export async function prepareCase(
  * only when no domain has two does the draw span domains.
  *
  * @param domains Domain of each labelled case.
- * @param fraction Fraction to hold out.
- * @param seed The run's seed.
+ * @param options Fraction to hold out and the run's seed.
  * @returns Indices of the held-out cases.
  */
 export function heldOutIndices(
   domains: string[],
-  fraction: number,
-  seed: number,
+  options: HeldOutIndicesOptions,
 ): Set<number> {
+  const { fraction, seed } = options;
   const n = domains.length;
   const prng = new Prng(seed + 7919);
   const groups = new Map<string, number[]>();
@@ -400,6 +414,14 @@ export function heldOutIndices(
   return new Set(stratifiable.flatMap(pick));
 }
 
+/** Options for {@linkcode prepareData}. */
+export interface PrepareDataOptions {
+  /** Called after each case is read. */
+  onCase?: (done: number, total: number) => void;
+  /** Receives warnings (VOC classes absent from training, repeated entries, …). */
+  onWarning?: (message: string) => void;
+}
+
 /**
  * Loads the dataset of a config (a `dataset.json`, or a PASCAL VOC folder),
  * splits it and reads every case.
@@ -412,8 +434,7 @@ export function heldOutIndices(
  *
  * @param path `dataset.json` path.
  * @param config The run's config (seed, split fraction, intensity).
- * @param onCase Called after each case is read.
- * @param onWarning Receives warnings (VOC classes absent from training).
+ * @param options Progress and warning callbacks.
  * @returns The prepared data.
  * @throws {Error} When the dataset has fewer than 2 labelled cases, or a
  * label has no voxel in the training cases (the label is named).
@@ -421,9 +442,9 @@ export function heldOutIndices(
 export async function prepareData(
   path: string,
   config: PipelineConfig,
-  onCase?: (done: number, total: number) => void,
-  onWarning?: (message: string) => void,
+  options: PrepareDataOptions = {},
 ): Promise<PreparedData> {
+  const { onCase, onWarning } = options;
   if (await isVocFolder(path)) return prepareVoc(path, onCase, onWarning);
   const dataset = await loadDataset(path);
   const targets = Object.entries(dataset.labels)
@@ -470,11 +491,10 @@ export async function prepareData(
         `Cannot train on ${path}: it has ${labelled.length} labelled training case(s) and no validation list; at least 2 are needed to hold one out`,
       );
     }
-    const evalSet = heldOutIndices(
-      labelled.map((e) => e.domain),
-      config.validationFraction,
-      config.seed,
-    );
+    const evalSet = heldOutIndices(labelled.map((e) => e.domain), {
+      fraction: config.validationFraction,
+      seed: config.seed,
+    });
     trainEntries = labelled.filter((_, i) => !evalSet.has(i));
     evalEntries = labelled.filter((_, i) => evalSet.has(i));
     split = {
@@ -517,7 +537,7 @@ export async function prepareData(
     const out: PreparedCase[] = [];
     for (const e of entries) {
       const d = Math.max(0, domains.indexOf(e.domain));
-      const c = await prepareCase(e, d, mapping);
+      const c = await prepareCase(e, { domain: d, intensity: mapping });
       for (const note of c.original.assumed ?? []) {
         onWarning?.(`${e.image}: ${note}`);
       }

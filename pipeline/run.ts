@@ -160,11 +160,14 @@ export async function runPipeline(
   let t0 = clock();
   const dataPath = await resolveDataPath(config, join(out, "data"));
   let prepBar: Progress | undefined;
-  const data = await prepareData(dataPath, config, (done, total) => {
-    prepBar ??= new Progress("prepare", total, { mode: progress });
-    prepBar.tick();
-    if (done === total) prepBar.done();
-  }, warn);
+  const data = await prepareData(dataPath, config, {
+    onCase: (done, total) => {
+      prepBar ??= new Progress("prepare", total, { mode: progress });
+      prepBar.tick();
+      if (done === total) prepBar.done();
+    },
+    onWarning: warn,
+  });
   const s = seeds(config.seed);
   const plan = planStage1(config, data, { seed: s.folds });
   const pretrainJitter = resolveJitter(config.pretrain.jitter, data.intensity);

@@ -30,13 +30,15 @@ Deno.test("segmentVolume() labels only within `margin` pixels of each target's a
     targets: [1, 2],
   };
   const before = tf.memory().numTensors;
-  const inside = await segmentVolume(sure, c, attention, {
+  const inside = await segmentVolume(sure, c, {
     ...options,
+    attention,
     margin: 0,
   });
   assert.deepEqual(Array.from(inside), Array.from(attention));
-  const out = await segmentVolume(sure, c, attention, {
+  const out = await segmentVolume(sure, c, {
     ...options,
+    attention,
     margin: 2,
   });
   for (let y = 0; y < ny; y++) {

@@ -107,19 +107,25 @@ Deno.test("prepareData() refuses a label with no voxels in training, naming it",
 });
 
 Deno.test("heldOutIndices: one domain is a seeded draw; several are held out within each domain", () => {
-  const one = heldOutIndices(Array(10).fill("x"), 0.3, 4);
+  const one = heldOutIndices(Array(10).fill("x"), { fraction: 0.3, seed: 4 });
   assert.equal(one.size, 3);
-  assert.deepEqual(heldOutIndices(Array(10).fill("x"), 0.3, 4), one);
+  assert.deepEqual(
+    heldOutIndices(Array(10).fill("x"), { fraction: 0.3, seed: 4 }),
+    one,
+  );
   const doms = ["a", "a", "a", "a", "b", "b", "c"];
-  const s = heldOutIndices(doms, 0.34, 1);
+  const s = heldOutIndices(doms, { fraction: 0.34, seed: 1 });
   const held = (d: string) => [...s].filter((i) => doms[i] === d).length;
   assert.equal(held("a"), 1); // round(4 · 0.34)
   assert.equal(held("b"), 1); // 2 cases: one held out, one kept
   assert.equal(held("c"), 0); // a single case stays in training
   // Only single-case domains: the draw spans them, keeping one to train on.
-  const two = heldOutIndices(["ch2", "ch2better"], 0.34, 0);
+  const two = heldOutIndices(["ch2", "ch2better"], { fraction: 0.34, seed: 0 });
   assert.equal(two.size, 1);
-  assert.equal(heldOutIndices(["a", "b", "c"], 0.9, 0).size, 2);
+  assert.equal(
+    heldOutIndices(["a", "b", "c"], { fraction: 0.9, seed: 0 }).size,
+    2,
+  );
 });
 
 Deno.test("prepareData() warns when an evaluation domain has no training case", async () => {
@@ -130,8 +136,7 @@ Deno.test("prepareData() warns when an evaluation domain has no training case", 
     const data = await prepareData(
       json,
       mergeConfig(PRESETS.tiny, {}),
-      undefined,
-      (m) => warnings.push(m),
+      { onWarning: (m) => warnings.push(m) },
     );
     assert.equal(data.evaluation.length, 1);
     const d = data.evaluation[0]!.entry.domain;
@@ -197,8 +202,7 @@ Deno.test("prepareData() drops a repeated training entry with a warning and reco
     const data = await prepareData(
       json,
       mergeConfig(PRESETS.tiny, {}),
-      undefined,
-      (m) => warnings.push(m),
+      { onWarning: (m) => warnings.push(m) },
     );
     const image = join(dir, "imagesTr", "c0.nii.gz");
     assert.deepEqual(data.split.train, ["c0", "c1"]);
@@ -231,8 +235,7 @@ Deno.test("prepareData() warns about NaN or infinite voxels, naming the image", 
     await prepareData(
       json,
       mergeConfig(PRESETS.tiny, { intensity: "percentile" }),
-      undefined,
-      (m) => warnings.push(m),
+      { onWarning: (m) => warnings.push(m) },
     );
     assert.ok(
       warnings.includes(
@@ -270,8 +273,7 @@ Deno.test("prepareData() warns when an image's voxel size is assumed (pixdim 0, 
     await prepareData(
       json,
       mergeConfig(PRESETS.tiny, { intensity: "percentile" }),
-      undefined,
-      (m) => warnings.push(m),
+      { onWarning: (m) => warnings.push(m) },
     );
     assert.deepEqual(warnings, [
       `${image}: pixdim[1..3] is [0,0,0] and qform_code and sform_code are 0: a voxel size of 1 mm was assumed along x, y, z, so distances in mm (HD95, MSD) may be meaningless`,
