@@ -69,7 +69,7 @@ async function main(args: string[]): Promise<void> {
       throw new UsageError(`predict: --${k} is required; see --help`);
     }
   }
-  const options: PredictFileOptions = {
+  const options: Omit<PredictFileOptions, "out"> = {
     onWarning: (m) => console.error(`warning: ${m}`),
   };
   const k = values["volume-index"];
@@ -85,12 +85,11 @@ async function main(args: string[]): Promise<void> {
   const report = await selectBackend(values.backend, { purpose: "infer" });
   console.error(`backend: ${report.name} (${report.reason})`);
   if (!(await isDirectory(values.image!))) {
-    const r = await predictFile(
-      values.model!,
-      values.image!,
-      values.out!,
-      values.coarse ? { ...options, coarse: values.coarse } : options,
-    );
+    const r = await predictFile(values.model!, values.image!, {
+      ...options,
+      out: values.out!,
+      ...(values.coarse ? { coarse: values.coarse } : {}),
+    });
     console.log(`wrote ${r.out}`);
     return;
   }
@@ -116,14 +115,11 @@ async function main(args: string[]): Promise<void> {
     for (const name of names) {
       const image = /\.nii(\.gz)?$/i.test(name);
       const outName = image ? name : name.replace(/\.[a-z]+$/i, ".png");
-      await predictFile(
-        model,
-        join(values.image!, name),
-        join(values.out!, outName),
-        values.coarse
-          ? { ...options, coarse: join(values.coarse, outName) }
-          : options,
-      );
+      await predictFile(model, join(values.image!, name), {
+        ...options,
+        out: join(values.out!, outName),
+        ...(values.coarse ? { coarse: join(values.coarse, outName) } : {}),
+      });
       bar.tick(1, name);
     }
     bar.done();

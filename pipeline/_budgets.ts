@@ -135,7 +135,10 @@ export async function measureStepTimes(
   let coarseForwardMsPerSlice: number | null = null;
   if (config.coarse.masks === null && config.coarse.epochs !== 0) {
     const net = buildCoarseNet(config, channels, maxLabel + 1, seed);
-    const spec = coarseStage(config, net, data.train, maxLabel + 1, seed, {
+    const spec = coarseStage(config, net, {
+      cases: data.train,
+      nClasses: maxLabel + 1,
+      seed,
       flip: plan.flip,
       jitter: plan.jitter,
     });
@@ -193,13 +196,11 @@ export async function measureStepTimes(
         groupSize: p.groupSize,
         augment: { crop: { scale: p.cropScale } },
       });
-      const spec = pretrainStage(
-        config,
-        encoder,
+      const spec = pretrainStage(config, encoder, {
         head,
         stream,
-        new Map(targets.map((t, i) => [t, i])),
-      );
+        targetIndex: new Map(targets.map((t, i) => [t, i])),
+      });
       try {
         msPerStep.pretrain = await timeSteps(spec, steps);
       } finally {

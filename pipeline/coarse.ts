@@ -36,17 +36,28 @@ export function paddingMultiple(config: PipelineConfig): number {
   return config.model.stem === "cifar" ? 8 : 32;
 }
 
+/** Options for {@linkcode sliceBatch}. */
+export interface SliceBatchOptions {
+  /** Padded height `h` (at least every picked slice's). */
+  height: number;
+  /** Padded width `w` (at least every picked slice's). */
+  width: number;
+}
+
 /**
  * Copies slices into a zero-padded batch.
  *
+ * @param cases The cases.
+ * @param picks `[case index, slice]` of each batch item.
+ * @param options The padded size.
  * @returns `x` `[b, h, w, channels]` and `y` `[b, h, w]` (0 where padded).
  */
 export function sliceBatch(
   cases: SliceSource[],
   picks: [number, number][],
-  h: number,
-  w: number,
+  options: SliceBatchOptions,
 ): { x: Float32Array; y: Int32Array; channels: number } {
+  const { height: h, width: w } = options;
   const channels = cases[picks[0]![0]]!.channels;
   const x = new Float32Array(picks.length * h * w * channels);
   const y = new Int32Array(picks.length * h * w);
@@ -92,7 +103,7 @@ export async function predictCoarse(
     for (let z = z0; z < Math.min(nz, z0 + options.batchSize); z++) {
       picks.push([0, z]);
     }
-    const { x, channels } = sliceBatch([c], picks, h, w);
+    const { x, channels } = sliceBatch([c], picks, { height: h, width: w });
     const arg = tf.tidy(() => {
       const input = tf.tensor4d(x, [picks.length, h, w, channels]);
       return net.apply(input, { training: false }).argMax(-1);
@@ -112,14 +123,21 @@ export async function predictCoarse(
 
 const SIDE = /(^|[^a-z])(left|right|[lr])([^a-z]|$)/i;
 
+/** Options for {@linkcode resolveCoarseFlip}. */
+export interface ResolveCoarseFlipOptions {
+  /** Names of the target labels. */
+  labelNames: string[];
+  /** The training cases (their `dims`). */
+  cases: { dims: [number, number, number] }[];
+}
+
 /**
  * Resolves `config.coarse.flip`: `"auto"` mirrors training slices when every
  * case is a volume of more than one slice and no label name names a side
  * (`left`, `right`, or a lone `l`/`r` word such as `kidney_l`).
  *
  * @param flip The configured value.
- * @param labelNames Names of the target labels.
- * @param cases The training cases (their `dims`).
+ * @param options Names of the target labels and the training cases (their `dims`).
  * @returns Whether to mirror.
  *
  * @example
@@ -128,16 +146,18 @@ const SIDE = /(^|[^a-z])(left|right|[lr])([^a-z]|$)/i;
  * import assert from "node:assert/strict";
  *
  * const vol = [{ dims: [45, 108, 90] as [number, number, number] }];
- * assert.equal(resolveCoarseFlip("auto", ["frontal", "temporal"], vol), true);
- * assert.equal(resolveCoarseFlip("auto", ["kidney_left", "liver"], vol), false);
- * assert.equal(resolveCoarseFlip("auto", ["digit_0"], [{ dims: [84, 64, 1] }]), false);
+ * const flip = (labelNames: string[], cases = vol) =>
+ *   resolveCoarseFlip("auto", { labelNames, cases });
+ * assert.equal(flip(["frontal", "temporal"]), true);
+ * assert.equal(flip(["kidney_left", "liver"]), false);
+ * assert.equal(flip(["digit_0"], [{ dims: [84, 64, 1] }]), false);
  * ```
  */
 export function resolveCoarseFlip(
   flip: PipelineConfig["coarse"]["flip"],
-  labelNames: string[],
-  cases: { dims: [number, number, number] }[],
+  options: ResolveCoarseFlipOptions,
 ): boolean {
+  const { labelNames, cases } = options;
   if (flip !== "auto") return flip === "horizontal";
   return cases.length > 0 && cases.every((c) => c.dims[2] > 1) &&
     !labelNames.some((n) => SIDE.test(n));
@@ -190,10 +210,16 @@ export function inverseSqrtClassWeights(
 
 /** Options of {@linkcode coarseStage}. */
 export interface CoarseStageOptions {
-  /** Mirror training slices left-right (resolved `coarse.flip`). */
-  flip: boolean;
-  /** Intensity or colour jitter (resolved `coarse.jitter`). */
-  jitter: boolean;
+  /** The training cases. */
+  cases: SliceSource[];
+  /** Number of classes, background included. */
+  nClasses: number;
+  /** Seed of the slice order and the augmentation. */
+  seed: number;
+  /** Mirror training slices left-right (resolved `coarse.flip`). @default {false} */
+  flip?: boolean;
+  /** Intensity or colour jitter (resolved `coarse.jitter`). @default {false} */
+  jitter?: boolean;
   /** Stage name of the checkpoints (a cross-fit fold's own). @default {"coarse"} */
   stage?: Stage;
 }
@@ -207,11 +233,9 @@ export interface CoarseStageOptions {
 export function coarseStage(
   config: PipelineConfig,
   net: DeepLab,
-  cases: SliceSource[],
-  nClasses: number,
-  seed: number,
-  options: CoarseStageOptions = { flip: false, jitter: false },
+  options: CoarseStageOptions,
 ): StageSpec {
+  const { cases, nClasses, seed, flip = false, jitter = false } = options;
   const multiple = paddingMultiple(config);
   const h = roundUp(Math.max(...cases.map((c) => c.dims[1])), multiple);
   const w = roundUp(Math.max(...cases.map((c) => c.dims[0])), multiple);
@@ -225,18 +249,18 @@ export function coarseStage(
   const total = epochs * stepsPerEpoch;
   const co = config.coarse;
   const augment = {
-    flipP: options.flip ? 0.5 : 0,
+    flipP: flip ? 0.5 : 0,
     degrees: co.rotation,
     scale: co.scale,
     translate: co.translate,
-    intensity: options.jitter ? {} : false as const,
-    color: options.jitter ? {} : false as const,
+    intensity: jitter ? {} : false as const,
+    color: jitter ? {} : false as const,
   };
   const classWeights = config.coarse.classWeights === "inverse-sqrt"
     ? inverseSqrtClassWeights(cases, nClasses)
     : null;
-  const augmenting = options.flip || co.rotation > 0 || co.translate > 0 ||
-    co.scale[0] !== 1 || co.scale[1] !== 1 || options.jitter;
+  const augmenting = flip || co.rotation > 0 || co.translate > 0 ||
+    co.scale[0] !== 1 || co.scale[1] !== 1 || jitter;
   const variables = namedVariables({ "": net });
   const trainable = pickTrainable(variables, net.trainableVariables());
   const optimizer = createAdam(trainable);
@@ -262,7 +286,10 @@ export function coarseStage(
         orderEpoch = epoch;
       }
       const picks = order.slice(i * batchSize, (i + 1) * batchSize);
-      const { x, y, channels } = sliceBatch(cases, picks, h, w);
+      const { x, y, channels } = sliceBatch(cases, picks, {
+        height: h,
+        width: w,
+      });
       if (augmenting) {
         augmentSliceBatch(x, y, {
           shape: [picks.length, h, w, channels],

@@ -326,6 +326,8 @@ export async function predictImage(
 
 /** Options for {@linkcode predictFile}. */
 export interface PredictFileOptions {
+  /** The output file: `.nii`, `.nii.gz`, or `.png` for image inputs. */
+  out: string;
   /**
    * Coarse mask file (`.nii`/`.nii.gz`, or a label `.png` for image
    * inputs); required when the run used `--coarse`.
@@ -378,8 +380,7 @@ function kindOf(path: string): "image" | "nifti" | null {
  *
  * @param model A run directory or a model from {@linkcode loadTrainedModel}.
  * @param imagePath The input file.
- * @param outPath The output file.
- * @param options Coarse mask file, PNG palette.
+ * @param options The output file, coarse mask file, PNG palette.
  * @returns What was written.
  * @throws {TypeError} For an unknown extension, a NIfTI-to-PNG request,
  * or channels that differ from the run's.
@@ -388,9 +389,9 @@ function kindOf(path: string): "image" | "nifti" | null {
 export async function predictFile(
   model: TrainedModel | string,
   imagePath: string,
-  outPath: string,
-  options: PredictFileOptions = {},
+  options: PredictFileOptions,
 ): Promise<PredictFileResult> {
+  const outPath = options.out;
   const inKind = kindOf(imagePath);
   const outKind = kindOf(outPath);
   if (inKind === null) {

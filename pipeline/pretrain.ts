@@ -21,6 +21,16 @@ import {
 } from "./_models.ts";
 import { batchTensors, optimizeStep, stageEpochs } from "./_train_util.ts";
 
+/** Options for {@linkcode pretrainStage}. */
+export interface PretrainStageOptions {
+  /** The projection (or, for `ce`, classification) head. */
+  head: Head;
+  /** The patch stream; `null` for `none` (no training). */
+  stream: BatchStream | null;
+  /** Class index of each target label, for the `ce` head. */
+  targetIndex: Map<number, number>;
+}
+
 /**
  * Builds the stage-2 spec. Targets are mapped to class indices by
  * `targetIndex` for the `ce` head.
@@ -28,10 +38,9 @@ import { batchTensors, optimizeStep, stageEpochs } from "./_train_util.ts";
 export function pretrainStage(
   config: PipelineConfig,
   encoder: Encoder,
-  head: Head,
-  stream: BatchStream | null,
-  targetIndex: Map<number, number>,
+  options: PretrainStageOptions,
 ): StageSpec {
+  const { head, stream, targetIndex } = options;
   const p = config.pretrain;
   const variables = namedVariables({ encoder, "": head });
   const trainable = pickTrainable(variables, [

@@ -145,11 +145,10 @@ export function planStage1(
   options: { seed: number },
 ): Stage1Plan {
   const plan: Stage1Plan = {
-    flip: resolveCoarseFlip(
-      config.coarse.flip,
-      data.targets.map((t) => t.name),
-      data.train,
-    ),
+    flip: resolveCoarseFlip(config.coarse.flip, {
+      labelNames: data.targets.map((t) => t.name),
+      cases: data.train,
+    }),
     jitter: resolveJitter(config.coarse.jitter, data.intensity),
     trainSource: config.coarse.masks !== null
       ? "given"
@@ -248,14 +247,14 @@ export async function runStage1(
         stage,
         namedVariables({ "": net }),
         () =>
-          coarseStage(
-            config,
-            net,
+          coarseStage(config, net, {
             cases,
-            maxLabel + 1,
-            (seeds.shuffle + salt) >>> 0,
-            { flip, jitter, stage },
-          ),
+            nClasses: maxLabel + 1,
+            seed: (seeds.shuffle + salt) >>> 0,
+            flip,
+            jitter,
+            stage,
+          }),
       );
       await predictInto(net, predict);
     } finally {

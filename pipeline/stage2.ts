@@ -286,13 +286,11 @@ export async function runStage2(
         if (p.method === "none") {
           calibrateBatchNorm(encoder, stream, p.calibrationBatches);
         }
-        return pretrainStage(
-          config,
-          encoder,
+        return pretrainStage(config, encoder, {
           head,
-          p.method === "none" ? null : stream,
-          new Map(targets.map((t, i) => [t, i])),
-        );
+          stream: p.method === "none" ? null : stream,
+          targetIndex: new Map(targets.map((t, i) => [t, i])),
+        });
       },
     );
   } catch (e) {

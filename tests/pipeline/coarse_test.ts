@@ -20,7 +20,10 @@ const vol = (nz: number) => ({
 
 Deno.test("resolveCoarseFlip: auto mirrors side-free 3D labels only", () => {
   const brain = ["frontal", "insula_cingulate", "deep_grey", "cerebellum"];
-  assert.equal(resolveCoarseFlip("auto", brain, [vol(90), vol(90)]), true);
+  assert.equal(
+    resolveCoarseFlip("auto", { labelNames: brain, cases: [vol(90), vol(90)] }),
+    true,
+  );
   // A label that names a side, in any of the usual spellings.
   for (
     const sided of [
@@ -33,25 +36,46 @@ Deno.test("resolveCoarseFlip: auto mirrors side-free 3D labels only", () => {
     ]
   ) {
     assert.equal(
-      resolveCoarseFlip("auto", [...brain, sided], [vol(90)]),
+      resolveCoarseFlip("auto", {
+        labelNames: [...brain, sided],
+        cases: [vol(90)],
+      }),
       false,
       sided,
     );
   }
   // Words merely containing l/r or left/right letters do not count.
   assert.equal(
-    resolveCoarseFlip("auto", ["liver", "bright_spot", "cleft"], [vol(4)]),
+    resolveCoarseFlip("auto", {
+      labelNames: ["liver", "bright_spot", "cleft"],
+      cases: [vol(4)],
+    }),
     true,
   );
   // 2D images (a single slice) are never mirrored by auto.
-  assert.equal(resolveCoarseFlip("auto", ["digit_0"], [vol(1), vol(4)]), false);
-  assert.equal(resolveCoarseFlip("auto", brain, []), false);
+  assert.equal(
+    resolveCoarseFlip("auto", {
+      labelNames: ["digit_0"],
+      cases: [vol(1), vol(4)],
+    }),
+    false,
+  );
+  assert.equal(
+    resolveCoarseFlip("auto", { labelNames: brain, cases: [] }),
+    false,
+  );
   // Explicit choices win.
   assert.equal(
-    resolveCoarseFlip("horizontal", ["kidney_left"], [vol(1)]),
+    resolveCoarseFlip("horizontal", {
+      labelNames: ["kidney_left"],
+      cases: [vol(1)],
+    }),
     true,
   );
-  assert.equal(resolveCoarseFlip("none", brain, [vol(90)]), false);
+  assert.equal(
+    resolveCoarseFlip("none", { labelNames: brain, cases: [vol(90)] }),
+    false,
+  );
 });
 
 Deno.test("resolveJitter: auto is off for HU-windowed CT only", () => {
@@ -83,7 +107,10 @@ Deno.test("coarseStage: augmented steps are seeded, leak-free, and the cosine lr
   });
   const run = async () => {
     const net = buildCoarseNet(config, 1, 3, 7);
-    const spec = coarseStage(config, net, tinyCases(), 3, 5, {
+    const spec = coarseStage(config, net, {
+      cases: tinyCases(),
+      nClasses: 3,
+      seed: 5,
       flip: true,
       jitter: true,
     });
@@ -127,7 +154,11 @@ Deno.test("coarseStage: class-weighted cross-entropy steps are finite and leak-f
     coarse: { epochs: 1, batchSize: 3, classWeights: "inverse-sqrt" },
   });
   const net = buildCoarseNet(config, 1, 3, 7);
-  const spec = coarseStage(config, net, tinyCases(), 3, 5);
+  const spec = coarseStage(config, net, {
+    cases: tinyCases(),
+    nClasses: 3,
+    seed: 5,
+  });
   try {
     const before = tf.memory().numTensors;
     for (let s = 0; s < spec.stepsPerEpoch; s++) {

@@ -90,7 +90,7 @@ async function listing(dir: string): Promise<string[]> {
 Deno.test("predictFile() JPEG → indexed VOC-palette PNG, the input's size, the run's own prediction", async () => {
   await tempDir(async (dir) => {
     const out = join(dir, "labels.png");
-    const r = await predictFile(VOC_RUN, JPG, out);
+    const r = await predictFile(VOC_RUN, JPG, { out });
     assert.equal(r.format, "png");
     assert.deepEqual(r.dims, [W, H, 1]);
     const png = decodePng(await Deno.readFile(out));
@@ -133,7 +133,7 @@ Deno.test("predictFile() PNG input (RGB, RGBA) gives the JPEG's labels; greyscal
     );
     for (const name of ["rgb.png", "rgba.png"]) {
       const out = join(dir, `${name}.labels.png`);
-      await predictFile(VOC_RUN, join(dir, name), out, { palette: "grey" });
+      await predictFile(VOC_RUN, join(dir, name), { out, palette: "grey" });
       const png = decodePng(await Deno.readFile(out));
       assert.equal(png.palette, undefined);
       assert.deepEqual([png.width, png.height, png.channels], [W, H, 1]);
@@ -144,7 +144,7 @@ Deno.test("predictFile() PNG input (RGB, RGBA) gives the JPEG's labels; greyscal
 
 Deno.test("predictFile() image → 2D NIfTI, and a 4D 8-bit NIfTI (one volume per channel) → NIfTI", async () => {
   await tempDir(async (dir) => {
-    const a = await predictFile(VOC_RUN, JPG, join(dir, "b1.nii.gz"));
+    const a = await predictFile(VOC_RUN, JPG, { out: join(dir, "b1.nii.gz") });
     const v = await readNifti(join(dir, "b1.nii.gz"));
     assert.deepEqual(v.dims, [W, H, 1]);
     assert.deepEqual(Array.from(v.data), RUN_B1);
@@ -170,7 +170,7 @@ Deno.test("predictFile() image → 2D NIfTI, and a 4D 8-bit NIfTI (one volume pe
     dv.setInt16(48, 3, true);
     await Deno.writeFile(four, bytes);
     const out = join(dir, "rgb4d_labels.nii.gz");
-    await predictFile(VOC_RUN, four, out);
+    await predictFile(VOC_RUN, four, { out });
     const w = await readNifti(out);
     assert.deepEqual(w.dims, [W, H, 1]);
     assert.deepEqual(Array.from(w.data), RUN_B1);
@@ -185,7 +185,7 @@ Deno.test("predictFile() single-channel run: NIfTI out byte-identical to the run
   const id = basename(image).replace(/\.nii(\.gz)?$/, "");
   await tempDir(async (dir) => {
     const out = join(dir, `${id}.nii.gz`);
-    await predictFile(PHANTOM_RUN, image, out);
+    await predictFile(PHANTOM_RUN, image, { out });
     assert.deepEqual(
       await Deno.readFile(out),
       await Deno.readFile(join(PHANTOM_RUN, "predictions", `${id}.nii.gz`)),
@@ -215,7 +215,7 @@ Deno.test("loadTrainedModel() reads a run's model/ folder on its own, and names 
       "segment.safetensors",
     ]);
     const out = join(dir, `${id}.nii.gz`);
-    await predictFile(model, image, out);
+    await predictFile(model, image, { out });
     assert.deepEqual(
       await Deno.readFile(out),
       await Deno.readFile(join(PHANTOM_RUN, "predictions", `${id}.nii.gz`)),
@@ -299,13 +299,13 @@ Deno.test("predictFile() single-channel run: 'volumeIndex' picks a volume of a 4
     dv.setInt16(48, 2, true);
     await Deno.writeFile(four, bytes);
     const out = join(dir, "o.nii.gz");
-    await assert.rejects(() => predictFile(PHANTOM_RUN, four, out), {
+    await assert.rejects(() => predictFile(PHANTOM_RUN, four, { out }), {
       name: "Error",
       message:
         `Cannot read NIfTI file '${four}' as it has 2 volumes (dim = [4,${nx},${ny},${nz},2]) where one 3D volume is expected: pick one with 'volumeIndex' (deno task predict: --volume-index), or save the volume to use as a 3D NIfTI file of its own`,
     });
     await assert.rejects(
-      () => predictFile(PHANTOM_RUN, four, out, { volumeIndex: 2 }),
+      () => predictFile(PHANTOM_RUN, four, { out, volumeIndex: 2 }),
       {
         name: "RangeError",
         message:
@@ -313,7 +313,7 @@ Deno.test("predictFile() single-channel run: 'volumeIndex' picks a volume of a 4
       },
     );
     await assert.rejects(
-      () => predictFile(VOC_RUN, four, out, { volumeIndex: 0 }),
+      () => predictFile(VOC_RUN, four, { out, volumeIndex: 0 }),
       {
         name: "TypeError",
         message: new RegExp(
@@ -322,7 +322,7 @@ Deno.test("predictFile() single-channel run: 'volumeIndex' picks a volume of a 4
       },
     );
     assert.deepEqual(await listing(dir), ["four.nii"]);
-    const r = await predictFile(PHANTOM_RUN, four, out, { volumeIndex: 1 });
+    const r = await predictFile(PHANTOM_RUN, four, { out, volumeIndex: 1 });
     assert.deepEqual(Array.from(r.labels), want);
     // pixdim 0 without qform or sform: 1 mm assumed, and said.
     dv.setInt16(40, 3, true);
@@ -337,7 +337,8 @@ Deno.test("predictFile() single-channel run: 'volumeIndex' picks a volume of a 4
     flatBytes.set(bytes.subarray(352 + n), 352); // the image, not the empty one
     await Deno.writeFile(flat, flatBytes);
     const warnings: string[] = [];
-    await predictFile(PHANTOM_RUN, flat, join(dir, "flat_labels.nii"), {
+    await predictFile(PHANTOM_RUN, flat, {
+      out: join(dir, "flat_labels.nii"),
       onWarning: (m) => warnings.push(m),
     });
     assert.deepEqual(warnings, [
@@ -356,9 +357,9 @@ Deno.test("predictFile() in a process that chose no backend selects auto itself 
   await tempDir(async (dir) => {
     const out = join(dir, `${id}.nii.gz`);
     const code = `import { predictFile } from ${JSON.stringify(predict)};
-await predictFile(${JSON.stringify(PHANTOM_RUN)}, ${JSON.stringify(image)}, ${
-      JSON.stringify(out)
-    });`;
+await predictFile(${JSON.stringify(PHANTOM_RUN)}, ${
+      JSON.stringify(image)
+    }, { out: ${JSON.stringify(out)} });`;
     const r = await new Deno.Command(Deno.execPath(), {
       args: ["eval", code],
       cwd: new URL("../..", import.meta.url).pathname,
@@ -397,32 +398,39 @@ Deno.test("predictFile() clear errors, and no output file, for bad inputs", asyn
         depth: 8,
       }),
     );
-    await assert.rejects(() => predictFile(VOC_RUN, grey, out), {
+    await assert.rejects(() => predictFile(VOC_RUN, grey, { out }), {
       name: "TypeError",
       message:
         /grey\.png' with run .* trained on 3-channel images and the file has 1 channel/,
     });
-    await assert.rejects(() => predictFile(VOC_RUN, join(dir, "x.bmp"), out), {
-      name: "TypeError",
-      message: /'.*x\.bmp' as its extension is not one of .nii, .nii.gz, .jpg/,
-    });
-    await assert.rejects(() => predictFile(VOC_RUN, JPG, join(dir, "o.jpg")), {
-      name: "TypeError",
-      message: /o\.jpg' as its extension is not one of .nii, .nii.gz, .png/,
-    });
     await assert.rejects(
-      () => predictFile(VOC_RUN, join(dir, "missing.jpg"), out),
+      () => predictFile(VOC_RUN, join(dir, "x.bmp"), { out }),
+      {
+        name: "TypeError",
+        message:
+          /'.*x\.bmp' as its extension is not one of .nii, .nii.gz, .jpg/,
+      },
+    );
+    await assert.rejects(
+      () => predictFile(VOC_RUN, JPG, { out: join(dir, "o.jpg") }),
+      {
+        name: "TypeError",
+        message: /o\.jpg' as its extension is not one of .nii, .nii.gz, .png/,
+      },
+    );
+    await assert.rejects(
+      () => predictFile(VOC_RUN, join(dir, "missing.jpg"), { out }),
       { name: "Error", message: /image '.*missing\.jpg' as it does not exist/ },
     );
     const junk = join(dir, "junk.jpg");
     await Deno.writeFile(junk, new Uint8Array([0xff, 0xd8, 0xff, 1, 2, 3]));
-    await assert.rejects(() => predictFile(VOC_RUN, junk, out), {
+    await assert.rejects(() => predictFile(VOC_RUN, junk, { out }), {
       name: "Error",
       message: /Cannot decode image '.*junk\.jpg' as a JPEG/,
     });
     const text = join(dir, "text.png");
     await Deno.writeTextFile(text, "not an image");
-    await assert.rejects(() => predictFile(VOC_RUN, text, out), {
+    await assert.rejects(() => predictFile(VOC_RUN, text, { out }), {
       message: /image '.*text\.png': expected a JPEG or PNG file/,
     });
     // A 3D NIfTI for a 3-channel run; NIfTI → PNG; a JPEG for a 1-channel run.
@@ -434,17 +442,17 @@ Deno.test("predictFile() clear errors, and no output file, for bad inputs", asyn
       affine: [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]],
     });
     await assert.rejects(
-      () => predictFile(VOC_RUN, plain, join(dir, "o.nii.gz")),
+      () => predictFile(VOC_RUN, plain, { out: join(dir, "o.nii.gz") }),
       {
         name: "TypeError",
         message: /expected a 4D NIfTI with 3 volumes .* found 1 volume/,
       },
     );
-    await assert.rejects(() => predictFile(VOC_RUN, plain, out), {
+    await assert.rejects(() => predictFile(VOC_RUN, plain, { out }), {
       name: "TypeError",
       message: /to PNG '.*o\.png': write .nii or .nii.gz/,
     });
-    await assert.rejects(() => predictFile(PHANTOM_RUN, JPG, out), {
+    await assert.rejects(() => predictFile(PHANTOM_RUN, JPG, { out }), {
       name: "TypeError",
       message: /trained on single-channel volumes: give a NIfTI volume/,
     });
