@@ -214,7 +214,7 @@ export async function measureStepTimes(
       balance: "target",
       augment: { crop: false, intensity: false, color: false },
     });
-    const spec = segmentStage(config, net, stream);
+    const spec = segmentStage(config, net, { stream });
     try {
       if (config.segment.epochs !== 0) {
         msPerStep.segment = await timeSteps(spec, steps);

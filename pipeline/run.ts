@@ -229,7 +229,8 @@ export async function runPipeline(
 
   // Stage 1: coarse maps and attention of every case.
   t0 = clock();
-  const s1 = await runStage1(ctx, config, data, {
+  const s1 = await runStage1(ctx, config, {
+    data,
     plan,
     seeds: { init: s.coarseInit, shuffle: s.coarseShuffle },
   });
@@ -244,7 +245,8 @@ export async function runPipeline(
   t0 = clock();
   const trainCases = samplingCases(data.train, s1.attention);
   const evalCases = samplingCases(data.evaluation, s1.attention);
-  const s2 = await runStage2(ctx, config, trainCases, {
+  const s2 = await runStage2(ctx, config, {
+    cases: trainCases,
     targets,
     channels,
     seeds: {
@@ -277,7 +279,9 @@ export async function runPipeline(
 
     // Stage 3: the decoder on the frozen encoder.
     t0 = clock();
-    segNet = await runStage3(ctx, config, s2.encoder, trainCases, {
+    segNet = await runStage3(ctx, config, {
+      encoder: s2.encoder,
+      cases: trainCases,
       targets,
       channels,
       seeds: { decoder: s.decoder, sample: s.sample3, stream: s.stream3 },

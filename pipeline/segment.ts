@@ -38,8 +38,9 @@ export function foregroundProbability(
 export function segmentStage(
   config: PipelineConfig,
   net: DeepLab,
-  stream: BatchStream,
+  options: { stream: BatchStream },
 ): StageSpec {
+  const { stream } = options;
   const s = config.segment;
   // Every variable is saved; only the decoder's are optimised.
   const variables = namedVariables({ "": net }); // the encoder is under backbone.*
@@ -72,7 +73,9 @@ export function segmentStage(
                 .reshape([n, h, w]) as tf.Tensor3D;
               if (s.loss === "dice") return diceLoss(fg, t.y);
               if (s.loss === "target-dice") {
-                return targetDice(fg, t.y as tf.Tensor3D, batch.target);
+                return targetDice(fg, t.y as tf.Tensor3D, {
+                  targets: batch.target,
+                });
               }
               const dice = diceLoss(fg, t.y, { reduction: "batch" });
               if (s.loss === "batch-dice") return dice;
@@ -102,14 +105,15 @@ export function segmentStage(
  *
  * @param fg Foreground probabilities `[batch, height, width]`.
  * @param y Binary truth, the shape of `fg`.
- * @param targets The target of each patch (`batch` values).
+ * @param options The target of each patch (`batch` values).
  * @returns The loss, a scalar in [0, 1].
  */
 export function targetDice(
   fg: tf.Tensor3D,
   y: tf.Tensor3D,
-  targets: ArrayLike<number>,
+  options: { targets: ArrayLike<number> },
 ): tf.Scalar {
+  const { targets } = options;
   const groups = new Map<number, number[]>();
   for (let i = 0; i < targets.length; i++) {
     const g = groups.get(targets[i]!) ?? [];

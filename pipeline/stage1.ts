@@ -181,17 +181,15 @@ export function planStage1(
  *
  * @param ctx Run directory, progress, finished stages, resume point.
  * @param config The run's config.
- * @param data The prepared cases.
- * @param options The plan from {@linkcode planStage1} and the seeds.
+ * @param options The prepared cases, the plan from {@linkcode planStage1} and the seeds.
  * @returns The product.
  */
 export async function runStage1(
   ctx: StageContext,
   config: PipelineConfig,
-  data: PreparedData,
-  options: { plan: Stage1Plan; seeds: Stage1Seeds },
+  options: { data: PreparedData; plan: Stage1Plan; seeds: Stage1Seeds },
 ): Promise<Stage1Product> {
-  const { plan, seeds } = options;
+  const { data, plan, seeds } = options;
   const { flip, jitter, trainSource, folds } = plan;
   const all = [...data.train, ...data.evaluation];
   const coarse = new Map<string, LabelMap>();

@@ -173,8 +173,9 @@ export function lossFloor(
 export function calibrateBatchNorm(
   encoder: Encoder,
   stream: BatchStream,
-  batches: number,
+  options: { batches: number },
 ): void {
+  const { batches } = options;
   for (let b = 0; b < batches; b++) {
     const t = batchTensors(stream.next());
     tf.tidy(() => {
@@ -221,15 +222,15 @@ async function healthOf(
  *
  * @param ctx Run directory, progress, finished stages, resume point.
  * @param config The run's config.
- * @param cases Training cases with their attention.
- * @param options Target ids, image channels, seeds, warnings.
+ * @param options Training cases with their attention, target ids, image
+ * channels, seeds, warnings.
  * @returns The encoder, head and training health.
  */
 export async function runStage2(
   ctx: StageContext,
   config: PipelineConfig,
-  cases: SamplingCase[],
   options: {
+    cases: SamplingCase[];
     targets: number[];
     channels: number;
     seeds: { encoder: number; head: number; sample: number; stream: number };
@@ -238,7 +239,7 @@ export async function runStage2(
     warn: (message: string) => void;
   },
 ): Promise<Stage2Product> {
-  const { targets, channels, seeds, jitter, warn } = options;
+  const { cases, targets, channels, seeds, jitter, warn } = options;
   const p = config.pretrain;
   const encoder = buildEncoder(config, channels + 1, seeds.encoder);
   const head = buildHead(
@@ -284,7 +285,9 @@ export async function runStage2(
       () => {
         const stream = makeStream();
         if (p.method === "none") {
-          calibrateBatchNorm(encoder, stream, p.calibrationBatches);
+          calibrateBatchNorm(encoder, stream, {
+            batches: p.calibrationBatches,
+          });
         }
         return pretrainStage(config, encoder, {
           head,

@@ -21,25 +21,24 @@ import {
  *
  * @param ctx Run directory, progress, finished stages, resume point.
  * @param config The run's config.
- * @param encoder The pre-trained encoder (frozen here).
- * @param cases Training cases with their attention.
- * @param options Target ids, image channels, seeds, warnings.
+ * @param options The pre-trained encoder (frozen here), training cases with
+ * their attention, target ids, image channels, seeds, warnings.
  * @returns The segmentation network, which shares `encoder`'s variables
  * (its `dispose()` disposes the encoder too).
  */
 export async function runStage3(
   ctx: StageContext,
   config: PipelineConfig,
-  encoder: Encoder,
-  cases: SamplingCase[],
   options: {
+    encoder: Encoder;
+    cases: SamplingCase[];
     targets: number[];
     channels: number;
     seeds: { decoder: number; sample: number; stream: number };
     warn: (message: string) => void;
   },
 ): Promise<DeepLab> {
-  const { targets, channels, seeds, warn } = options;
+  const { encoder, cases, targets, channels, seeds, warn } = options;
   const net = buildSegNet(config, encoder, channels + 1, seeds.decoder);
   try {
     await trainOrRestore(
@@ -61,7 +60,7 @@ export async function runStage3(
           balance: "target",
           augment: { crop: false, intensity: false, color: false },
         });
-        return segmentStage(config, net, stream);
+        return segmentStage(config, net, { stream });
       },
     );
   } catch (e) {

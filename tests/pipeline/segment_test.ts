@@ -18,14 +18,14 @@ Deno.test("targetDice() averages batch Dice over the batch's targets, so a small
     [[1, 1], [1, 1]],
   ]);
   const before = tf.memory().numTensors;
-  const loss = targetDice(fg, y, [7, 3, 7]);
+  const loss = targetDice(fg, y, { targets: [7, 3, 7] });
   assert.equal(tf.memory().numTensors, before + 1);
   // Target 7: Σpy = 7, Σp = 7, Σy = 8 → Dice 14/15; target 3: Dice ≈ 0.
   const s = 1e-5;
   const expected = 1 - ((14 + s) / (15 + s) + s / (1 + s)) / 2;
   assert.ok(Math.abs((await loss.data())[0]! - expected) < 1e-6);
   // One target: plain batch Dice.
-  const one = targetDice(fg, y, [7, 7, 7]);
+  const one = targetDice(fg, y, { targets: [7, 7, 7] });
   const batch = diceLoss(fg, y, { reduction: "batch" });
   assert.ok(
     Math.abs((await one.data())[0]! - (await batch.data())[0]!) < 1e-7,

@@ -45,7 +45,7 @@ Deno.test("calibrateBatchNorm() estimates BN statistics without touching weights
     const mean0 = await enc.state["bn1.running_mean"]!.data();
     assert.ok(mean0.every((v) => v === 0));
     const before = tf.memory().numTensors;
-    calibrateBatchNorm(enc, stream, 30);
+    calibrateBatchNorm(enc, stream, { batches: 30 });
     assert.equal(tf.memory().numTensors, before);
     assert.deepEqual(await enc.params["conv1.weight"]!.data(), weights);
     const mean = await enc.state["bn1.running_mean"]!.data();
