@@ -9,11 +9,6 @@
  * public modules only; files whose name starts with `_` (internal, never
  * re-exported), and the `tests/`, `bench/`, `tools/` and `examples/`
  * folders are exempt, as are class methods and overload signatures.
- * `pipeline/` is still exempt: the rebuild of issue 13 gave its new public
- * functions (`dilateMask`, `crossfitFolds`, `planStage1`, `coverage`,
- * `formatStageTable`, `evaluateCases`) options objects, but 20 older
- * signatures there (`cutWindows`, `coarseStage`, `segmentVolume`, the
- * stage runners, …) still take positional arguments.
  *
  * @module
  */
@@ -23,8 +18,6 @@ const EXEMPT_FOLDERS = [
   "bench/",
   "tools/",
   "examples/",
-  // TODO: drop once pipeline/'s older signatures take options objects.
-  "pipeline/",
 ];
 
 function exempt(filename: string): boolean {
