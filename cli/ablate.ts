@@ -15,7 +15,14 @@
  *
  * @module
  */
-import { runAblation } from "../pipeline/ablation.ts";
+import {
+  isPresetName,
+  mergeConfig,
+  type PipelineConfig,
+  PRESETS,
+  runAblation,
+  runPipeline,
+} from "../pipeline/mod.ts";
 import { formatUsage, parseFlags, runCli, UsageError } from "./_args.ts";
 
 const METHODS = ["none", "sscl", "ce", "supcon", "agcl"];
@@ -48,21 +55,6 @@ const USAGE: string = formatUsage("ablate", {
   notes:
     "Stage 1 runs once per seed and backbone and is shared by every method.",
 });
-
-/** The parts of pipeline/mod.ts the ablation drives. */
-interface PipelineApi {
-  PRESETS: Record<string, { model: { backbone: number } }>;
-  mergeConfig: (base: unknown, override: unknown) => unknown;
-  runPipeline?: (
-    config: unknown,
-    options: {
-      out: string;
-      resume?: boolean;
-      quiet?: boolean;
-      backend?: string;
-    },
-  ) => Promise<unknown>;
-}
 
 function list(flag: string, value: string): string[] {
   const items = value.split(",").map((s) => s.trim()).filter((s) => s !== "");
@@ -100,21 +92,14 @@ async function main(args: string[]): Promise<void> {
       }`,
     );
   }
-  const pipeline = await import("../pipeline/mod.ts") as unknown as PipelineApi;
-  const runPipeline = pipeline.runPipeline;
-  if (typeof runPipeline !== "function") {
-    throw new Error(
-      "Cannot run the ablation as pipeline/mod.ts does not export runPipeline yet",
-    );
-  }
-  const base = pipeline.PRESETS[values.preset];
-  if (!base) {
+  if (!isPresetName(values.preset)) {
     throw new UsageError(
       `ablate: unknown --preset '${values.preset}'; valid: ${
-        Object.keys(pipeline.PRESETS).join(", ")
+        Object.keys(PRESETS).join(", ")
       }`,
     );
   }
+  const base = PRESETS[values.preset];
   let override: Record<string, unknown> = {};
   if (values.config) {
     try {
@@ -137,9 +122,7 @@ async function main(args: string[]): Promise<void> {
     }
     override = { ...override, seed };
   }
-  const common = pipeline.mergeConfig(base, override) as {
-    model: { backbone: number };
-  };
+  const common = mergeConfig(base, override);
   const backbones = values.backbones
     ? list("backbones", values.backbones).map((b) => {
       const n = Number(b.replace(/^r/, ""));
@@ -171,8 +154,7 @@ async function main(args: string[]): Promise<void> {
       return n;
     })
     : [];
-  const givenMasks = (common as { coarse?: { masks?: unknown } }).coarse
-    ?.masks;
+  const givenMasks = common.coarse.masks;
   const t0 = performance.now();
   const result = await runAblation({
     out: values.out,
@@ -183,7 +165,7 @@ async function main(args: string[]): Promise<void> {
     // One stage 1 per seed and backbone, unless the user gives masks.
     shareStage1: givenMasks === null || givenMasks === undefined,
     configure: ({ method, backbone, temperature, seed, masks }) =>
-      pipeline.mergeConfig(common, {
+      mergeConfig(common, {
         model: { backbone },
         ...(seed !== undefined ? { seed } : {}),
         ...(masks !== undefined ? { coarse: { masks } } : {}),
@@ -193,7 +175,7 @@ async function main(args: string[]): Promise<void> {
         },
       }),
     runner: (config, o) =>
-      runPipeline(config, {
+      runPipeline(config as PipelineConfig, {
         ...o,
         quiet: !values.verbose,
         backend: values.backend,
