@@ -22,5 +22,9 @@ export * from "./run.ts";
 export * from "./ablation.ts";
 export * from "./predict.ts";
 export * from "./evaluate_files.ts";
-export { resolveCoarseFlip, resolveJitter } from "./coarse.ts";
+export {
+  resolveCoarseFlip,
+  type ResolveCoarseFlipOptions,
+  resolveJitter,
+} from "./coarse.ts";
 export { crossfitFolds } from "./stage1.ts";
