@@ -15,6 +15,7 @@ import {
   type Encoder,
   type EncoderConfig,
   type EncoderOptions,
+  type LowLevelSource,
 } from "./resnet.ts";
 
 /** Options for {@linkcode createDeepLab}. */
@@ -38,6 +39,13 @@ export interface DeepLabOptions extends EncoderOptions {
    * @default {false}
    */
   lowLevelSkip?: boolean;
+  /**
+   * Where the skip's features come from: `"layer1"` (DeepLabv3+'s) or
+   * `"stem"` (one conv deep: edges at the input's resolution with the CIFAR
+   * stem, so shapes must come from the encoder's deep features).
+   * @default {"layer1"}
+   */
+  lowLevelSource?: LowLevelSource;
   /** Width of the projected low-level features. @default {48} */
   lowLevelChannels?: number;
   /**
@@ -62,6 +70,8 @@ export interface DeepLabConfig {
   asppChannels: number;
   /** Whether the DeepLabv3+ low-level skip is used. */
   lowLevelSkip: boolean;
+  /** Where the skip's features come from. */
+  lowLevelSource: LowLevelSource;
   /** Width of the projected low-level features. */
   lowLevelChannels: number;
   /** Bilinear upsampling with aligned corners. */
@@ -119,7 +129,7 @@ const ENCODER_KEYS = [
 function frozenEncoder(
   encoder: Encoder,
   x: tf.Tensor4D,
-  lowLevel: boolean,
+  lowLevel: false | LowLevelSource,
 ): { features: tf.Tensor4D; lowLevel?: tf.Tensor4D } {
   // A custom gradient has one output: both maps travel flattened in one.
   let shapes: [number, number, number, number][] = [];
@@ -177,6 +187,7 @@ export function createDeepLab(options: DeepLabOptions = {}): DeepLab {
     asppRates = [6, 12, 18],
     asppChannels = 512,
     lowLevelSkip = false,
+    lowLevelSource = "layer1",
     lowLevelChannels = 48,
     alignCorners = true,
     seed = 0,
@@ -184,6 +195,11 @@ export function createDeepLab(options: DeepLabOptions = {}): DeepLab {
   positiveInt(nClasses, "nClasses", "createDeepLab");
   positiveInt(asppChannels, "asppChannels", "createDeepLab");
   positiveInt(lowLevelChannels, "lowLevelChannels", "createDeepLab");
+  if (lowLevelSource !== "layer1" && lowLevelSource !== "stem") {
+    throw new RangeError(
+      `Cannot createDeepLab as 'lowLevelSource' must be "layer1" or "stem": current value is "${lowLevelSource}"`,
+    );
+  }
   if (
     !Array.isArray(asppRates) ||
     !asppRates.every((r) => Number.isInteger(r) && r >= 1)
@@ -255,7 +271,9 @@ export function createDeepLab(options: DeepLabOptions = {}): DeepLab {
   if (lowLevelSkip) {
     low = b.convBn("decoder.low.0", "decoder.low.1", {
       k: 1,
-      cin: encoder.lowLevelChannels,
+      cin: lowLevelSource === "stem"
+        ? encoder.stemChannels
+        : encoder.lowLevelChannels,
       cout: lowLevelChannels,
     });
     fuse = b.convBn("decoder.fuse.0", "decoder.fuse.1", {
@@ -284,6 +302,7 @@ export function createDeepLab(options: DeepLabOptions = {}): DeepLab {
     asppRates: [...asppRates],
     asppChannels,
     lowLevelSkip,
+    lowLevelSource,
     lowLevelChannels,
     alignCorners,
     seed,
@@ -303,9 +322,10 @@ export function createDeepLab(options: DeepLabOptions = {}): DeepLab {
     apply(x: tf.Tensor4D, options: DeepLabApplyOptions = {}): tf.Tensor4D {
       const { training = false, freezeEncoder = false } = options;
       return tf.tidy(() => {
+        const lowLevel = lowLevelSkip && lowLevelSource;
         const enc = freezeEncoder
-          ? frozenEncoder(encoder, x, lowLevelSkip)
-          : encoder.apply(x, { training, lowLevel: lowLevelSkip });
+          ? frozenEncoder(encoder, x, lowLevel)
+          : encoder.apply(x, { training, lowLevel });
         const f = enc.features;
         const [, h, w] = f.shape;
         const outs = branches.map((u) =>

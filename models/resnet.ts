@@ -77,10 +77,22 @@ export interface EncoderConfig {
   seed: number;
 }
 
+/**
+ * Where DeepLabv3+ low-level features are taken: `"layer1"`'s output (the
+ * usual choice, stride 4 with the ImageNet stem) or the stem's (`conv1`, BN,
+ * ReLU: one 3×3 conv at stride 1 with the CIFAR stem, so its features are
+ * local edges, not shapes).
+ */
+export type LowLevelSource = "layer1" | "stem";
+
 /** Options for {@linkcode Encoder.apply}. */
 export interface EncoderApplyOptions extends ApplyOptions {
-  /** Also return `layer1`'s output (the DeepLabv3+ low-level features). @default {false} */
-  lowLevel?: boolean;
+  /**
+   * Also return low-level features: `true` or `"layer1"` for `layer1`'s
+   * output (DeepLabv3+'s), `"stem"` for the stem's.
+   * @default {false}
+   */
+  lowLevel?: boolean | LowLevelSource;
 }
 
 /** What {@linkcode Encoder.apply} returns. */
@@ -91,7 +103,11 @@ export interface EncoderOutput {
   features: tf.Tensor4D;
   /** Global average of `features`: `[batch, featureChannels]`. */
   pooled: tf.Tensor2D;
-  /** `layer1`'s output `[batch, h1, w1, lowLevelChannels]`, when asked for. */
+  /**
+   * The low-level features asked for: `layer1`'s output
+   * `[batch, h1, w1, lowLevelChannels]` or the stem's
+   * `[batch, h0, w0, stemChannels]`.
+   */
   lowLevel?: tf.Tensor4D;
 }
 
@@ -103,6 +119,8 @@ export interface Encoder extends Module {
   readonly featureChannels: number;
   /** Channels of `layer1`'s output (256 for R50, 64 for R18). */
   readonly lowLevelChannels: number;
+  /** Channels of the stem's output (64 at width 1). */
+  readonly stemChannels: number;
   /**
    * Runs the encoder.
    *
@@ -320,6 +338,7 @@ export function createEncoder(options: EncoderOptions = {}): Encoder {
     config,
     featureChannels,
     lowLevelChannels,
+    stemChannels: stemWidth,
     trainableVariables: () => Object.values(params),
     dispose: () => disposeAll(params, state),
     apply(x: tf.Tensor4D, options: EncoderApplyOptions = {}): EncoderOutput {
@@ -330,9 +349,10 @@ export function createEncoder(options: EncoderOptions = {}): Encoder {
         // PyTorch pads 1 on every side (tfjs 'same' would pad only the end).
         if (stem === "imagenet") y = tf.maxPool(y, 3, 2, 1);
         let low: tf.Tensor4D | undefined;
+        if (lowLevel === "stem") low = y;
         stages.forEach((blocks, s) => {
           for (const block of blocks) y = runBlock(y, block, training);
-          if (s === 0) low = y;
+          if (s === 0 && lowLevel !== "stem") low = y;
         });
         const pooled = tf.mean(y, [1, 2]) as tf.Tensor2D;
         return lowLevel

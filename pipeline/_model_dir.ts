@@ -48,6 +48,7 @@ export type DeepLabSpec =
     | "asppRates"
     | "asppChannels"
     | "lowLevelSkip"
+    | "lowLevelSource"
     | "lowLevelChannels"
     | "alignCorners"
   >;
@@ -98,6 +99,7 @@ function deepLabSpec(c: DeepLabConfig): DeepLabSpec {
     asppRates,
     asppChannels,
     lowLevelSkip,
+    lowLevelSource,
     lowLevelChannels,
     alignCorners,
   } = c;
@@ -107,6 +109,7 @@ function deepLabSpec(c: DeepLabConfig): DeepLabSpec {
     asppRates: [...asppRates],
     asppChannels,
     lowLevelSkip,
+    lowLevelSource,
     lowLevelChannels,
     alignCorners,
   };

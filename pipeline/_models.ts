@@ -131,6 +131,7 @@ export function buildSegNet(
     asppRates: m.asppRates,
     asppChannels: m.asppChannels,
     lowLevelSkip: m.lowLevelSkip,
+    lowLevelSource: m.lowLevelSource,
     seed,
   });
 }

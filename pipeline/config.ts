@@ -113,8 +113,14 @@ export interface ModelConfig {
   asppChannels: number;
   /** ASPP atrous rates (paper: 6, 12, 18). */
   asppRates: number[];
-  /** DeepLabv3+ low-level skip. */
+  /** DeepLabv3+ low-level skip in the stage-3 decoder. */
   lowLevelSkip: boolean;
+  /**
+   * Where the skip's features come from: `"layer1"` (DeepLabv3+'s) or
+   * `"stem"` (one conv deep, so the frozen encoder's deep features carry the
+   * shapes and the skip only the edges).
+   */
+  lowLevelSource: "layer1" | "stem";
   /** Projection head hidden width; 0 = the encoder's feature width. */
   projectionHidden: number;
   /** Projection head output width (paper: 256). */
@@ -382,6 +388,7 @@ const TINY: PipelineConfig = {
     asppChannels: 16,
     asppRates: [2, 4, 6],
     lowLevelSkip: true,
+    lowLevelSource: "stem",
     projectionHidden: 0,
     projectionDim: 32,
   },
@@ -452,6 +459,7 @@ function paper(backbone: 50 | 101): PipelineConfig {
       asppChannels: 512,
       asppRates: [6, 12, 18],
       lowLevelSkip: false,
+      lowLevelSource: "layer1",
       projectionHidden: 0,
       projectionDim: 256,
     },
@@ -782,6 +790,11 @@ export function validateConfig(
   );
   if (typeof c.model.lowLevelSkip !== "boolean") {
     fail("model.lowLevelSkip", "expected a boolean");
+  }
+  if (
+    c.model.lowLevelSource !== "layer1" && c.model.lowLevelSource !== "stem"
+  ) {
+    fail("model.lowLevelSource", 'expected "layer1" or "stem"');
   }
   num(c.model.projectionHidden, "model.projectionHidden", {
     int: true,

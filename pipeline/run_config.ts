@@ -44,6 +44,11 @@ export async function readRunConfig(runDir: string): Promise<{
   }
   // Runs before `budget` had no wall-clock budget.
   plain.budget ??= structuredClone(PRESETS.tiny.budget);
+  // Runs before `model.lowLevelSource` took the skip from layer1.
+  const model = plain.model as Record<string, unknown> | undefined;
+  if (model && typeof model === "object" && !("lowLevelSource" in model)) {
+    plain.model = { ...model, lowLevelSource: "layer1" };
+  }
   if (typeof plain.intensity === "string") {
     plain.intensity = {
       ...structuredClone(DEFAULT_INTENSITY),

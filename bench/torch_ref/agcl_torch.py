@@ -11,7 +11,7 @@ bench/step_bench.ts, bench/losses_bench.ts) and the checkpoint fixture
   `stem` "imagenet" or "cifar", `outputStride` by dilating the last stages,
   `widthMultiplier`), the paper's ASPP head (`asppRates`, `asppChannels`,
   image pooling), `nClasses`, the optional DeepLabv3+ low-level skip
-  (`lowLevelSkip`, `lowLevelChannels`) and `alignCorners`.
+  (`lowLevelSkip`, `lowLevelSource`, `lowLevelChannels`) and `alignCorners`.
 - `ProjectionHead`: Linear, ReLU, Linear, then L2 normalisation, named as
   SupContrast's `head`, as models/heads.ts.
 - `sup_con_loss`: SupCon (Khosla et al.) as losses/sup_con.ts.
@@ -117,15 +117,22 @@ class ResNet(nn.Module):
             setattr(s, "layer%d" % (si + 1), nn.Sequential(*blocks))
         s.channels = inplanes
         s.low_channels = w * block.expansion
+        s.stem_channels = w
 
     def forward(s, x, low_level=False):
-        """x [B, C, H, W] → features [B, channels, H/os, W/os] (and layer1's output when `low_level`)."""
+        """
+        x [B, C, H, W] → features [B, channels, H/os, W/os], and with
+        `low_level` True or "layer1" layer1's output, with "stem" the stem's.
+        """
         x = F.relu(s.bn1(s.conv1(x)))
         if s.stem == "imagenet":
             x = F.max_pool2d(x, 3, 2, 1)
+        stem = x
         low = s.layer1(x)
         f = s.layer4(s.layer3(s.layer2(low)))
-        return (f, low) if low_level else f
+        if not low_level:
+            return f
+        return (f, stem) if low_level == "stem" else (f, low)
 
 
 class ASPP(nn.Module):
@@ -159,10 +166,11 @@ class DeepLab(nn.Module):
         ch = c.get("asppChannels", 512)
         s.classifier = nn.Sequential(ASPP(s.backbone.channels, ch, c.get("asppRates", [6, 12, 18])),
                                      nn.Conv2d(ch, c.get("nClasses", 2), 1))
-        s.skip = c.get("lowLevelSkip", False)
+        s.skip = c.get("lowLevelSkip", False) and c.get("lowLevelSource", "layer1")
         if s.skip:
             low = c.get("lowLevelChannels", 48)
-            s.decoder = nn.ModuleDict({"low": cbr(s.backbone.low_channels, low, 1), "fuse": cbr(ch + low, ch, 3)})
+            low_in = s.backbone.stem_channels if s.skip == "stem" else s.backbone.low_channels
+            s.decoder = nn.ModuleDict({"low": cbr(low_in, low, 1), "fuse": cbr(ch + low, ch, 3)})
         s.align_corners = c.get("alignCorners", True)
 
     def decoder_parameters(s):

@@ -89,6 +89,8 @@ def deeplab(o):
     sd["classifier.1.bias"] = ([o["nClasses"]], "F32")
     if o.get("lowLevelSkip", False):
         low = o.get("lowLevelChannels", 48)
+        if o.get("lowLevelSource", "layer1") == "stem":
+            low_in = scaled(64, o["widthMultiplier"])
         sd.update(cbr("decoder.low.", low, low_in, 1))
         sd.update(cbr("decoder.fuse.", ch, ch + low, 3))
     return sd

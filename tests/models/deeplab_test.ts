@@ -46,6 +46,8 @@ Deno.test("createDeepLab() returns logits at the input size, with and without th
       { ...TINY, stem: "imagenet", outputStride: 16 },
       { ...TINY, lowLevelSkip: true, lowLevelChannels: 4 },
       { ...TINY, stem: "imagenet", lowLevelSkip: true, alignCorners: false },
+      { ...TINY, lowLevelSkip: true, lowLevelSource: "stem" },
+      { ...TINY, depth: 50, lowLevelSkip: true, lowLevelSource: "stem" },
     ] as const
   ) {
     const net = createDeepLab(opts);
@@ -65,6 +67,15 @@ Deno.test("createDeepLab() returns logits at the input size, with and without th
       assert.ok(
         "decoder.low.0.weight" in net.params &&
           "decoder.fuse.1.weight" in net.params,
+      );
+      // The skip's 1×1 conv reads the width of its source.
+      const source = (opts as { lowLevelSource?: string }).lowLevelSource;
+      assert.equal(net.config.lowLevelSource, source ?? "layer1");
+      assert.equal(
+        net.params["decoder.low.0.weight"]!.shape[2],
+        source === "stem"
+          ? net.encoder.stemChannels
+          : net.encoder.lowLevelChannels,
       );
     }
     x.dispose();
@@ -276,4 +287,17 @@ Deno.test("createDeepLab() rejects bad options, naming them", () => {
     message:
       "Cannot createDeepLab as 'asppRates' must be positive integers: current value is [6,0]",
   });
+  assert.throws(
+    () =>
+      createDeepLab({
+        ...TINY,
+        lowLevelSkip: true,
+        lowLevelSource: "layer2" as "stem",
+      }),
+    {
+      name: "RangeError",
+      message:
+        'Cannot createDeepLab as \'lowLevelSource\' must be "layer1" or "stem": current value is "layer2"',
+    },
+  );
 });

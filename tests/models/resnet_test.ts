@@ -105,6 +105,46 @@ Deno.test("createEncoder() gives the output stride asked for, per stem", () => {
   }
 });
 
+Deno.test("encoder apply returns the stem's or layer1's output as low-level features", async () => {
+  for (const depth of [18, 50] as const) {
+    const e = createEncoder({ ...TINY, depth, stem: "cifar" });
+    const x = tf.randomNormal(
+      [1, 16, 16, 2],
+      0,
+      1,
+      "float32",
+      3,
+    ) as tf.Tensor4D;
+    const a = e.apply(x, { lowLevel: "stem" });
+    const b = e.apply(x, { lowLevel: "layer1" });
+    const c = e.apply(x, { lowLevel: true });
+    assert.deepEqual(a.lowLevel!.shape, [1, 16, 16, e.stemChannels]);
+    assert.deepEqual(b.lowLevel!.shape, [1, 16, 16, e.lowLevelChannels]);
+    assert.equal(e.stemChannels, 8);
+    assert.equal(e.lowLevelChannels, depth === 50 ? 32 : 8);
+    // true is layer1; the stem's output is a different map.
+    assert.deepEqual(await b.lowLevel!.data(), await c.lowLevel!.data());
+    assert.notDeepEqual(await a.lowLevel!.data(), await b.lowLevel!.data());
+    // The stem's output is conv1 → BN (eval) → ReLU of the input.
+    const stem = tf.tidy(() => {
+      const w = e.params["conv1.weight"]!;
+      const g = e.params["bn1.weight"]!;
+      const beta = e.params["bn1.bias"]!;
+      const mean = e.state["bn1.running_mean"]!;
+      const v = e.state["bn1.running_var"]!;
+      const y = tf.conv2d(x, w as tf.Tensor4D, 1, "same");
+      return tf.relu(tf.batchNorm(y, mean, v, beta, g, 1e-5));
+    });
+    const got = await a.lowLevel!.data();
+    const want = await stem.data();
+    for (let i = 0; i < want.length; i++) {
+      assert.ok(Math.abs(got[i]! - want[i]!) < 1e-4, `element ${i}`);
+    }
+    tf.dispose([x, a, b, c, stem]);
+    e.dispose();
+  }
+});
+
 Deno.test("encoder training mode updates BN running statistics as PyTorch (momentum 0.1, unbiased)", async () => {
   const e = createEncoder({ ...TINY, stem: "cifar" });
   const x = tf.randomNormal([2, 8, 8, 2], 0, 1, "float32", 3) as tf.Tensor4D;

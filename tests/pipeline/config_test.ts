@@ -106,6 +106,21 @@ Deno.test("validateConfig() checks the fields that make stage 3 refine and stage
   assert.ok(PRESETS.tiny.pretrain.groupSize >= 2);
   assert.ok(PRESETS.tiny.inference.margin > 0);
   assert.equal(PRESETS.tiny.model.lowLevelSkip, true);
+  // The skip carries edges only: shapes must come from the frozen encoder.
+  assert.equal(PRESETS.tiny.model.lowLevelSource, "stem");
+  assert.throws(
+    () =>
+      validateConfig(
+        mergeConfig(PRESETS.tiny, {
+          model: { lowLevelSource: "layer2" as "stem" },
+        }),
+      ),
+    {
+      name: "RangeError",
+      message:
+        `Invalid config field 'model.lowLevelSource': expected "layer1" or "stem"`,
+    },
+  );
   for (const v of ["crossfit", "predicted", "union"] as const) {
     assert.equal(
       mergeConfig(PRESETS.tiny, { coarse: { trainAttention: v } }).coarse

@@ -25,6 +25,20 @@ Deno.test("readRunConfig() drops the keys a run adds and reads an older bare int
   }
 });
 
+Deno.test("readRunConfig() reads a run from before model.lowLevelSource as a layer1 skip", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const { lowLevelSource: _, ...model } = PRESETS.tiny.model;
+    const saved = { ...PRESETS.tiny, model };
+    await Deno.writeTextFile(join(dir, "config.json"), JSON.stringify(saved));
+    const r = await readRunConfig(dir);
+    assert.equal(r.config.model.lowLevelSource, "layer1");
+    assert.equal("lowLevelSource" in (r.saved.model as object), false);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("readRunConfig() names the file it cannot read, and the field it rejects", async () => {
   const dir = await Deno.makeTempDir();
   try {
