@@ -8,7 +8,9 @@
 // 1. backends/ asks WebGPU for Vulkan alone when a Vulkan driver is
 //    installed (.ci/run installs Mesa's lavapipe), so EGL is never loaded.
 //    Four copies of a fixture that probes WebGPU before the BLAS, as one
-//    `deno test` run: 11 of 30 runs aborted on EGL, 0 of 30 on Vulkan.
+//    `deno test` run: 11 of 30 runs aborted on EGL, 0 of 30 on Vulkan. The
+//    check below runs three copies with `--parallel`, as `deno task test`
+//    runs the suite: each module's worker makes the choice itself.
 // 2. When EGL is used all the same (DENO_WEBGPU_BACKEND=gl, or no Vulkan),
 //    backends/ loads the BLAS before WebGPU's drivers, so OpenBLAS's slow
 //    destructor runs before EGL's instead of holding the process in the
@@ -32,20 +34,25 @@ async function deno(
   args: string[],
   env: Record<string, string> = {},
   clearEnv = false,
-): Promise<{ code: number; stderr: string }> {
+): Promise<{ code: number; stdout: string; stderr: string }> {
   const out = await new Deno.Command(Deno.execPath(), {
     args,
     env,
     clearEnv,
-    stdout: "null",
+    stdout: "piped",
     stderr: "piped",
   }).output();
-  return { code: out.code, stderr: new TextDecoder().decode(out.stderr) };
+  const text = new TextDecoder();
+  return {
+    code: out.code,
+    stdout: text.decode(out.stdout),
+    stderr: text.decode(out.stderr),
+  };
 }
 
 Deno.test({
   name:
-    "WebGPU probed through backends/ never loads EGL when Vulkan is installed, and the run exits 0",
+    "WebGPU probed through backends/ in parallel test modules never loads EGL when Vulkan is installed, and the run exits 0",
   ignore: ignore || !vulkanInstalled(),
 }, async () => {
   // This process set DENO_WEBGPU_BACKEND when it probed WebGPU: the child
@@ -53,18 +60,39 @@ Deno.test({
   const env = Deno.env.toObject();
   delete env.DENO_WEBGPU_BACKEND;
   delete env.NODEVICE_SELECT;
-  const { code, stderr } = await deno(
-    ["test", "-A", "--config", CONFIG, FIXTURE.pathname],
-    { ...env, LD_DEBUG: "files" },
-    true,
-  );
-  const loaded = stderr.split("\n").filter((l) => l.includes("file="));
-  assert.ok(
-    loaded.some((l) => /libvulkan\.so/.test(l)),
-    `WebGPU ran on Vulkan:\n${stderr.slice(-2000)}`,
-  );
-  assert.deepEqual(loaded.filter((l) => /libEGL/.test(l)), []);
-  assert.equal(code, 0, stderr.slice(-2000));
+  // Three test modules that each import the fixture: one worker each.
+  const dir = await Deno.makeTempDir();
+  try {
+    const modules = [];
+    for (const name of ["a", "b", "c"]) {
+      const path = `${dir}/${name}_test.ts`;
+      await Deno.writeTextFile(path, `import "${FIXTURE.href}";\n`);
+      modules.push(path);
+    }
+    const { code, stdout, stderr } = await deno(
+      [
+        "test",
+        "-A",
+        "--no-check",
+        "--parallel",
+        "--config",
+        CONFIG,
+        ...modules,
+      ],
+      { ...env, LD_DEBUG: "files", DENO_JOBS: "3", NO_COLOR: "1" },
+      true,
+    );
+    const loaded = stderr.split("\n").filter((l) => l.includes("file="));
+    assert.ok(
+      loaded.some((l) => /libvulkan\.so/.test(l)),
+      `WebGPU ran on Vulkan:\n${stderr.slice(-2000)}`,
+    );
+    assert.deepEqual(loaded.filter((l) => /libEGL/.test(l)), []);
+    assert.equal(code, 0, stderr.slice(-2000));
+    assert.match(stdout, /^ok \| 3 passed \| 0 failed/m);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test({
