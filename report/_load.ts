@@ -1,7 +1,7 @@
 /** Internal: tolerant readers of the run-directory files the report draws. */
 import { join } from "node:path";
 import { readJsonLines } from "../data/_io.ts";
-import type { MetricsSummary } from "../metrics/evaluate.ts";
+import { type MetricsSummary, upgradeMetrics } from "../metrics/evaluate.ts";
 import type { EmbeddingsFile, LogEntry, TemperatureRow } from "./figures.ts";
 
 /** Reads JSON, or `undefined` when the file does not exist. */
@@ -62,7 +62,8 @@ export async function loadRun(runDir: string): Promise<RunFiles> {
   const metrics = await readJsonIf<MetricsSummary>(
     join(runDir, "metrics.json"),
   );
-  if (metrics) out.metrics = metrics;
+  // Files of earlier versions name the ASSD `msd`.
+  if (metrics) out.metrics = upgradeMetrics(metrics);
   const emb = await readJsonIf<EmbeddingsFile>(join(runDir, "embeddings.json"));
   if (emb && Array.isArray(emb.points) && emb.points.length > 0) {
     out.embeddings = emb;

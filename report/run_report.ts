@@ -136,7 +136,7 @@ export function metricsTableHtml(m: MetricsSummary): string {
       c?.present === undefined ? "" : String(c.present),
       c?.falsePositive === undefined ? "" : String(c.falsePositive),
       fmt(t.hd95, 2),
-      fmt(t.msd, 2),
+      fmt(t.assd, 2),
       c ? `${c.hd95Null ?? c.cases - c.hd95} of ${c.cases}` : "",
     ];
   });
@@ -147,7 +147,7 @@ export function metricsTableHtml(m: MetricsSummary): string {
     "",
     "",
     fmt(m.mean.hd95, 2),
-    fmt(m.mean.msd, 2),
+    fmt(m.mean.assd, 2),
     "",
   ]);
   return tableHtml([
@@ -157,7 +157,7 @@ export function metricsTableHtml(m: MetricsSummary): string {
     "cases with the target",
     "false-positive cases",
     "HD95 (mm)",
-    "MSD (mm)",
+    "ASSD, average symmetric surface distance (mm)",
     "distances undefined",
   ], rows);
 }

@@ -260,7 +260,7 @@ Deno.test({
       assert.match(r.stdout, /config: \{/);
       assert.match(
         r.stdout,
-        /target\s+dice\s+dicePresent\s+present\s+fp\s+hd95\s+msd/,
+        /target\s+dice\s+dicePresent\s+present\s+fp\s+hd95\s+assd/,
       );
       assert.match(r.stdout, /\nmean\s+\d\.\d{3}/);
       // Progress goes to stderr, plain (not a TTY), with an ETA.
@@ -296,7 +296,7 @@ Deno.test({
       const metrics = JSON.parse(
         await Deno.readTextFile(join(out, "metrics.json")),
       );
-      for (const k of ["dice", "hd95", "msd"]) assert.ok(k in metrics.mean, k);
+      for (const k of ["dice", "hd95", "assd"]) assert.ok(k in metrics.mean, k);
       assert.equal(metrics.cases.length, 1);
       for (const m of Object.values(metrics.targets) as { dice: number }[]) {
         assert.ok(m.dice >= 0 && m.dice <= 1);

@@ -155,8 +155,8 @@ Deno.test("stagesHtml() shows the stage evidence of metrics.json, and nothing wi
     silhouette: { target: 0.1, domain: 0, domainTarget: -0.1 },
   };
   const metrics = {
-    targets: { liver: { dice: 0.6, dicePresent: 0.6, hd95: 1, msd: 1 } },
-    mean: { dice: 0.6, dicePresent: 0.6, hd95: 1, msd: 1 },
+    targets: { liver: { dice: 0.6, dicePresent: 0.6, hd95: 1, assd: 1 } },
+    mean: { dice: 0.6, dicePresent: 0.6, hd95: 1, assd: 1 },
     cases: [],
     counts: {},
     stages: {
