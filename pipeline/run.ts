@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { selectBackend } from "../backends/mod.ts";
 import type { LabelMap, SamplingCase } from "../data/mod.ts";
 import { Prng } from "../random/prng.ts";
@@ -14,7 +14,7 @@ import { writeRunReport } from "../report/mod.ts";
 import { type PipelineConfig, validateConfig } from "./config.ts";
 import { applyBudgets } from "./budget.ts";
 import { describeBudgets, runBudgets } from "./_budgets.ts";
-import { readRunConfig } from "./run_config.ts";
+import { readRunConfig, recordedPath } from "./run_config.ts";
 import { resolveJitter } from "./coarse.ts";
 import {
   describeStage1,
@@ -65,7 +65,7 @@ export interface RunResult {
   backend: string;
 }
 
-export { readRunConfig } from "./run_config.ts";
+export { readRunConfig, recordedPath, runDataPath } from "./run_config.ts";
 
 function seeds(seed: number) {
   const root = new Prng(seed);
@@ -137,7 +137,7 @@ export async function runPipeline(
     if (!quiet) console.error(`warning: ${m}`);
   };
   const run = new RunDir(out);
-  const opened = await openRun(run, config, resume);
+  const opened = await openRun(run, absolutePaths(config), resume);
   config = opened.config;
   await run.init();
   const chosen = await selectBackend(backend, { purpose: "train" });
@@ -185,7 +185,7 @@ export async function runPipeline(
   }
   const saved = {
     ...config,
-    dataPath,
+    dataPath: recordedPath(out, dataPath),
     split: data.split,
     labels: Object.fromEntries(data.targets.map((t) => [t.id, t.name])),
     domains: data.domains,
@@ -351,6 +351,19 @@ export async function runPipeline(
     else s2.encoder.dispose();
     s2.head.dispose();
   }
+}
+
+/**
+ * The config with its input paths (`data`, `coarse.masks`) absolute, so
+ * that `config.json` and `--resume` read them from any working directory.
+ */
+function absolutePaths(config: PipelineConfig): PipelineConfig {
+  const out = { ...config };
+  if (out.data !== null) out.data = resolve(out.data);
+  if (out.coarse.masks !== null) {
+    out.coarse = { ...out.coarse, masks: resolve(out.coarse.masks) };
+  }
+  return out;
 }
 
 /**
