@@ -83,6 +83,7 @@ function seeds(seed: number) {
     embed: next(),
     folds: next(),
     budget: next(),
+    validate: next(),
   };
 }
 
@@ -279,6 +280,11 @@ export async function runPipeline(
       channels,
       seeds: { decoder: s.decoder, sample: s.sample3, stream: s.stream3 },
       warn,
+      validation: {
+        cases: evalCases,
+        targets: data.targets.map(({ id, name }) => ({ id, name })),
+        seed: s.validate,
+      },
     });
     timings.segment = clock() - t0;
     for (const w of underTrainedWarnings(await run.readLog())) warn(w);
