@@ -19,6 +19,7 @@ export {
   underTrainedWarnings,
 } from "./evaluate.ts";
 export * from "./run.ts";
+export * from "./environment.ts";
 export * from "./predict.ts";
 export * from "./evaluate_files.ts";
 export { resolveCoarseFlip, resolveJitter } from "./coarse.ts";

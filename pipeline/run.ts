@@ -35,6 +35,7 @@ import { runStage3 } from "./stage3.ts";
 import type { StageContext } from "./_stage_runner.ts";
 import { writeCaseLabels } from "./_label_io.ts";
 import { writeModelDir } from "./_model_dir.ts";
+import { runEnvironment } from "./environment.ts";
 
 /** Options for {@linkcode runPipeline}. */
 export interface RunOptions {
@@ -114,8 +115,8 @@ function samplingCases(
  * `attention/` (stage 1's coarse maps), `model/` (the trained networks as
  * PyTorch state dicts: `coarse`, `encoder` and `segment.safetensors`, and
  * a `config.json` that rebuilds them), `predictions/`, `metrics.json`
- * (with the stage evidence under `stages` and the stage wall times under
- * `timings`), `metrics.csv` (one row per case × target), `embeddings.json` and a report.
+ * (with the stage evidence under `stages`, the stage wall times under
+ * `timings` and the backend, versions and git commit under `environment`), `metrics.csv` (one row per case × target), `embeddings.json` and a report.
  * Each epoch ends with an atomic checkpoint; with `resume` the run
  * continues from the last complete one and, on the cpu backend, reaches
  * the same weights as an uninterrupted run.
@@ -317,6 +318,7 @@ export async function runPipeline(
       ...found,
       stages: { ...evidence, stage2: { health: s2.health, probe } },
       timings,
+      environment: await runEnvironment(chosen),
     };
     await run.writeJson("metrics.json", metrics);
     await writeFileAtomic(join(out, "metrics.csv"), metricsCsv(metrics));

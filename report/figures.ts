@@ -164,14 +164,20 @@ export interface DiceRow {
   target: string;
   /** Dice of this case. */
   dice: number;
+  /** Case id (shown on hover in the SVG). */
+  case?: string;
 }
 
 /**
- * Per-target Dice box plots, one box per method (Fig. 4), with optional
- * significance marks above each (e.g. "*" for p < 0.05 against AGCL).
+ * Per-target Dice, one column of points per method (Fig. 4): every case is
+ * a point, the mean a black tick, and a box plot is drawn behind the
+ * points where a target and method have at least `minBox` cases (a box of
+ * two cases says nothing); optional significance marks above each (e.g.
+ * "*" for p < 0.05 against AGCL). A single method gets no legend.
  *
  * @param rows Per-case Dice values.
- * @param options Marks per target and method, method and target order, title.
+ * @param options Marks per target and method, method and target order,
+ * title, fewest cases for a box (default 5).
  * @returns A Vega-Lite spec.
  * @throws {TypeError} When `rows` is empty.
  *
@@ -190,11 +196,13 @@ export function diceBoxSpec(
     methods?: string[];
     targets?: string[];
     title?: string;
+    minBox?: number;
   } = {},
 ): VegaLiteSpec {
   if (rows.length === 0) {
     throw new TypeError("Cannot compute diceBoxSpec as 'rows' is empty");
   }
+  const { minBox = 5 } = options;
   const methods = options.methods ?? [...new Set(rows.map((r) => r.method))];
   const targets = options.targets ?? [...new Set(rows.map((r) => r.target))];
   const x = {
@@ -210,26 +218,62 @@ export function diceBoxSpec(
     type: "nominal",
     sort: methods,
     title: "method",
+    ...(methods.length > 1 ? {} : { legend: null }),
+  };
+  const y = {
+    field: "dice",
+    type: "quantitative",
+    title: "Dice",
+    scale: { domain: [0, 1.08] },
+    axis: { values: [0, 0.2, 0.4, 0.6, 0.8, 1] },
   };
   const layer: Record<string, unknown>[] = [{
     data: { values: rows },
+    transform: [
+      {
+        joinaggregate: [{ op: "count", as: "n" }],
+        groupby: ["target", "method"],
+      },
+      { filter: `datum.n >= ${minBox}` },
+    ],
     mark: {
       type: "boxplot",
       extent: 1.5,
-      size: 10,
+      size: 12,
+      opacity: 0.35,
+      outliers: false,
       median: { color: "black" },
+    },
+    encoding: { x, xOffset, color, y },
+  }, {
+    data: { values: rows },
+    mark: {
+      type: "point",
+      filled: true,
+      size: 36,
+      opacity: 0.85,
+      stroke: "#222",
+      strokeWidth: 0.5,
     },
     encoding: {
       x,
       xOffset,
       color,
-      y: {
-        field: "dice",
-        type: "quantitative",
-        title: "Dice",
-        scale: { domain: [0, 1.08] },
-        axis: { values: [0, 0.2, 0.4, 0.6, 0.8, 1] },
-      },
+      y,
+      tooltip: [
+        { field: "target" },
+        { field: "method" },
+        { field: "dice", format: ".3f" },
+        ...(rows.some((r) => r.case !== undefined) ? [{ field: "case" }] : []),
+      ],
+    },
+  }, {
+    data: { values: rows },
+    mark: { type: "tick", color: "black", thickness: 2, size: 14 },
+    encoding: {
+      x,
+      xOffset,
+      y: { ...y, aggregate: "mean" },
     },
   }];
   if (options.marks && options.marks.length > 0) {

@@ -121,7 +121,7 @@ export function diceRows(
         !presentOnly ||
         (m.reason !== "both empty" && m.reason !== "truth empty")
       )
-      .map(([target, m]) => ({ method, target, dice: m.dice }))
+      .map(([target, m]) => ({ method, target, dice: m.dice, case: c.id }))
   );
 }
 

@@ -135,8 +135,8 @@ Deno.test("diceRows keeps only cases whose truth contains the target unless aske
     },
   ]);
   assert.deepEqual(diceRows(m, "agcl"), [
-    { method: "agcl", target: "a", dice: 1 },
-    { method: "agcl", target: "a", dice: 1 },
+    { method: "agcl", target: "a", dice: 1, case: "x" },
+    { method: "agcl", target: "a", dice: 1, case: "y" },
   ]);
   assert.equal(diceRows(m, "agcl", { presentOnly: false }).length, 4);
 });
