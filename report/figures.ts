@@ -1,7 +1,8 @@
 /**
  * Vega-Lite specifications of the paper's figures: loss curves per stage
  * (Fig. 5a), per-target Dice box plots per method (Fig. 4), the 2-D map of
- * projection embeddings (Fig. 3) and the temperature sweep (Fig. 5b).
+ * projection embeddings (Fig. 3) and the temperature sweep (Fig. 5b), and
+ * the validation Dice per epoch of stages 1 and 3.
  * Render them with {@linkcode writeRunReport} / {@linkcode writeAblationReport},
  * or any Vega-Lite renderer.
  *
@@ -153,6 +154,106 @@ export function lossCurveSpec(
       ],
     },
     resolve: { scale: { x: "independent", y: "independent" } },
+  };
+}
+
+/**
+ * One validation line of `RUN/log.jsonl` as the report reads it: the Dice
+ * of stage 1's or stage 3's network on its held-out sample after an epoch,
+ * optionally tagged with the run it belongs to.
+ */
+export interface ValidationRow {
+  /** Stage: `coarse` or `segment`. */
+  stage: string;
+  /** The epoch that ended (0-based). */
+  epoch: number;
+  /** Mean Dice over the targets in the sample, `null` when none was. */
+  dice: number | null;
+  /** What was scored, e.g. `4 slice(s) of 1 case(s)`. */
+  sample?: string;
+  /** Run label when several runs share a figure. */
+  method?: string;
+}
+
+/**
+ * Validation curves: the validation Dice after each epoch, one panel per
+ * stage (stage 1's coarse network, stage 3's decoder), one line per run
+ * when rows carry a method.
+ *
+ * @param rows Validation lines (`null` Dice is left out).
+ * @param options Title.
+ * @returns A Vega-Lite spec.
+ * @throws {TypeError} When no row has a Dice.
+ *
+ * @example
+ * ```ts
+ * import { validationSpec } from "@agcl/agcl/report";
+ * import assert from "node:assert/strict";
+ * const spec = validationSpec([{ stage: "coarse", epoch: 0, dice: 0.4 }, { stage: "coarse", epoch: 1, dice: 0.6 }]);
+ * assert.equal(typeof spec.facet, "object");
+ * ```
+ */
+export function validationSpec(
+  rows: ValidationRow[],
+  options: { title?: string } = {},
+): VegaLiteSpec {
+  const values = rows.filter((r) => r.dice !== null && Number.isFinite(r.dice))
+    .map((r) => ({
+      stage: r.stage === "coarse"
+        ? "stage 1 (coarse)"
+        : r.stage === "segment"
+        ? "stage 3 (segment)"
+        : r.stage,
+      epoch: r.epoch + 1,
+      dice: r.dice,
+      series: r.method ?? r.stage,
+    }));
+  if (values.length === 0) {
+    throw new TypeError(
+      "Cannot compute validationSpec as 'rows' has no validation Dice",
+    );
+  }
+  const byMethod = rows.some((r) => r.method !== undefined);
+  const color = {
+    field: "series",
+    type: "nominal",
+    title: byMethod ? "run" : "stage",
+    ...(byMethod ? {} : { legend: null }),
+  };
+  return {
+    title: options.title ?? "Validation Dice after each epoch",
+    data: { values },
+    facet: {
+      column: {
+        field: "stage",
+        type: "nominal",
+        sort: ["stage 1 (coarse)", "stage 3 (segment)"],
+        title: null,
+      },
+    },
+    spec: {
+      width: 300,
+      height: 200,
+      layer: [{
+        mark: { type: "line", point: { filled: true, size: 40 } },
+        encoding: {
+          x: {
+            field: "epoch",
+            type: "quantitative",
+            title: "epoch",
+            axis: { tickMinStep: 1, format: "d" },
+          },
+          y: {
+            field: "dice",
+            type: "quantitative",
+            title: "validation Dice",
+            scale: { domain: [0, 1] },
+          },
+          color,
+        },
+      }],
+    },
+    resolve: { scale: { x: "independent" } },
   };
 }
 
