@@ -60,6 +60,16 @@ export function pick(
   return v;
 }
 
+/** The dataset a run names: `dataPath` (marked when relative to the run), else `data`. */
+export function dataText(config: Record<string, unknown> | undefined): string {
+  const p = pick(config, "dataPath");
+  if (typeof p === "string") {
+    return p.startsWith("/") ? p : `${p} (in the run directory)`;
+  }
+  const d = pick(config, "data");
+  return typeof d === "string" ? d : "–";
+}
+
 /** A commit as `abcdef123456`, with `(dirty)` when the checkout had changes. */
 export function commitText(env: EnvironmentFile | undefined): string {
   if (!env || env.commit === undefined) return "–";
@@ -114,12 +124,7 @@ export function runInfoHtml(
     | undefined;
   const labels = pick(config, "labels") as Record<string, string> | undefined;
   const rows: [string, string][] = [
-    [
-      "data",
-      String(
-        pick(config, "dataPath") ?? pick(config, "data") ?? "–",
-      ),
-    ],
+    ["data", dataText(config)],
     [
       "split",
       split

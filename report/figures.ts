@@ -278,7 +278,8 @@ export interface DiceRow {
  *
  * @param rows Per-case Dice values.
  * @param options Marks per target and method, method and target order,
- * title, fewest cases for a box (default 5).
+ * title, fewest cases for a box (default 5), legend title (default
+ * "method").
  * @returns A Vega-Lite spec.
  * @throws {TypeError} When `rows` is empty.
  *
@@ -298,6 +299,7 @@ export function diceBoxSpec(
     targets?: string[];
     title?: string;
     minBox?: number;
+    colorTitle?: string;
   } = {},
 ): VegaLiteSpec {
   if (rows.length === 0) {
@@ -318,8 +320,8 @@ export function diceBoxSpec(
     field: "method",
     type: "nominal",
     sort: methods,
-    title: "method",
-    ...(methods.length > 1 ? {} : { legend: null }),
+    title: options.colorTitle ?? "method",
+    legend: methods.length > 1 ? { symbolOpacity: 1 } : null,
   };
   const y = {
     field: "dice",
@@ -392,7 +394,10 @@ export function diceBoxSpec(
   }
   return {
     title: options.title ?? "Dice per target",
-    width: Math.max(240, targets.length * (methods.length * 14 + 16)),
+    width: Math.max(
+      360,
+      targets.length * Math.max(48, methods.length * 22 + 20),
+    ),
     height: 260,
     layer,
   };

@@ -64,7 +64,7 @@ Deno.test("diceBoxSpec draws points and mean ticks, boxes only from minBox cases
     ]!
       .encoding.color.legend;
   assert.equal(legendOf(rows.slice(0, 1)), null);
-  assert.equal(legendOf(rows), undefined);
+  assert.deepEqual(legendOf(rows), { symbolOpacity: 1 });
   assert.throws(() => diceBoxSpec([]), TypeError);
 });
 
