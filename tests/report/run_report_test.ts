@@ -29,6 +29,7 @@ Deno.test("writeRunReport writes every figure as SVG and PNG and an index that r
         "loss_curves",
         "embedding_umap",
         "temperature_sweep",
+        "validation_curves",
       ]
     ) {
       assert.ok(
@@ -78,6 +79,7 @@ Deno.test("writeRunReport lists what it could not draw", async () => {
     const r = await writeRunReport(dir);
     assert.deepEqual(r.skipped, [
       "metrics: no metrics.json",
+      "validation curves: no validation Dice in log.jsonl",
       "embedding map: no embeddings.json",
       "overlays: no predictions/ folder",
     ]);
@@ -195,4 +197,34 @@ Deno.test("stagesHtml() shows the stage evidence of metrics.json, and nothing wi
   );
   assert.match(html, /Separation of 64 held-out patches/);
   assert.equal(stagesHtml({ ...metrics, stages: undefined } as never), "");
+});
+
+Deno.test("writeRunReport shows the run's setup, environment, timings, per-case table and config", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await writeSyntheticRun(dir);
+    const r = await writeRunReport(dir, { overlays: [] });
+    const html = await Deno.readTextFile(r.index);
+    for (
+      const s of [
+        "<h2>Run</h2>",
+        "wasm (fastest available)",
+        "AGCL for Deno 0.1.0, Deno 2.9.6, TensorFlow.js 4.22.0",
+        "0123456789ab",
+        "<th>pretrain</th>",
+        "3:20", // pretrain 200 s
+        "6:04", // the total
+        "<h2>Per case</h2>",
+        "<td>case_4</td>",
+        'href="../metrics.csv"',
+        "<h2>Validation</h2>",
+        "stage 1 on 4 slice(s) of the evaluation cases, stage 3 on 6 patch(es)",
+        "<h2>Config</h2>",
+        "&quot;domains&quot;",
+        "ASSD, average symmetric surface distance (mm)",
+      ]
+    ) assert.ok(html.includes(s), s);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
