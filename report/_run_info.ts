@@ -97,6 +97,7 @@ export const TIMING_STAGES: readonly string[] = [
 /** A short description of the model and the epochs each stage ran. */
 export function modelText(config: Record<string, unknown> | undefined): string {
   const backbone = pick(config, "model.backbone");
+  if (backbone === undefined) return "–";
   const method = pick(config, "pretrain.method");
   const epochs = ["coarse", "pretrain", "segment"].map((s) => {
     const b = pick(config, `budgets.stages.${s}.epochs`) ??
@@ -105,8 +106,8 @@ export function modelText(config: Record<string, unknown> | undefined): string {
   }).join(", ");
   return `ResNet-${backbone ?? "?"} (width ×${
     pick(config, "model.widthMultiplier") ?? 1
-  }), pre-training ${method ?? "?"}, patch ${
-    pick(config, "patchSize") ?? "?"
+  }), pre-training ${method ?? "–"}, patch ${
+    pick(config, "patchSize") ?? "–"
   } px; epochs: ${epochs}`;
 }
 
@@ -133,7 +134,13 @@ export function runInfoHtml(
         } evaluation cases (${split.source ?? "?"})`
         : "–",
     ],
-    ["targets", labels ? Object.values(labels).join(", ") : "–"],
+    [
+      "targets",
+      labels
+        ? Object.entries(labels).filter(([k]) => k !== "0").map(([, v]) => v)
+          .join(", ")
+        : "–",
+    ],
     ["model", config ? modelText(config) : "–"],
     ["seed", String(pick(config, "seed") ?? "–")],
     [

@@ -313,9 +313,17 @@ export function diceBoxSpec(
     type: "nominal",
     sort: targets,
     title: null,
-    axis: { labelAngle: -30 },
+    axis: { labelAngle: -30, bandPosition: 0.5 },
   };
-  const xOffset = { field: "method", type: "nominal", sort: methods };
+  // Each method's place within a target: a quantitative offset (its index),
+  // which the jittered points share exactly (a nominal offset band would
+  // put them elsewhere).
+  const offsetScale = { domain: [-0.5, methods.length - 0.5] };
+  const xOffset = { field: "slot", type: "quantitative", scale: offsetScale };
+  const slotted = <T extends { method: string }>(r: T) => ({
+    ...r,
+    slot: methods.indexOf(r.method),
+  });
   const color = {
     field: "method",
     type: "nominal",
@@ -331,7 +339,7 @@ export function diceBoxSpec(
     axis: { values: [0, 0.2, 0.4, 0.6, 0.8, 1] },
   };
   const layer: Record<string, unknown>[] = [{
-    data: { values: rows },
+    data: { values: rows.map(slotted) },
     transform: [
       {
         joinaggregate: [{ op: "count", as: "n" }],
@@ -342,14 +350,21 @@ export function diceBoxSpec(
     mark: {
       type: "boxplot",
       extent: 1.5,
-      size: 12,
+      size: 18,
       opacity: 0.35,
       outliers: false,
       median: { color: "black" },
     },
     encoding: { x, xOffset, color, y },
   }, {
-    data: { values: rows },
+    // Each case spread sideways within its method's place (golden-ratio
+    // jitter: deterministic, evenly filled), so equal values stay visible.
+    data: {
+      values: rows.map((r, i) => ({
+        ...r,
+        offset: methods.indexOf(r.method) + ((i * 0.618034) % 1 - 0.5) * 0.4,
+      })),
+    },
     mark: {
       type: "point",
       filled: true,
@@ -360,7 +375,7 @@ export function diceBoxSpec(
     },
     encoding: {
       x,
-      xOffset,
+      xOffset: { field: "offset", type: "quantitative", scale: offsetScale },
       color,
       y,
       tooltip: [
@@ -371,7 +386,7 @@ export function diceBoxSpec(
       ],
     },
   }, {
-    data: { values: rows },
+    data: { values: rows.map(slotted) },
     mark: { type: "tick", color: "black", thickness: 2, size: 14 },
     encoding: {
       x,
@@ -381,7 +396,9 @@ export function diceBoxSpec(
   }];
   if (options.marks && options.marks.length > 0) {
     layer.push({
-      data: { values: options.marks.map((m) => ({ ...m, y: 1.04 })) },
+      data: {
+        values: options.marks.map((m) => ({ ...slotted(m), y: 1.04 })),
+      },
       mark: { type: "text", fontSize: 13, fontWeight: "bold" },
       encoding: {
         x,

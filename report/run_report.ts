@@ -388,11 +388,14 @@ export async function writeRunReport(
       );
     }
     sections.push({ title: "Metrics", html: html.join("\n") });
+    const csv = join(runDir, "metrics.csv");
+    const hasCsv = await Deno.stat(csv).then(() => true, () => false);
     sections.push({
       title: "Per case",
-      html: caseTableHtml(run.metrics, {
-        csv: relative(dir, join(runDir, "metrics.csv")),
-      }),
+      html: caseTableHtml(
+        run.metrics,
+        hasCsv ? { csv: relative(dir, csv) } : {},
+      ),
     });
     const stages = stagesHtml(run.metrics);
     if (stages) {

@@ -216,7 +216,6 @@ Deno.test("writeRunReport shows the run's setup, environment, timings, per-case 
         "6:04", // the total
         "<h2>Per case</h2>",
         "<td>case_4</td>",
-        'href="../metrics.csv"',
         "<h2>Validation</h2>",
         "stage 1 on 4 slice(s) of the evaluation cases, stage 3 on 6 patch(es)",
         "<h2>Config</h2>",
