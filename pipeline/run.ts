@@ -144,6 +144,8 @@ export async function runPipeline(
   await run.init();
   const chosen = await selectBackend(backend, { purpose: "train" });
   print(`backend: ${chosen.name} (${chosen.reason})`);
+  // Read at the start: the checkout may move on while the run trains.
+  const environment = await runEnvironment(chosen);
   if (chosen.hint) print(`hint: ${chosen.hint}`);
   const progress: ProgressMode = quiet
     ? "quiet"
@@ -318,7 +320,7 @@ export async function runPipeline(
       ...found,
       stages: { ...evidence, stage2: { health: s2.health, probe } },
       timings,
-      environment: await runEnvironment(chosen),
+      environment,
     };
     await run.writeJson("metrics.json", metrics);
     await writeFileAtomic(join(out, "metrics.csv"), metricsCsv(metrics));
