@@ -77,6 +77,12 @@ export function commitText(env: EnvironmentFile | undefined): string {
   return `${env.commit.slice(0, 12)}${env.dirty ? " (dirty)" : ""}`;
 }
 
+/** The backend and why (a reason that already starts with its name stands alone). */
+function backendText(name: string, reason: string | undefined): string {
+  if (!reason) return name;
+  return reason.startsWith(name) ? reason : `${name} (${reason})`;
+}
+
 /** Seconds as `7:45` (minutes:seconds) or `12.3 s`. */
 export function duration(s: number | undefined): string {
   if (s === undefined || !Number.isFinite(s)) return "–";
@@ -145,9 +151,7 @@ export function runInfoHtml(
     ["seed", String(pick(config, "seed") ?? "–")],
     [
       "backend",
-      env?.backend
-        ? `${env.backend}${env.backendReason ? ` (${env.backendReason})` : ""}`
-        : "–",
+      env?.backend ? backendText(env.backend, env.backendReason) : "–",
     ],
     [
       "versions",

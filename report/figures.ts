@@ -120,9 +120,9 @@ export function lossCurveSpec(
   return {
     title,
     data: { values },
-    facet: {
-      column: { field: "stage", type: "nominal", sort: stages, title: null },
-    },
+    // Wrapped three to a row: a run with cross-fitted stage 1 has six stages.
+    facet: { field: "stage", type: "nominal", sort: stages, title: null },
+    columns: 3,
     spec: {
       width: 260,
       height: 200,
@@ -241,6 +241,7 @@ export function validationSpec(
             field: "epoch",
             type: "quantitative",
             title: "epoch",
+            scale: { zero: false },
             axis: { tickMinStep: 1, format: "d" },
           },
           y: {
@@ -413,7 +414,7 @@ export function diceBoxSpec(
     title: options.title ?? "Dice per target",
     width: Math.max(
       360,
-      targets.length * Math.max(48, methods.length * 22 + 20),
+      targets.length * Math.max(64, methods.length * 26 + 24),
     ),
     height: 260,
     layer,

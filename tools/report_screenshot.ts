@@ -107,9 +107,13 @@ async function main(args: string[]): Promise<number> {
     ],
     stdout: "null",
     stderr: "null",
-  }).output();
+    // A loaded machine can stall Chromium; give up rather than hang.
+    signal: AbortSignal.timeout(180_000),
+  }).output().catch(() => ({ success: false }));
   if (!shot.success) {
-    console.error(`error: ${chromium} could not render ${index}`);
+    console.error(
+      `error: ${chromium} could not render ${index} (within 3 minutes)`,
+    );
     return 1;
   }
   const { rows, height } = contentRows(await Deno.readFile(png));
