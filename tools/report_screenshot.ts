@@ -95,12 +95,15 @@ async function main(args: string[]): Promise<number> {
     index = (await writeRunReport(join(dir, "synthetic"))).index;
   }
   const missing = await missingFiles(index);
+  // A profile of its own: Chromium stalls on one another process holds.
+  const profile = await Deno.makeTempDir({ prefix: "agcl-chromium-" });
   const shot = await new Deno.Command(chromium, {
     args: [
       "--headless",
       "--no-sandbox",
       "--disable-gpu",
       "--hide-scrollbars",
+      `--user-data-dir=${profile}`,
       `--screenshot=${resolve(png)}`,
       "--window-size=1280,3000",
       `file://${resolve(index)}`,
@@ -109,7 +112,8 @@ async function main(args: string[]): Promise<number> {
     stderr: "null",
     // A loaded machine can stall Chromium; give up rather than hang.
     signal: AbortSignal.timeout(180_000),
-  }).output().catch(() => ({ success: false }));
+  }).output().catch(() => ({ success: false }))
+    .finally(() => Deno.remove(profile, { recursive: true }).catch(() => {}));
   if (!shot.success) {
     console.error(
       `error: ${chromium} could not render ${index} (within 3 minutes)`,
