@@ -1,5 +1,5 @@
 /**
- * HD95 + MSD (with Dice) of a 512×512×100 label pair with 13 labels, beside
+ * HD95 + ASSD (with Dice) of a 512×512×100 label pair with 13 labels, beside
  * the same computation in scipy (binary_erosion + distance_transform_edt on
  * each label's bounding box, as MONAI's get_mask_edges(crop=True) does).
  */
@@ -138,7 +138,7 @@ export default async function metricsBench(flags: BenchFlags): Promise<void> {
     { reps: 1, warmup: 0 },
   );
   const rows: (string | number)[][] = [[
-    `evaluateLabelMaps (Dice, HD95, MSD) ${dims.join("×")}, ${nLabels} labels`,
+    `evaluateLabelMaps (Dice, HD95, ASSD) ${dims.join("×")}, ${nLabels} labels`,
     ms,
     "",
     "",
@@ -175,7 +175,7 @@ export default async function metricsBench(flags: BenchFlags): Promise<void> {
           maxDiff = Math.max(
             maxDiff,
             Math.abs(t.hd95! - h),
-            Math.abs(t.msd! - m),
+            Math.abs(t.assd! - m),
           );
         }
         rows.push([

@@ -21,20 +21,50 @@ export function parseFlags<T extends NonNullable<ParseArgsConfig["options"]>>(
   try {
     return parseArgs({ args, options, strict: true, allowPositionals: false });
   } catch (e) {
-    const valid = Object.keys(options).map((k) => `--${k}`).join(", ");
-    // node:util reads "--epochs -1" as a flag without its value.
-    const flag = e instanceof Error && /argument is ambiguous/.test(e.message)
-      ? /'(--[^']+)'/.exec(e.message)?.[1]
-      : undefined;
-    if (flag !== undefined) {
-      const value = args[args.indexOf(flag) + 1] ?? "";
-      throw new UsageError(
-        `${command}: the value of ${flag} starts with a dash ('${value}'): write ${flag}=${value} to pass it`,
-      );
-    }
-    const msg = e instanceof Error ? e.message.split("\n")[0] : String(e);
-    throw new UsageError(`${command}: ${msg}; valid flags: ${valid}`);
+    throw usageError(command, args, options, e);
   }
+}
+
+/**
+ * Parses `args` strictly as {@linkcode parseFlags} does, allowing operands
+ * (e.g. run directories) besides the flags.
+ */
+export function parseFlagsAndOperands<
+  T extends NonNullable<ParseArgsConfig["options"]>,
+>(
+  command: string,
+  args: string[],
+  options: T,
+): ReturnType<
+  typeof parseArgs<{ options: T; strict: true; allowPositionals: true }>
+> {
+  try {
+    return parseArgs({ args, options, strict: true, allowPositionals: true });
+  } catch (e) {
+    throw usageError(command, args, options, e);
+  }
+}
+
+/** The one-line usage error of a `parseArgs` failure. */
+function usageError(
+  command: string,
+  args: string[],
+  options: NonNullable<ParseArgsConfig["options"]>,
+  e: unknown,
+): UsageError {
+  const valid = Object.keys(options).map((k) => `--${k}`).join(", ");
+  // node:util reads "--epochs -1" as a flag without its value.
+  const flag = e instanceof Error && /argument is ambiguous/.test(e.message)
+    ? /'(--[^']+)'/.exec(e.message)?.[1]
+    : undefined;
+  if (flag !== undefined) {
+    const value = args[args.indexOf(flag) + 1] ?? "";
+    return new UsageError(
+      `${command}: the value of ${flag} starts with a dash ('${value}'): write ${flag}=${value} to pass it`,
+    );
+  }
+  const msg = e instanceof Error ? e.message.split("\n")[0] : String(e);
+  return new UsageError(`${command}: ${msg}; valid flags: ${valid}`);
 }
 
 /** Runs `main`, turning any error into one line on stderr and exit code 1 (2 for usage). */
@@ -61,6 +91,8 @@ export interface UsageSpec {
   flags: readonly (readonly [string, string])[];
   /** Paragraphs after the flags. */
   notes?: string;
+  /** The JSR entry point, where it is not the command's name. @default {command} */
+  entry?: string;
 }
 
 /**
@@ -73,7 +105,7 @@ export function formatUsage(command: string, spec: UsageSpec): string {
   const width = Math.max(...flags.map(([f]) => f.length)) + 2;
   return [
     `Usage: deno task ${command} ${args}`,
-    `   or: deno run -A jsr:@agcl/agcl/${command} ${args}`,
+    `   or: deno run -A jsr:@agcl/agcl/${spec.entry ?? command} ${args}`,
     "",
     spec.summary,
     "",

@@ -324,7 +324,7 @@ function pixdimAssumptions(header: NiftiHeader): string[] {
     out.push(
       `${shown} and qform_code and sform_code are 0: a voxel size of 1 mm was assumed along ${
         axes(zero)
-      }, so distances in mm (HD95, MSD) may be meaningless`,
+      }, so distances in mm (HD95, ASSD) may be meaningless`,
     );
   }
   if (negative.length > 0) {

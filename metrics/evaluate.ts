@@ -1,5 +1,5 @@
 /**
- * Per-target metrics of multi-label maps (Dice, IoU, HD, HD95, MSD) and
+ * Per-target metrics of multi-label maps (Dice, IoU, HD, HD95, ASSD) and
  * their aggregation into the `metrics.json` shape written by `train` and
  * `eval`.
  *
@@ -23,7 +23,7 @@ export interface TargetScores {
   /** 95th-percentile Hausdorff distance in mm, or `null`. */
   hd95: number | null;
   /** Mean symmetric surface distance in mm, or `null`. */
-  msd: number | null;
+  assd: number | null;
   /** Why the distances are `null`: "both empty", "prediction empty", "truth empty". */
   reason?: string;
 }
@@ -44,14 +44,14 @@ export interface EvaluateOptions {
   labels: Record<number | string, string>;
   /** Percentile of the robust Hausdorff distance. @default {95} */
   percentile?: number;
-  /** MSD mode (see `surfaceDistances`). @default {"pooled"} */
-  msdMode?: SurfaceDistanceOptions["msdMode"];
+  /** ASSD mode (see `surfaceDistances`). @default {"pooled"} */
+  assdMode?: SurfaceDistanceOptions["assdMode"];
 }
 
 /**
  * Evaluates a predicted label map against the truth, per target: Dice, IoU,
  * and (on an exact anisotropic EDT restricted to each label's bounding box)
- * HD, HD95 and MSD in mm. Empty masks follow the DESIGN.md policy: Dice 1
+ * HD, HD95 and ASSD in mm. Empty masks follow the DESIGN.md policy: Dice 1
  * if both are empty, 0 if one is; distances `null` with a reason.
  *
  * @param pred Predicted labels, `nx·ny·nz` voxels, x fastest.
@@ -76,7 +76,7 @@ export function evaluateLabelMaps(
   truth: ArrayLike<number>,
   options: EvaluateOptions,
 ): CaseMetrics {
-  const { dims, labels, percentile = 95, msdMode = "pooled" } = options;
+  const { dims, labels, percentile = 95, assdMode = "pooled" } = options;
   if (dims.length !== 3) {
     throw new TypeError(
       `Cannot compute evaluateLabelMaps as 'dims' must be [nx, ny, nz]: current value is ${
@@ -159,7 +159,7 @@ export function evaluateLabelMaps(
         iou,
         hd: null,
         hd95: null,
-        msd: null,
+        assd: null,
         reason: a === 0 && b === 0
           ? "both empty"
           : a === 0
@@ -179,10 +179,10 @@ export function evaluateLabelMaps(
         dims: cd,
         spacing: two ? spacing.slice(0, 2) : spacing,
         percentile,
-        msdMode,
+        assdMode,
       },
     );
-    out[name] = { dice, iou, hd: r.hd, hd95: r.hd95, msd: r.msd };
+    out[name] = { dice, iou, hd: r.hd, hd95: r.hd95, assd: r.assd };
   }
   return { targets: out };
 }
@@ -193,8 +193,8 @@ export interface MetricsEntry {
   dice: number;
   /** HD95 in mm, or `null` when no case had one. */
   hd95: number | null;
-  /** MSD in mm, or `null` when no case had one. */
-  msd: number | null;
+  /** Average symmetric surface distance (ASSD) in mm, or `null` when no case had one. */
+  assd: number | null;
   /** IoU. */
   iou?: number;
   /** Hausdorff distance in mm. */
@@ -224,7 +224,7 @@ export interface MetricStat {
 }
 
 /** The metrics {@linkcode MetricsSummary.stats} describes, per target. */
-export type StatName = "dice" | "dicePresent" | "iou" | "hd95" | "msd" | "hd";
+export type StatName = "dice" | "dicePresent" | "iou" | "hd95" | "assd" | "hd";
 
 /** Per target: how many cases, how many values entered each mean, how many were `null`. */
 export interface TargetCounts {
@@ -232,12 +232,12 @@ export interface TargetCounts {
   cases: number;
   /** Cases whose HD95 entered the mean. */
   hd95: number;
-  /** Cases whose MSD entered the mean. */
-  msd: number;
+  /** Cases whose ASSD entered the mean. */
+  assd: number;
   /** Cases whose HD95 was `null` (left out of the mean). */
   hd95Null: number;
-  /** Cases whose MSD was `null`. */
-  msdNull: number;
+  /** Cases whose ASSD was `null`. */
+  assdNull: number;
   /** Null reasons and how often each occurred. */
   reasons: Record<string, number>;
   /** Cases whose ground truth contains the target (the cases of `dicePresent`). */
@@ -293,7 +293,7 @@ function caseIdOf(image: string): string {
 
 /**
  * Aggregates per-case metrics into the `metrics.json` shape: per-target
- * means over cases (Dice over every case; HD95/MSD over the cases where they
+ * means over cases (Dice over every case; HD95/ASSD over the cases where they
  * are defined, the others counted in `counts`), then the mean over targets.
  *
  * @param cases Image path, case id (default: the image's file name without
@@ -331,7 +331,7 @@ export function summarizeMetrics(
       return m;
     });
     const hd95 = per.flatMap((m) => m.hd95 === null ? [] : [m.hd95]);
-    const msd = per.flatMap((m) => m.msd === null ? [] : [m.msd]);
+    const assd = per.flatMap((m) => m.assd === null ? [] : [m.assd]);
     const hd = per.flatMap((m) => m.hd === null ? [] : [m.hd]);
     const reasons: Record<string, number> = {};
     for (const m of per) {
@@ -344,7 +344,7 @@ export function summarizeMetrics(
       dice: meanOf(per.map((m) => m.dice))!,
       dicePresent: meanOf(present.map((m) => m.dice)),
       hd95: meanOf(hd95),
-      msd: meanOf(msd),
+      assd: meanOf(assd),
       iou: meanOf(per.map((m) => m.iou))!,
       hd: meanOf(hd),
     };
@@ -353,15 +353,15 @@ export function summarizeMetrics(
       dicePresent: statOf(present.map((m) => m.dice)),
       iou: statOf(per.map((m) => m.iou)),
       hd95: statOf(hd95),
-      msd: statOf(msd),
+      assd: statOf(assd),
       hd: statOf(hd),
     };
     counts[n] = {
       cases: per.length,
       hd95: hd95.length,
-      msd: msd.length,
+      assd: assd.length,
       hd95Null: per.length - hd95.length,
-      msdNull: per.length - msd.length,
+      assdNull: per.length - assd.length,
       reasons,
       present: present.length,
       falsePositive: reasons["truth empty"] ?? 0,
@@ -379,7 +379,7 @@ export function summarizeMetrics(
       dice: pick((t) => t.dice) ?? 0,
       dicePresent: pick((t) => t.dicePresent),
       hd95: pick((t) => t.hd95),
-      msd: pick((t) => t.msd),
+      assd: pick((t) => t.assd),
       iou: pick((t) => t.iou) ?? 0,
       hd: pick((t) => t.hd),
     },
@@ -391,7 +391,7 @@ export function summarizeMetrics(
           const e: MetricsEntry = {
             dice: m.dice,
             hd95: m.hd95,
-            msd: m.msd,
+            assd: m.assd,
             iou: m.iou,
             hd: m.hd,
           };
@@ -405,12 +405,58 @@ export function summarizeMetrics(
   };
 }
 
+/** Renames a record's key `from` to `to` unless `to` is there already. */
+function renameKey(o: unknown, from: string, to: string): void {
+  if (o === null || typeof o !== "object") return;
+  const r = o as Record<string, unknown>;
+  if (from in r && !(to in r)) {
+    r[to] = r[from];
+    delete r[from];
+  }
+}
+
+/**
+ * Brings a `metrics.json` content read from disk to the current names, in
+ * place: files written before the rename call the average symmetric
+ * surface distance `msd` (and count `msdNull`); they become `assd` and
+ * `assdNull` in the targets, the mean, every case, `stats` and `counts`.
+ * Current files pass through unchanged.
+ *
+ * @param raw The parsed JSON.
+ * @returns The same object, typed as a summary.
+ *
+ * @example
+ * ```ts
+ * import { upgradeMetrics } from "@agcl/agcl/metrics";
+ * import assert from "node:assert/strict";
+ *
+ * const old = { targets: { liver: { dice: 1, hd95: 0, msd: 0 } }, mean: { dice: 1, hd95: 0, msd: 0 }, cases: [], counts: {} };
+ * assert.equal(upgradeMetrics(old).targets.liver!.assd, 0);
+ * ```
+ */
+export function upgradeMetrics(raw: unknown): MetricsSummary {
+  const m = raw as Partial<MetricsSummary> | null;
+  if (m === null || typeof m !== "object") return raw as MetricsSummary;
+  const entries = [
+    ...Object.values(m.targets ?? {}),
+    m.mean,
+    ...(m.cases ?? []).flatMap((c) => Object.values(c?.targets ?? {})),
+    ...Object.values(m.stats ?? {}),
+  ];
+  for (const e of entries) renameKey(e, "msd", "assd");
+  for (const c of Object.values(m.counts ?? {})) {
+    renameKey(c, "msd", "assd");
+    renameKey(c, "msdNull", "assdNull");
+  }
+  return m as MetricsSummary;
+}
+
 /**
  * Formats a metrics summary as a text table: one row per target, then the
  * mean over targets. Columns: `dice` over every case (both masks empty = 1,
  * one empty = 0), `dicePresent` over the cases whose ground truth contains
  * the target (`present` of them), `fp` cases predicting a target that is absent,
- * HD95 and MSD in mm (`-` where undefined) and how many cases had no
+ * HD95 and ASSD in mm (`-` where undefined) and how many cases had no
  * distances. Count columns are left out when the summary has no counts.
  *
  * @param summary A `metrics.json` content.
@@ -444,7 +490,7 @@ export function metricsTable(
     "dicePresent".padStart(11),
     ...(counts ? ["present".padStart(7), "fp".padStart(5)] : []),
     "hd95".padStart(7),
-    "msd".padStart(7),
+    "assd".padStart(7),
     ...(counts ? ["  no distance"] : []),
   ];
   const lines = [head.join(" ")];
@@ -463,7 +509,7 @@ export function metricsTable(
           ]
           : []),
         f(m.hd95, 2),
-        f(m.msd, 2),
+        f(m.assd, 2),
         ...(counts ? [c ? `  ${c.hd95Null}/${c.cases}` : ""] : []),
       ].join(" "),
     );
@@ -476,7 +522,7 @@ export function metricsTable(
       f(m.dicePresent, 3, 11),
       ...(counts ? ["".padStart(7), "".padStart(5)] : []),
       f(m.hd95, 2),
-      f(m.msd, 2),
+      f(m.assd, 2),
     ].join(" ").trimEnd(),
   );
   lines.push(
@@ -498,7 +544,7 @@ export const METRICS_CSV_COLUMNS: readonly string[] = Object.freeze([
   "dice",
   "iou",
   "hd95",
-  "msd",
+  "assd",
   "hd",
   "reason",
 ]);
@@ -512,7 +558,7 @@ function csvCell(v: string | number | boolean | null | undefined): string {
  * The per-case metrics of a summary as CSV (`metrics.csv` beside
  * `metrics.json`): a header, then one row per case × target with the case
  * id, image path, target, whether the truth contains the target (`present`:
- * the cases of `dicePresent`), Dice, IoU, HD95, MSD and HD in mm (empty
+ * the cases of `dicePresent`), Dice, IoU, HD95, ASSD and HD in mm (empty
  * where undefined) and the reason they are undefined.
  *
  * @example
@@ -522,7 +568,7 @@ function csvCell(v: string | number | boolean | null | undefined): string {
  *
  * const m = evaluateLabelMaps([1, 0], [1, 0], { dims: [2, 1, 1], labels: { 1: "organ" } });
  * const csv = metricsCsv(summarizeMetrics([{ image: "/d/c1.nii.gz", metrics: m }]));
- * assert.equal(csv, "case,image,target,present,dice,iou,hd95,msd,hd,reason\nc1,/d/c1.nii.gz,organ,true,1,1,0,0,0,\n");
+ * assert.equal(csv, "case,image,target,present,dice,iou,hd95,assd,hd,reason\nc1,/d/c1.nii.gz,organ,true,1,1,0,0,0,\n");
  * ```
  *
  * @param summary A `metrics.json` content.
@@ -542,7 +588,7 @@ export function metricsCsv(summary: Pick<MetricsSummary, "cases">): string {
           m.dice,
           m.iou,
           m.hd95,
-          m.msd,
+          m.assd,
           m.hd,
           m.reason,
         ]

@@ -15,10 +15,12 @@
  * - HD = max of the two directed maxima; HD95 = max of the 95th percentiles
  *   (numpy's linear interpolation) of each direction, as
  *   `HausdorffDistanceMetric(percentile=95)` computes.
- * - MSD (`SurfaceDistanceMetric(symmetric=True)`): current MONAI
+ * - ASSD, the average symmetric surface distance (`assd`; MONAI's
+ *   `SurfaceDistanceMetric(symmetric=True)`, its "mean surface distance";
+ *   named `msd` in `metrics.json` files before 0.1.0): current MONAI
  *   concatenates both directions' distances and takes one mean
  *   (`"pooled"`, the default here); MONAI ≤ 0.5 averaged the two directed
- *   means (`"average"`). Both are offered through `msdMode`.
+ *   means (`"average"`). Both are offered through `assdMode`.
  *
  * @module
  */
@@ -89,7 +91,7 @@ export interface SurfaceDistanceOptions {
   /** Percentile for the robust Hausdorff distance. @default {95} */
   percentile?: number;
   /** How the symmetric mean combines the two directions. @default {"pooled"} */
-  msdMode?: "pooled" | "average";
+  assdMode?: "pooled" | "average";
 }
 
 /** Surface distances between two masks, in mm (`null` with a reason when undefined). */
@@ -98,8 +100,8 @@ export interface SurfaceDistanceResult {
   hd: number | null;
   /** Robust Hausdorff distance at `percentile` (95 by default). */
   hd95: number | null;
-  /** Mean symmetric surface distance. */
-  msd: number | null;
+  /** Average symmetric surface distance (ASSD). */
+  assd: number | null;
   /** Why the distances are `null`: `"both empty"`, `"prediction empty"` or `"truth empty"`. */
   reason?: string;
   /** Number of surface voxels of the prediction and of the truth. */
@@ -166,7 +168,7 @@ function checkPercentile(p: number): void {
  *
  * @param predSurface Surface voxels of the prediction (1/0), x fastest.
  * @param truthSurface Surface voxels of the truth, same grid.
- * @param options Grid size, spacing, percentile, MSD mode.
+ * @param options Grid size, spacing, percentile, ASSD mode.
  * @returns The distances (`null` with a reason when a surface is empty).
  * @throws {RangeError} When the percentile is out of range.
  */
@@ -175,7 +177,7 @@ export function distancesFromSurfaces(
   truthSurface: Uint8Array,
   options: SurfaceDistanceOptions,
 ): SurfaceDistanceResult {
-  const { dims, percentile = 95, msdMode = "pooled" } = options;
+  const { dims, percentile = 95, assdMode = "pooled" } = options;
   checkPercentile(percentile);
   const spacing = options.spacing ?? dims.map(() => 1);
   let np = 0, nt = 0;
@@ -189,14 +191,20 @@ export function distancesFromSurfaces(
       : np === 0
       ? "prediction empty"
       : "truth empty";
-    return { hd: null, hd95: null, msd: null, reason, surfaceCounts: [np, nt] };
+    return {
+      hd: null,
+      hd95: null,
+      assd: null,
+      reason,
+      surfaceCounts: [np, nt],
+    };
   }
   const a = directed(predSurface, truthSurface, dims, spacing, np).sort();
   const b = directed(truthSurface, predSurface, dims, spacing, nt).sort();
   let sa = 0, sb = 0;
   for (const v of a) sa += v;
   for (const v of b) sb += v;
-  const msd = msdMode === "average"
+  const assd = assdMode === "average"
     ? (sa / np + sb / nt) / 2
     : (sa + sb) / (np + nt);
   return {
@@ -205,7 +213,7 @@ export function distancesFromSurfaces(
       percentileSorted(a, percentile),
       percentileSorted(b, percentile),
     ),
-    msd,
+    assd,
     surfaceCounts: [np, nt],
   };
 }
@@ -233,7 +241,7 @@ export function distancesFromSurfaces(
  * const p = new Uint8Array([1, 0, 0, 0]);
  * const t = new Uint8Array([0, 0, 0, 1]);
  * const r = surfaceDistances(p, t, { dims: [4, 1], spacing: [2, 1] });
- * assert.deepEqual([r.hd, r.hd95, r.msd], [6, 6, 6]);
+ * assert.deepEqual([r.hd, r.hd95, r.assd], [6, 6, 6]);
  * ```
  */
 export function surfaceDistances(

@@ -22,6 +22,7 @@ import {
   saveCheckpoint,
 } from "../models/checkpoint.ts";
 import { permuteLayout, torchShape } from "../models/_layout.ts";
+import type { StageValidation } from "./validation.ts";
 
 /** A training stage for {@linkcode runStage}. */
 export interface StageSpec {
@@ -41,6 +42,11 @@ export interface StageSpec {
   setExtra(extra: unknown): void;
   /** Runs one step (0-based over the stage) and returns the loss and lr. */
   step(epoch: number, step: number): Promise<{ loss: number; lr: number }>;
+  /**
+   * Scores the network on a held-out sample at the end of each epoch; the
+   * result goes into `log.jsonl` as a validation line. Absent: no check.
+   */
+  validate?: () => Promise<StageValidation>;
 }
 
 /** Shared state of a run's stages. */
@@ -279,6 +285,7 @@ export async function runStage(
   // A resumed stage whose last epoch was already saved runs no epoch.
   let name = resume && resume.stage === spec.stage ? resume.name : "";
   let lastLoss = NaN;
+  let val = "";
   for (; epoch < spec.epochs;) {
     for (
       let i = step - epoch * spec.stepsPerEpoch;
@@ -291,12 +298,26 @@ export async function runStage(
       step++;
       lastLoss = loss;
       await run.appendLog({ stage: spec.stage, epoch, step, loss, lr, ms });
-      bar.tick(1, `loss ${loss.toFixed(4)}`);
+      bar.tick(1, `loss ${loss.toFixed(4)}${val}`);
+    }
+    if (spec.validate) {
+      const t0 = performance.now();
+      const v = await spec.validate();
+      const ms = Math.round(performance.now() - t0);
+      await run.appendLog({
+        stage: spec.stage,
+        kind: "validation",
+        epoch,
+        step,
+        ...v,
+        ms,
+      });
+      val = v.dice === null ? "" : `, val Dice ${v.dice.toFixed(3)}`;
     }
     epoch++;
     name = await save(epoch === spec.epochs);
   }
-  bar.done(`loss ${lastLoss.toFixed(4)}`);
+  bar.done(`loss ${lastLoss.toFixed(4)}${val}`);
   ctx.finished[spec.stage] = name;
   return name;
 }

@@ -7,7 +7,7 @@
  */
 import { join } from "node:path";
 import { writeFileAtomic } from "../data/_io.ts";
-import type { MetricsSummary } from "../metrics/evaluate.ts";
+import { type MetricsSummary, upgradeMetrics } from "../metrics/evaluate.ts";
 import {
   type AblationRun,
   writeAblationReport,
@@ -125,7 +125,9 @@ async function runOne(
   }
   let metrics: MetricsSummary;
   try {
-    metrics = JSON.parse(await Deno.readTextFile(metricsPath));
+    metrics = upgradeMetrics(
+      JSON.parse(await Deno.readTextFile(metricsPath)),
+    );
   } catch (e) {
     throw new Error(
       `Cannot read ${metricsPath} after the run: ${

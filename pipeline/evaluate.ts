@@ -307,7 +307,7 @@ export type EvaluationMetrics = MetricsSummary & { miou?: number };
 /**
  * Segments every evaluation case (per-target sliding windows, label
  * fusion), writes `<dir>/<case id>.nii.gz` in the case's layout, and scores
- * the cases that have labels (Dice, HD95, MSD; VOC: 255 ignored, mIoU).
+ * the cases that have labels (Dice, HD95, ASSD; VOC: 255 ignored, mIoU).
  *
  * @param net The stage-3 network.
  * @param data The prepared data.
@@ -392,8 +392,8 @@ export async function evaluateCases(
  *
  * const s = { dice: 0.5, dicePresent: 0.5, precision: 0.6, recall: 0.7, outside: 0.1 };
  * const cov = { targets: { liver: s }, mean: s };
- * const final = { targets: { liver: { dice: 0.6, dicePresent: 0.6, hd95: 1, msd: 1 } },
- *   mean: { dice: 0.6, dicePresent: 0.6, hd95: 1, msd: 1 } };
+ * const final = { targets: { liver: { dice: 0.6, dicePresent: 0.6, hd95: 1, assd: 1 } },
+ *   mean: { dice: 0.6, dicePresent: 0.6, hd95: 1, assd: 1 } };
  * const table = formatStageTable(final, { stage1: cov, reach: cov, train: cov });
  * assert.match(table.split("\n")[1]!, /^liver\s+0\.500\s+0\.600\s+\+0\.100/);
  * ```
@@ -463,7 +463,7 @@ export function formatStageTable(
  * Formats a `metrics.json` summary as the text table printed at the end of
  * a run: the metrics package's {@linkcode metricsTable} (one row per
  * target: Dice over every case, Dice over the cases containing the target,
- * counts, HD95 and MSD in mm with `-` where undefined; then the mean).
+ * counts, HD95 and ASSD in mm with `-` where undefined; then the mean).
  *
  * @param metrics The summary from `summarizeMetrics`.
  * @returns The table, one line per row, then a legend line.
@@ -473,7 +473,7 @@ export function formatStageTable(
  * import { formatMetricsTable } from "@agcl/agcl/pipeline";
  * import assert from "node:assert/strict";
  *
- * const row = { dice: 0.9, hd95: 2, msd: 0.5 };
+ * const row = { dice: 0.9, hd95: 2, assd: 0.5 };
  * const lines = formatMetricsTable({ targets: { liver: row }, mean: row })
  *   .split("\n");
  * assert.match(lines[1]!, /^liver\s+0\.900\s/);

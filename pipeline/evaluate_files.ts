@@ -53,7 +53,7 @@ const NIFTI = /\.nii(\.gz)?$/;
 /**
  * Evaluates every case of a dataset split against `<predDir>/<case id>.nii.gz`
  * (or `.nii`), the id being the image file's base name: per-target Dice,
- * IoU, HD, HD95 and MSD with the label map's spacing, summarised as
+ * IoU, HD, HD95 and ASSD with the label map's spacing, summarised as
  * `metrics.json`.
  *
  * @param predDir Folder of predicted label maps.

@@ -20,6 +20,7 @@ export {
 } from "./evaluate.ts";
 export * from "./run.ts";
 export * from "./ablation.ts";
+export * from "./environment.ts";
 export * from "./predict.ts";
 export * from "./evaluate_files.ts";
 export {

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { selectBackend } from "../backends/mod.ts";
 import type { LabelMap, SamplingCase } from "../data/mod.ts";
 import { Prng } from "../random/prng.ts";
@@ -14,7 +14,7 @@ import { writeRunReport } from "../report/mod.ts";
 import { type PipelineConfig, validateConfig } from "./config.ts";
 import { applyBudgets } from "./budget.ts";
 import { describeBudgets, runBudgets } from "./_budgets.ts";
-import { readRunConfig } from "./run_config.ts";
+import { readRunConfig, recordedPath } from "./run_config.ts";
 import { resolveJitter } from "./coarse.ts";
 import {
   describeStage1,
@@ -35,6 +35,7 @@ import { runStage3 } from "./stage3.ts";
 import type { StageContext } from "./_stage_runner.ts";
 import { writeCaseLabels } from "./_label_io.ts";
 import { writeModelDir } from "./_model_dir.ts";
+import { runEnvironment } from "./environment.ts";
 
 /** Options for {@linkcode runPipeline}. */
 export interface RunOptions {
@@ -65,7 +66,7 @@ export interface RunResult {
   backend: string;
 }
 
-export { readRunConfig } from "./run_config.ts";
+export { readRunConfig, recordedPath, runDataPath } from "./run_config.ts";
 
 function seeds(seed: number) {
   const root = new Prng(seed);
@@ -83,6 +84,7 @@ function seeds(seed: number) {
     embed: next(),
     folds: next(),
     budget: next(),
+    validate: next(),
   };
 }
 
@@ -113,8 +115,8 @@ function samplingCases(
  * `attention/` (stage 1's coarse maps), `model/` (the trained networks as
  * PyTorch state dicts: `coarse`, `encoder` and `segment.safetensors`, and
  * a `config.json` that rebuilds them), `predictions/`, `metrics.json`
- * (with the stage evidence under `stages` and the stage wall times under
- * `timings`), `metrics.csv` (one row per case × target), `embeddings.json` and a report.
+ * (with the stage evidence under `stages`, the stage wall times under
+ * `timings` and the backend, versions and git commit under `environment`), `metrics.csv` (one row per case × target), `embeddings.json` and a report.
  * Each epoch ends with an atomic checkpoint; with `resume` the run
  * continues from the last complete one and, on the cpu backend, reaches
  * the same weights as an uninterrupted run.
@@ -137,11 +139,13 @@ export async function runPipeline(
     if (!quiet) console.error(`warning: ${m}`);
   };
   const run = new RunDir(out);
-  const opened = await openRun(run, config, resume);
+  const opened = await openRun(run, absolutePaths(config), resume);
   config = opened.config;
   await run.init();
   const chosen = await selectBackend(backend, { purpose: "train" });
   print(`backend: ${chosen.name} (${chosen.reason})`);
+  // Read at the start: the checkout may move on while the run trains.
+  const environment = await runEnvironment(chosen);
   if (chosen.hint) print(`hint: ${chosen.hint}`);
   const progress: ProgressMode = quiet
     ? "quiet"
@@ -188,7 +192,7 @@ export async function runPipeline(
   }
   const saved = {
     ...config,
-    dataPath,
+    dataPath: recordedPath(out, dataPath),
     split: data.split,
     labels: Object.fromEntries(data.targets.map((t) => [t.id, t.name])),
     domains: data.domains,
@@ -286,6 +290,11 @@ export async function runPipeline(
       channels,
       seeds: { decoder: s.decoder, sample: s.sample3, stream: s.stream3 },
       warn,
+      validation: {
+        cases: evalCases,
+        targets: data.targets.map(({ id, name }) => ({ id, name })),
+        seed: s.validate,
+      },
     });
     timings.segment = clock() - t0;
     for (const w of underTrainedWarnings(await run.readLog())) warn(w);
@@ -318,6 +327,7 @@ export async function runPipeline(
       ...found,
       stages: { ...evidence, stage2: { health: s2.health, probe } },
       timings,
+      environment,
     };
     await run.writeJson("metrics.json", metrics);
     await writeFileAtomic(join(out, "metrics.csv"), metricsCsv(metrics));
@@ -358,6 +368,19 @@ export async function runPipeline(
     else s2.encoder.dispose();
     s2.head.dispose();
   }
+}
+
+/**
+ * The config with its input paths (`data`, `coarse.masks`) absolute, so
+ * that `config.json` and `--resume` read them from any working directory.
+ */
+function absolutePaths(config: PipelineConfig): PipelineConfig {
+  const out = { ...config };
+  if (out.data !== null) out.data = resolve(out.data);
+  if (out.coarse.masks !== null) {
+    out.coarse = { ...out.coarse, masks: resolve(out.coarse.masks) };
+  }
+  return out;
 }
 
 /**

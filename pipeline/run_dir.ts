@@ -52,6 +52,34 @@ export interface LogEntry extends Omit<ReportLogEntry, "method"> {
   ms: number;
 }
 
+/**
+ * A validation line of `log.jsonl`: the Dice of a stage's network on its
+ * held-out sample at the end of an epoch (stages 1 and 3; see
+ * `pipeline/validation.ts`). Told from step lines by `kind`.
+ */
+export interface ValidationLogEntry {
+  /** Stage that logged it. */
+  stage: Stage;
+  /** Always `"validation"`. */
+  kind: "validation";
+  /** The epoch that just ended (0-based, as its steps are logged). */
+  epoch: number;
+  /** Steps of the stage done (the epoch's last step). */
+  step: number;
+  /** Mean Dice over the targets whose truth is in the sample, `null` when none is. */
+  dice: number | null;
+  /** Dice per target name (`null` where the sample has none of its truth). */
+  targets: Record<string, number | null>;
+  /** What was scored, e.g. `4 slice(s) of 1 case(s)`. */
+  sample: string;
+  /** Wall time of the validation in milliseconds. */
+  ms: number;
+}
+
+function isValidation(e: unknown): e is ValidationLogEntry {
+  return (e as { kind?: unknown } | null)?.kind === "validation";
+}
+
 /** What `checkpoints/last.json` holds. */
 export interface LastPointer {
   /** Stage of the latest complete checkpoint. */
@@ -226,21 +254,30 @@ export class RunDir {
     );
   }
 
-  /** Appends one line to `log.jsonl`. */
-  async appendLog(entry: LogEntry): Promise<void> {
+  /** Appends one line (a step or a validation) to `log.jsonl`. */
+  async appendLog(entry: LogEntry | ValidationLogEntry): Promise<void> {
     await Deno.writeTextFile(this.logPath, JSON.stringify(entry) + "\n", {
       append: true,
     });
   }
 
   /**
-   * Reads `log.jsonl`: a last line cut by a crash is dropped.
+   * Reads the step lines of `log.jsonl` (validation lines are left to
+   * {@linkcode RunDir.readValidation}): a last line cut by a crash is
+   * dropped.
    *
    * @throws {Error} Naming the file and the line when a line before the
    *   last is not JSON (corruption, not a cut write).
    */
   async readLog(): Promise<LogEntry[]> {
-    return await readJsonLines(this.logPath) as LogEntry[];
+    return (await readJsonLines(this.logPath)).filter((e) =>
+      !isValidation(e)
+    ) as LogEntry[];
+  }
+
+  /** Reads the validation lines of `log.jsonl`, as {@linkcode RunDir.readLog} reads. */
+  async readValidation(): Promise<ValidationLogEntry[]> {
+    return (await readJsonLines(this.logPath)).filter(isValidation);
   }
 
   /**
@@ -249,7 +286,11 @@ export class RunDir {
    */
   async truncateLog(stage: Stage, step: number): Promise<void> {
     const order = stageOrder(stage);
-    const keep = (await this.readLog()).filter((e) => {
+    const all = await readJsonLines(this.logPath) as {
+      stage: Stage;
+      step: number;
+    }[];
+    const keep = all.filter((e) => {
       const o = stageOrder(e.stage);
       return o < order || (o === order && e.step <= step);
     });

@@ -23,6 +23,7 @@ import { Progress } from "./progress.ts";
 import { type StageContext, trainOrRestore } from "./_stage_runner.ts";
 import { buildCoarseNet, type DeepLab, namedVariables } from "./_models.ts";
 import { readCaseLabels } from "./_label_io.ts";
+import { coarseValidator } from "./validation.ts";
 
 /** How the training cases' attention was made. */
 export type TrainAttentionSource = "crossfit" | "predicted" | "union" | "given";
@@ -177,7 +178,9 @@ export function planStage1(
  * evaluation cases; the training cases get, by `coarse.trainAttention`:
  * out-of-fold predictions of `coarse.folds` networks each trained without
  * their fold (`crossfit`), the final network's own predictions
- * (`predicted`), or those with the truth filled in (`union`).
+ * (`predicted`), or those with the truth filled in (`union`). The final
+ * network's validation Dice on a few slices of the labelled evaluation
+ * cases goes into `log.jsonl` at each epoch end.
  *
  * @param ctx Run directory, progress, finished stages, resume point.
  * @param config The run's config.
@@ -244,15 +247,25 @@ export async function runStage1(
         ctx,
         stage,
         namedVariables({ "": net }),
-        () =>
-          coarseStage(config, net, {
+        () => {
+          const spec = coarseStage(config, net, {
             cases,
             nClasses: maxLabel + 1,
             seed: (seeds.shuffle + salt) >>> 0,
             flip,
             jitter,
             stage,
-          }),
+          });
+          // The final network is watched on the evaluation cases' slices.
+          const check = stage === "coarse"
+            ? coarseValidator(net, data.evaluation, {
+              multiple: paddingMultiple(config),
+              targets: data.targets,
+            })
+            : null;
+          if (check) spec.validate = check;
+          return spec;
+        },
       );
       await predictInto(net, predict);
     } finally {

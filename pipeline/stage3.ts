@@ -8,6 +8,7 @@
 import { BatchStream, samplePatches, type SamplingCase } from "../data/mod.ts";
 import type { PipelineConfig } from "./config.ts";
 import { segmentStage } from "./segment.ts";
+import { segmentValidator } from "./validation.ts";
 import { type StageContext, trainOrRestore } from "./_stage_runner.ts";
 import {
   buildSegNet,
@@ -22,7 +23,8 @@ import {
  * @param ctx Run directory, progress, finished stages, resume point.
  * @param config The run's config.
  * @param options The pre-trained encoder (frozen here), training cases with
- * their attention, target ids, image channels, seeds, warnings.
+ * their attention, target ids, image channels, seeds, warnings, and the
+ * held-out cases of the per-epoch validation Dice.
  * @returns The segmentation network, which shares `encoder`'s variables
  * (its `dispose()` disposes the encoder too).
  */
@@ -36,6 +38,12 @@ export async function runStage3(
     channels: number;
     seeds: { decoder: number; sample: number; stream: number };
     warn: (message: string) => void;
+    /** Held-out cases whose validation Dice is logged at each epoch end. */
+    validation?: {
+      cases: SamplingCase[];
+      targets: { id: number; name: string }[];
+      seed: number;
+    };
   },
 ): Promise<DeepLab> {
   const { encoder, cases, targets, channels, seeds, warn } = options;
@@ -60,7 +68,15 @@ export async function runStage3(
           balance: "target",
           augment: { crop: false, intensity: false, color: false },
         });
-        return segmentStage(config, net, { stream });
+        const spec = segmentStage(config, net, { stream });
+        const v = options.validation;
+        const check = v && segmentValidator(net, v.cases, {
+          targets: v.targets,
+          patchSize: config.patchSize,
+          seed: v.seed,
+        });
+        if (check) spec.validate = check;
+        return spec;
       },
     );
   } catch (e) {

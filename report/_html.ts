@@ -45,6 +45,10 @@ table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:
 th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
 figure{margin:1em 0}img{max-width:100%}figcaption{color:#555;font-size:.9em}
 .note{color:#777;font-style:italic}
+table.kv th{text-align:left;vertical-align:top;white-space:nowrap}table.kv td{text-align:left}
+table.cases td.absent{color:#999;background:#f4f4f4}
+details{margin:1em 0}pre{background:#f7f7f7;padding:.8em;overflow:auto;font-size:.85em;max-height:40em}
+code{background:#f3f3f3;padding:0 .2em}
 </style></head><body>
 <h1>${esc(title)}</h1>
 ${body}

@@ -1,8 +1,13 @@
 /** Internal: tolerant readers of the run-directory files the report draws. */
 import { join } from "node:path";
 import { readJsonLines } from "../data/_io.ts";
-import type { MetricsSummary } from "../metrics/evaluate.ts";
-import type { EmbeddingsFile, LogEntry, TemperatureRow } from "./figures.ts";
+import { type MetricsSummary, upgradeMetrics } from "../metrics/evaluate.ts";
+import type {
+  EmbeddingsFile,
+  LogEntry,
+  TemperatureRow,
+  ValidationRow,
+} from "./figures.ts";
 
 /** Reads JSON, or `undefined` when the file does not exist. */
 export async function readJsonIf<T>(path: string): Promise<T | undefined> {
@@ -38,12 +43,33 @@ export async function readLog(runDir: string): Promise<LogEntry[]> {
   );
 }
 
+/**
+ * Reads the validation lines of `log.jsonl` (`kind: "validation"`: stage 1's
+ * and stage 3's Dice after each epoch), or `[]` when there are none.
+ */
+export async function readValidation(runDir: string): Promise<ValidationRow[]> {
+  return (await readJsonLines(join(runDir, "log.jsonl"))).flatMap((e) => {
+    const v = e as Partial<ValidationRow> & { kind?: unknown } | null;
+    return v?.kind === "validation" && typeof v.stage === "string" &&
+        typeof v.epoch === "number"
+      ? [{
+        stage: v.stage,
+        epoch: v.epoch,
+        dice: v.dice ?? null,
+        ...(typeof v.sample === "string" ? { sample: v.sample } : {}),
+      }]
+      : [];
+  });
+}
+
 /** The parts of a run directory the report uses. */
 export interface RunFiles {
   /** `config.json` (any shape). */
   config?: Record<string, unknown>;
-  /** `log.jsonl` lines. */
+  /** `log.jsonl` step lines. */
   log: LogEntry[];
+  /** `log.jsonl` validation lines. */
+  validation: ValidationRow[];
   /** `metrics.json`. */
   metrics?: MetricsSummary;
   /** `embeddings.json`. */
@@ -54,7 +80,10 @@ export interface RunFiles {
 
 /** Loads every report input of a run directory that exists. */
 export async function loadRun(runDir: string): Promise<RunFiles> {
-  const out: RunFiles = { log: await readLog(runDir) };
+  const out: RunFiles = {
+    log: await readLog(runDir),
+    validation: await readValidation(runDir),
+  };
   const config = await readJsonIf<Record<string, unknown>>(
     join(runDir, "config.json"),
   );
@@ -62,7 +91,8 @@ export async function loadRun(runDir: string): Promise<RunFiles> {
   const metrics = await readJsonIf<MetricsSummary>(
     join(runDir, "metrics.json"),
   );
-  if (metrics) out.metrics = metrics;
+  // Files of earlier versions name the ASSD `msd`.
+  if (metrics) out.metrics = upgradeMetrics(metrics);
   const emb = await readJsonIf<EmbeddingsFile>(join(runDir, "embeddings.json"));
   if (emb && Array.isArray(emb.points) && emb.points.length > 0) {
     out.embeddings = emb;

@@ -15,6 +15,7 @@ import { toCanonical } from "../data/orient.ts";
 import { loadVoc, readVocSample } from "../data/voc.ts";
 import type { Volume } from "../data/volume.ts";
 import type { CaptionedSlice } from "./run_report.ts";
+import { runDataPath } from "../pipeline/run_config.ts";
 
 /** How radiological axial slices are described in captions. */
 export const RADIOLOGICAL =
@@ -149,11 +150,7 @@ export async function overlaysFromRun(
   const found = await predictionFiles(predDir);
   if (found.reason) return { slices: [], reason: found.reason };
   const files = found.files;
-  const dataPath = typeof config?.dataPath === "string"
-    ? config.dataPath
-    : typeof config?.data === "string"
-    ? config.data
-    : undefined;
+  const dataPath = runDataPath(runDir, config);
   if (!dataPath) return { slices: [], reason: "config.json names no dataset" };
   if (await isDirectory(dataPath)) {
     const slices = await vocOverlays(dataPath, predDir, files, max);

@@ -64,13 +64,13 @@ function caseMeans(m: MetricsSummary): number[] {
 export interface AblationTable {
   /** Target names (columns), then "mean". */
   targets: string[];
-  /** Per run: Dice, HD95 and MSD statistics per target and for the per-case mean. */
+  /** Per run: Dice, HD95 and ASSD statistics per target and for the per-case mean. */
   rows: {
     backbone: string;
     method: string;
     dice: Record<string, Stat>;
     hd95: Record<string, Stat>;
-    msd: Record<string, Stat>;
+    assd: Record<string, Stat>;
   }[];
   /** Header and text cells ("0.912 ± 0.031") of the Dice table. */
   text: { header: string[]; rows: string[][] };
@@ -83,7 +83,7 @@ export interface AblationTable {
 /**
  * Builds the Table-1-like table: per backbone and method, the Dice of each
  * target as mean ± std over cases, and the per-case mean over targets; HD95
- * and MSD statistics over the cases where they are defined go to the CSV
+ * and ASSD statistics over the cases where they are defined go to the CSV
  * and JSON forms.
  *
  * @param runs Runs with their metrics.
@@ -113,17 +113,17 @@ export function ablationTable(runs: AblationMetrics[]): AblationTable {
   const rows = runs.map((r) => {
     const dice: Record<string, Stat> = {};
     const hd95: Record<string, Stat> = {};
-    const msd: Record<string, Stat> = {};
+    const assd: Record<string, Stat> = {};
     for (const t of targets) {
       const per = r.metrics.cases.map((c) => c.targets[t]).filter((v) =>
         v !== undefined
       );
       dice[t] = stat(per.map((v) => v.dice));
       hd95[t] = stat(per.flatMap((v) => (v.hd95 === null ? [] : [v.hd95])));
-      msd[t] = stat(per.flatMap((v) => (v.msd === null ? [] : [v.msd])));
+      assd[t] = stat(per.flatMap((v) => (v.assd === null ? [] : [v.assd])));
     }
     dice.mean = stat(caseMeans(r.metrics));
-    const means = (k: "hd95" | "msd") =>
+    const means = (k: "hd95" | "assd") =>
       r.metrics.cases.flatMap((c) => {
         const v = Object.values(c.targets).flatMap((
           t,
@@ -131,8 +131,8 @@ export function ablationTable(runs: AblationMetrics[]): AblationTable {
         return v.length ? [v.reduce((a, b) => a + b, 0) / v.length] : [];
       });
     hd95.mean = stat(means("hd95"));
-    msd.mean = stat(means("msd"));
-    return { backbone: r.backbone, method: r.method, dice, hd95, msd };
+    assd.mean = stat(means("assd"));
+    return { backbone: r.backbone, method: r.method, dice, hd95, assd };
   });
   const columns = [...targets, "mean"];
   const cell = (s: Stat) =>
@@ -170,10 +170,10 @@ export function ablationTable(runs: AblationMetrics[]): AblationTable {
   ].join("\n") + "\n";
   const num = (v: number | null) => (v === null ? "" : String(v));
   const csv = [
-    "backbone,method,target,dice_mean,dice_std,n,hd95_mean,hd95_std,hd95_n,msd_mean,msd_std,msd_n",
+    "backbone,method,target,dice_mean,dice_std,n,hd95_mean,hd95_std,hd95_n,assd_mean,assd_std,assd_n",
     ...rows.flatMap((r) =>
       columns.map((c) => {
-        const d = r.dice[c]!, h = r.hd95[c]!, s = r.msd[c]!;
+        const d = r.dice[c]!, h = r.hd95[c]!, s = r.assd[c]!;
         return [
           r.backbone,
           r.method,

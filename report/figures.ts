@@ -1,7 +1,8 @@
 /**
  * Vega-Lite specifications of the paper's figures: loss curves per stage
  * (Fig. 5a), per-target Dice box plots per method (Fig. 4), the 2-D map of
- * projection embeddings (Fig. 3) and the temperature sweep (Fig. 5b).
+ * projection embeddings (Fig. 3) and the temperature sweep (Fig. 5b), and
+ * the validation Dice per epoch of stages 1 and 3.
  * Render them with {@linkcode writeRunReport} / {@linkcode writeAblationReport},
  * or any Vega-Lite renderer.
  *
@@ -119,9 +120,9 @@ export function lossCurveSpec(
   return {
     title,
     data: { values },
-    facet: {
-      column: { field: "stage", type: "nominal", sort: stages, title: null },
-    },
+    // Wrapped three to a row: a run with cross-fitted stage 1 has six stages.
+    facet: { field: "stage", type: "nominal", sort: stages, title: null },
+    columns: 3,
     spec: {
       width: 260,
       height: 200,
@@ -156,6 +157,107 @@ export function lossCurveSpec(
   };
 }
 
+/**
+ * One validation line of `RUN/log.jsonl` as the report reads it: the Dice
+ * of stage 1's or stage 3's network on its held-out sample after an epoch,
+ * optionally tagged with the run it belongs to.
+ */
+export interface ValidationRow {
+  /** Stage: `coarse` or `segment`. */
+  stage: string;
+  /** The epoch that ended (0-based). */
+  epoch: number;
+  /** Mean Dice over the targets in the sample, `null` when none was. */
+  dice: number | null;
+  /** What was scored, e.g. `4 slice(s) of 1 case(s)`. */
+  sample?: string;
+  /** Run label when several runs share a figure. */
+  method?: string;
+}
+
+/**
+ * Validation curves: the validation Dice after each epoch, one panel per
+ * stage (stage 1's coarse network, stage 3's decoder), one line per run
+ * when rows carry a method.
+ *
+ * @param rows Validation lines (`null` Dice is left out).
+ * @param options Title.
+ * @returns A Vega-Lite spec.
+ * @throws {TypeError} When no row has a Dice.
+ *
+ * @example
+ * ```ts
+ * import { validationSpec } from "@agcl/agcl/report";
+ * import assert from "node:assert/strict";
+ * const spec = validationSpec([{ stage: "coarse", epoch: 0, dice: 0.4 }, { stage: "coarse", epoch: 1, dice: 0.6 }]);
+ * assert.equal(typeof spec.facet, "object");
+ * ```
+ */
+export function validationSpec(
+  rows: ValidationRow[],
+  options: { title?: string } = {},
+): VegaLiteSpec {
+  const values = rows.filter((r) => r.dice !== null && Number.isFinite(r.dice))
+    .map((r) => ({
+      stage: r.stage === "coarse"
+        ? "stage 1 (coarse)"
+        : r.stage === "segment"
+        ? "stage 3 (segment)"
+        : r.stage,
+      epoch: r.epoch + 1,
+      dice: r.dice,
+      series: r.method ?? r.stage,
+    }));
+  if (values.length === 0) {
+    throw new TypeError(
+      "Cannot compute validationSpec as 'rows' has no validation Dice",
+    );
+  }
+  const byMethod = rows.some((r) => r.method !== undefined);
+  const color = {
+    field: "series",
+    type: "nominal",
+    title: byMethod ? "run" : "stage",
+    ...(byMethod ? {} : { legend: null }),
+  };
+  return {
+    title: options.title ?? "Validation Dice after each epoch",
+    data: { values },
+    facet: {
+      column: {
+        field: "stage",
+        type: "nominal",
+        sort: ["stage 1 (coarse)", "stage 3 (segment)"],
+        title: null,
+      },
+    },
+    spec: {
+      width: 300,
+      height: 200,
+      layer: [{
+        mark: { type: "line", point: { filled: true, size: 40 } },
+        encoding: {
+          x: {
+            field: "epoch",
+            type: "quantitative",
+            title: "epoch",
+            scale: { zero: false },
+            axis: { tickMinStep: 1, format: "d" },
+          },
+          y: {
+            field: "dice",
+            type: "quantitative",
+            title: "validation Dice",
+            scale: { domain: [0, 1] },
+          },
+          color,
+        },
+      }],
+    },
+    resolve: { scale: { x: "independent" } },
+  };
+}
+
 /** One Dice value of one case, target and method. */
 export interface DiceRow {
   /** Method (pre-training) label. */
@@ -164,14 +266,21 @@ export interface DiceRow {
   target: string;
   /** Dice of this case. */
   dice: number;
+  /** Case id (shown on hover in the SVG). */
+  case?: string;
 }
 
 /**
- * Per-target Dice box plots, one box per method (Fig. 4), with optional
- * significance marks above each (e.g. "*" for p < 0.05 against AGCL).
+ * Per-target Dice, one column of points per method (Fig. 4): every case is
+ * a point, the mean a black tick, and a box plot is drawn behind the
+ * points where a target and method have at least `minBox` cases (a box of
+ * two cases says nothing); optional significance marks above each (e.g.
+ * "*" for p < 0.05 against AGCL). A single method gets no legend.
  *
  * @param rows Per-case Dice values.
- * @param options Marks per target and method, method and target order, title.
+ * @param options Marks per target and method, method and target order,
+ * title, fewest cases for a box (default 5), legend title (default
+ * "method").
  * @returns A Vega-Lite spec.
  * @throws {TypeError} When `rows` is empty.
  *
@@ -190,11 +299,14 @@ export function diceBoxSpec(
     methods?: string[];
     targets?: string[];
     title?: string;
+    minBox?: number;
+    colorTitle?: string;
   } = {},
 ): VegaLiteSpec {
   if (rows.length === 0) {
     throw new TypeError("Cannot compute diceBoxSpec as 'rows' is empty");
   }
+  const { minBox = 5 } = options;
   const methods = options.methods ?? [...new Set(rows.map((r) => r.method))];
   const targets = options.targets ?? [...new Set(rows.map((r) => r.target))];
   const x = {
@@ -202,39 +314,92 @@ export function diceBoxSpec(
     type: "nominal",
     sort: targets,
     title: null,
-    axis: { labelAngle: -30 },
+    axis: { labelAngle: -30, bandPosition: 0.5 },
   };
-  const xOffset = { field: "method", type: "nominal", sort: methods };
+  // Each method's place within a target: a quantitative offset (its index),
+  // which the jittered points share exactly (a nominal offset band would
+  // put them elsewhere).
+  const offsetScale = { domain: [-0.5, methods.length - 0.5] };
+  const xOffset = { field: "slot", type: "quantitative", scale: offsetScale };
+  const slotted = <T extends { method: string }>(r: T) => ({
+    ...r,
+    slot: methods.indexOf(r.method),
+  });
   const color = {
     field: "method",
     type: "nominal",
     sort: methods,
-    title: "method",
+    title: options.colorTitle ?? "method",
+    legend: methods.length > 1 ? { symbolOpacity: 1 } : null,
+  };
+  const y = {
+    field: "dice",
+    type: "quantitative",
+    title: "Dice",
+    scale: { domain: [0, 1.08] },
+    axis: { values: [0, 0.2, 0.4, 0.6, 0.8, 1] },
   };
   const layer: Record<string, unknown>[] = [{
-    data: { values: rows },
+    data: { values: rows.map(slotted) },
+    transform: [
+      {
+        joinaggregate: [{ op: "count", as: "n" }],
+        groupby: ["target", "method"],
+      },
+      { filter: `datum.n >= ${minBox}` },
+    ],
     mark: {
       type: "boxplot",
       extent: 1.5,
-      size: 10,
+      size: 18,
+      opacity: 0.35,
+      outliers: false,
       median: { color: "black" },
+    },
+    encoding: { x, xOffset, color, y },
+  }, {
+    // Each case spread sideways within its method's place (golden-ratio
+    // jitter: deterministic, evenly filled), so equal values stay visible.
+    data: {
+      values: rows.map((r, i) => ({
+        ...r,
+        offset: methods.indexOf(r.method) + ((i * 0.618034) % 1 - 0.5) * 0.4,
+      })),
+    },
+    mark: {
+      type: "point",
+      filled: true,
+      size: 36,
+      opacity: 0.85,
+      stroke: "#222",
+      strokeWidth: 0.5,
     },
     encoding: {
       x,
-      xOffset,
+      xOffset: { field: "offset", type: "quantitative", scale: offsetScale },
       color,
-      y: {
-        field: "dice",
-        type: "quantitative",
-        title: "Dice",
-        scale: { domain: [0, 1.08] },
-        axis: { values: [0, 0.2, 0.4, 0.6, 0.8, 1] },
-      },
+      y,
+      tooltip: [
+        { field: "target" },
+        { field: "method" },
+        { field: "dice", format: ".3f" },
+        ...(rows.some((r) => r.case !== undefined) ? [{ field: "case" }] : []),
+      ],
+    },
+  }, {
+    data: { values: rows.map(slotted) },
+    mark: { type: "tick", color: "black", thickness: 2, size: 14 },
+    encoding: {
+      x,
+      xOffset,
+      y: { ...y, aggregate: "mean" },
     },
   }];
   if (options.marks && options.marks.length > 0) {
     layer.push({
-      data: { values: options.marks.map((m) => ({ ...m, y: 1.04 })) },
+      data: {
+        values: options.marks.map((m) => ({ ...slotted(m), y: 1.04 })),
+      },
       mark: { type: "text", fontSize: 13, fontWeight: "bold" },
       encoding: {
         x,
@@ -247,7 +412,10 @@ export function diceBoxSpec(
   }
   return {
     title: options.title ?? "Dice per target",
-    width: Math.max(240, targets.length * (methods.length * 14 + 16)),
+    width: Math.max(
+      360,
+      targets.length * Math.max(64, methods.length * 26 + 24),
+    ),
     height: 260,
     layer,
   };

@@ -11,4 +11,5 @@ export * from "./embedding.ts";
 export * from "./overlay.ts";
 export * from "./run_report.ts";
 export * from "./ablation_report.ts";
+export * from "./compare_report.ts";
 export * from "./ablation_table.ts";

@@ -5,8 +5,7 @@
  *
  * @module
  */
-import { join } from "node:path";
-import { basename } from "node:path";
+import { basename, join, relative } from "node:path";
 import { Prng } from "../random/prng.ts";
 import { figureHtml, pageHtml, type Section, tableHtml } from "./_html.ts";
 import { esc, fmt, loadRun } from "./_load.ts";
@@ -19,7 +18,10 @@ import {
   embeddingSpec,
   lossCurveSpec,
   temperatureSpec,
+  type ValidationRow,
+  validationSpec,
 } from "./figures.ts";
+import { caseTableHtml, configHtml, runInfoHtml } from "./_run_info.ts";
 import {
   overlayFigure,
   type OverlayFigureOptions,
@@ -69,6 +71,14 @@ export interface ReportResult {
   files: string[];
   /** Figures that were skipped and why. */
   skipped: string[];
+}
+
+/** The sample a stage's validation scored (`4 slice(s)`, …), from its last line. */
+function sampleOf(rows: ValidationRow[], stage: string): string {
+  const last = rows.findLast((r) => r.stage === stage);
+  return last?.sample !== undefined
+    ? last.sample.replace(/ of \d+ case\(s\)$/, "")
+    : "a few slices or patches";
 }
 
 /** Subsamples up to `max` items deterministically. */
@@ -121,7 +131,7 @@ export function diceRows(
         !presentOnly ||
         (m.reason !== "both empty" && m.reason !== "truth empty")
       )
-      .map(([target, m]) => ({ method, target, dice: m.dice }))
+      .map(([target, m]) => ({ method, target, dice: m.dice, case: c.id }))
   );
 }
 
@@ -136,7 +146,7 @@ export function metricsTableHtml(m: MetricsSummary): string {
       c?.present === undefined ? "" : String(c.present),
       c?.falsePositive === undefined ? "" : String(c.falsePositive),
       fmt(t.hd95, 2),
-      fmt(t.msd, 2),
+      fmt(t.assd, 2),
       c ? `${c.hd95Null ?? c.cases - c.hd95} of ${c.cases}` : "",
     ];
   });
@@ -147,7 +157,7 @@ export function metricsTableHtml(m: MetricsSummary): string {
     "",
     "",
     fmt(m.mean.hd95, 2),
-    fmt(m.mean.msd, 2),
+    fmt(m.mean.assd, 2),
     "",
   ]);
   return tableHtml([
@@ -157,7 +167,7 @@ export function metricsTableHtml(m: MetricsSummary): string {
     "cases with the target",
     "false-positive cases",
     "HD95 (mm)",
-    "MSD (mm)",
+    "ASSD, average symmetric surface distance (mm)",
     "distances undefined",
   ], rows);
 }
@@ -354,6 +364,12 @@ export async function writeRunReport(
   const sections: Section[] = [];
   const name = basename(runDir.replace(/\/+$/, ""));
 
+  if (run.config || run.metrics) {
+    sections.push({
+      title: "Run",
+      html: runInfoHtml(run.config, run.metrics),
+    });
+  }
   if (run.metrics) {
     const html = [metricsTableHtml(run.metrics)];
     const rows = diceRows(run.metrics, name);
@@ -367,16 +383,45 @@ export async function writeRunReport(
       html.push(
         figureHtml(
           f,
-          "Per-target Dice over the cases that contain the target (cf. Fig. 4)",
+          "Dice per target over the cases whose truth contains it: each point a case, the black tick the mean, a box from 5 cases (cf. Fig. 4)",
         ),
       );
     }
     sections.push({ title: "Metrics", html: html.join("\n") });
+    const csv = join(runDir, "metrics.csv");
+    const hasCsv = await Deno.stat(csv).then(() => true, () => false);
+    sections.push({
+      title: "Per case",
+      html: caseTableHtml(
+        run.metrics,
+        hasCsv ? { csv: relative(dir, csv) } : {},
+      ),
+    });
     const stages = stagesHtml(run.metrics);
     if (stages) {
       sections.push({ title: "What each stage contributed", html: stages });
     }
   } else skipped.push("metrics: no metrics.json");
+
+  if (run.validation.some((v) => v.dice !== null)) {
+    const f = await writeFigure(
+      dir,
+      "validation_curves",
+      validationSpec(run.validation),
+    );
+    files.push(f.svg, f.png);
+    sections.push({
+      title: "Validation",
+      html: figureHtml(
+        f,
+        `Validation Dice after each epoch (log.jsonl): stage 1 on ${
+          sampleOf(run.validation, "coarse")
+        } of the evaluation cases, stage 3 on ${
+          sampleOf(run.validation, "segment")
+        } cut around their stage-1 attention; watched, not used to pick a checkpoint`,
+      ),
+    });
+  } else skipped.push("validation curves: no validation Dice in log.jsonl");
 
   if (run.log.length > 0) {
     const chance = (run.metrics as unknown as {
@@ -471,6 +516,9 @@ export async function writeRunReport(
     sections.push({ title: "Overlays", html: html.join("\n") });
   } else skipped.push(`overlays: ${overlayReason}`);
 
+  if (run.config) {
+    sections.push({ title: "Config", html: configHtml(run.config) });
+  }
   if (skipped.length > 0) {
     sections.push({
       title: "Not drawn",

@@ -2,7 +2,11 @@ import assert from "node:assert/strict";
 import { formatUsage } from "../../cli/_args.ts";
 
 const ROOT = new URL("../..", import.meta.url);
-const COMMANDS = ["train", "predict", "eval", "ablate"] as const;
+const COMMANDS = ["train", "predict", "eval", "ablate", "report"] as const;
+/** The JSR entry of a command, where it is not its name ("./report" is the report library). */
+const ENTRY: Partial<Record<typeof COMMANDS[number], string>> = {
+  report: "report-cli",
+};
 
 Deno.test("formatUsage() prints both ways to run, the summary, aligned flags and --help", () => {
   assert.equal(
@@ -28,12 +32,13 @@ Deno.test("formatUsage() prints both ways to run, the summary, aligned flags and
   );
 });
 
-Deno.test("deno.json exports every command as ./<command>, and the file exists", async () => {
+Deno.test("deno.json exports every command as ./<command> (report as ./report-cli) and a task, and the file exists", async () => {
   const config = JSON.parse(
     await Deno.readTextFile(new URL("deno.json", ROOT)),
   );
   for (const c of COMMANDS) {
-    assert.equal(config.exports[`./${c}`], `./cli/${c}.ts`);
+    assert.equal(config.exports[`./${ENTRY[c] ?? c}`], `./cli/${c}.ts`);
+    assert.equal(config.tasks[c], `deno run -A cli/${c}.ts`);
     assert.ok((await Deno.stat(new URL(`cli/${c}.ts`, ROOT))).isFile);
   }
 });
@@ -53,7 +58,9 @@ Deno.test("every command's --help exits 0 with the same usage shape", async () =
     );
     assert.match(
       lines[1]!,
-      new RegExp(`^   or: deno run -A jsr:@agcl/agcl/${c} .*\\[flags\\]$`),
+      new RegExp(
+        `^   or: deno run -A jsr:@agcl/agcl/${ENTRY[c] ?? c} .*\\[flags\\]$`,
+      ),
     );
     assert.equal(lines[2], "");
     assert.ok(

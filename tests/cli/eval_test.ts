@@ -72,7 +72,7 @@ Deno.test("deno task eval matches predictions by file name and writes metrics.js
     assert.equal(r.code, 0, r.stderr);
     assert.match(
       r.stdout,
-      /^target\s+dice\s+dicePresent\s+present\s+fp\s+hd95\s+msd/m,
+      /^target\s+dice\s+dicePresent\s+present\s+fp\s+hd95\s+assd/m,
     );
     const m = JSON.parse(await Deno.readTextFile(out));
     assert.deepEqual(Object.keys(m).sort(), [
@@ -93,7 +93,7 @@ Deno.test("deno task eval matches predictions by file name and writes metrics.js
     const names = Object.keys(m.targets);
     assert.equal(
       csv[0],
-      "case,image,target,present,dice,iou,hd95,msd,hd,reason",
+      "case,image,target,present,dice,iou,hd95,assd,hd,reason",
     );
     assert.equal(csv.length, 1 + m.cases.length * names.length);
     const first = csv[1]!.split(",");
@@ -127,7 +127,7 @@ Deno.test("deno task eval matches predictions by file name and writes metrics.js
           `${c.image} ${name}`,
         );
         assert.equal(c.targets[name].hd95, t.hd95);
-        assert.equal(c.targets[name].msd, t.msd);
+        assert.equal(c.targets[name].assd, t.assd);
       }
     }
     assert.ok(

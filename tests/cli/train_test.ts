@@ -260,7 +260,7 @@ Deno.test({
       assert.match(r.stdout, /config: \{/);
       assert.match(
         r.stdout,
-        /target\s+dice\s+dicePresent\s+present\s+fp\s+hd95\s+msd/,
+        /target\s+dice\s+dicePresent\s+present\s+fp\s+hd95\s+assd/,
       );
       assert.match(r.stdout, /\nmean\s+\d\.\d{3}/);
       // Progress goes to stderr, plain (not a TTY), with an ETA.
@@ -278,7 +278,7 @@ Deno.test({
         "pretrain",
         "segment",
       ]);
-      for (const e of log) {
+      for (const e of log.filter((e) => !e.kind)) {
         assert.deepEqual(Object.keys(e).sort(), [
           "epoch",
           "loss",
@@ -289,6 +289,29 @@ Deno.test({
         ]);
         assert.ok(Number.isFinite(e.loss));
       }
+      // After each epoch of stages 1 and 3, a validation line.
+      const checks = log.filter((e) => e.kind === "validation");
+      for (const stage of ["coarse", "segment"]) {
+        const own = checks.filter((e) => e.stage === stage);
+        const epochs = new Set(
+          log.filter((e) => e.stage === stage && !e.kind).map((e) => e.epoch),
+        );
+        assert.deepEqual(own.map((e) => e.epoch), [...epochs], stage);
+      }
+      for (const e of checks) {
+        assert.deepEqual(Object.keys(e).sort(), [
+          "dice",
+          "epoch",
+          "kind",
+          "ms",
+          "sample",
+          "stage",
+          "step",
+          "targets",
+        ]);
+        assert.ok(e.dice === null || (e.dice >= 0 && e.dice <= 1));
+      }
+      assert.ok(!checks.some((e) => e.stage === "pretrain"));
       const last = JSON.parse(
         await Deno.readTextFile(join(out, "checkpoints", "last.json")),
       );
@@ -296,7 +319,7 @@ Deno.test({
       const metrics = JSON.parse(
         await Deno.readTextFile(join(out, "metrics.json")),
       );
-      for (const k of ["dice", "hd95", "msd"]) assert.ok(k in metrics.mean, k);
+      for (const k of ["dice", "hd95", "assd"]) assert.ok(k in metrics.mean, k);
       assert.equal(metrics.cases.length, 1);
       for (const m of Object.values(metrics.targets) as { dice: number }[]) {
         assert.ok(m.dice >= 0 && m.dice <= 1);

@@ -818,13 +818,13 @@ Deno.test("readNifti assumes 1 mm for a zero pixdim and |pixdim| for a negative 
     const v = await readNifti(zero);
     assert.deepEqual(v.spacing, [1, 1, 1]);
     assert.deepEqual(v.assumed, [
-      "pixdim[1..3] is [0,0,0] and qform_code and sform_code are 0: a voxel size of 1 mm was assumed along x, y, z, so distances in mm (HD95, MSD) may be meaningless",
+      "pixdim[1..3] is [0,0,0] and qform_code and sform_code are 0: a voxel size of 1 mm was assumed along x, y, z, so distances in mm (HD95, ASSD) may be meaningless",
     ]);
     const m = await readNifti(mixed);
     assert.deepEqual(m.spacing, [1, 2.5, 3]);
     assert.deepEqual(m.affine.map((r, i) => r[i]), [1, 2.5, 3, 1]);
     assert.deepEqual((await readNiftiHeader(mixed)).assumed, [
-      "pixdim[1..3] is [0,-2.5,3] and qform_code and sform_code are 0: a voxel size of 1 mm was assumed along x, so distances in mm (HD95, MSD) may be meaningless",
+      "pixdim[1..3] is [0,-2.5,3] and qform_code and sform_code are 0: a voxel size of 1 mm was assumed along x, so distances in mm (HD95, ASSD) may be meaningless",
       "pixdim[1..3] is [0,-2.5,3] and qform_code and sform_code are 0: the absolute value was used as the voxel size along y",
     ]);
     const s = await readNifti(sound);

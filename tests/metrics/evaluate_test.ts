@@ -3,6 +3,7 @@ import {
   evaluateLabelMaps,
   metricsCsv,
   summarizeMetrics,
+  upgradeMetrics,
 } from "../../metrics/evaluate.ts";
 import { Prng } from "../../random/prng.ts";
 import { assertAlmostEquals } from "../_utils.ts";
@@ -43,7 +44,7 @@ Deno.test("evaluateLabelMaps: per-target Dice/IoU and the empty-mask policy", ()
     iou: 0,
     hd: null,
     hd95: null,
-    msd: null,
+    assd: null,
     reason: "truth empty",
   });
   assert.equal(m.targets.c!.reason, "prediction empty");
@@ -52,7 +53,7 @@ Deno.test("evaluateLabelMaps: per-target Dice/IoU and the empty-mask policy", ()
   // 2-D (nz = 1): pred {(0,0),(1,0)}, truth {(0,0)} → pred→truth [0, 1], truth→pred [0].
   assert.equal(m.targets.a!.hd, 1);
   assertAlmostEquals(m.targets.a!.hd95!, 0.95, 1e-12);
-  assert.equal(m.targets.a!.msd, 1 / 3);
+  assert.equal(m.targets.a!.assd, 1 / 3);
 });
 
 Deno.test("summarizeMetrics averages over cases, counts nulls, never NaN", () => {
@@ -76,9 +77,9 @@ Deno.test("summarizeMetrics averages over cases, counts nulls, never NaN", () =>
   assert.deepEqual(s.counts.b, {
     cases: 2,
     hd95: 1,
-    msd: 1,
+    assd: 1,
     hd95Null: 1,
-    msdNull: 1,
+    assdNull: 1,
     reasons: { "both empty": 1 },
     present: 1,
     falsePositive: 0,
@@ -147,7 +148,7 @@ Deno.test("evaluateLabelMaps rejects bad input with clear errors", () => {
 
 Deno.test({
   name:
-    "evaluateLabelMaps agrees with a scipy reference of MONAI's HD, HD95 and symmetric MSD",
+    "evaluateLabelMaps agrees with a scipy reference of MONAI's HD, HD95 and ASSD (symmetric mean surface distance)",
   ignore: !SCIPY,
   fn: async () => {
     const prng = new Prng(3);
@@ -216,7 +217,7 @@ print(json.dumps(out))
         dims: c.dims,
         spacing: c.spacing,
         labels,
-        msdMode: "average",
+        assdMode: "average",
       });
       (["a", "b", "c"] as const).forEach((name, j) => {
         const r = ref[i]![String(j + 1)];
@@ -226,7 +227,7 @@ print(json.dumps(out))
           return;
         }
         assertAlmostEquals(
-          [t.hd!, t.hd95!, t.msd!, avg.targets[name]!.msd!],
+          [t.hd!, t.hd95!, t.assd!, avg.targets[name]!.assd!],
           r,
           1e-9,
           `case ${i} label ${name}`,
@@ -297,10 +298,52 @@ Deno.test("metricsCsv() writes one row per case × target, empty cells for null,
   assert.equal(
     metricsCsv(s),
     [
-      "case,image,target,present,dice,iou,hd95,msd,hd,reason",
+      "case,image,target,present,dice,iou,hd95,assd,hd,reason",
       "case 1,/d/case 1.nii.gz,a,true,1,1,0,0,0,",
       'case 1,/d/case 1.nii.gz,"b,c",true,0,0,,,,prediction empty',
       "",
     ].join("\n"),
   );
+});
+
+Deno.test("upgradeMetrics() renames msd to assd in a metrics.json of earlier versions", () => {
+  const old = {
+    targets: { liver: { dice: 0.9, hd95: 2, msd: 0.5 } },
+    mean: { dice: 0.9, hd95: 2, msd: 0.5 },
+    cases: [{
+      id: "c1",
+      image: "c1.nii.gz",
+      targets: { liver: { dice: 0.9, hd95: 2, msd: 0.5 } },
+    }],
+    counts: {
+      liver: {
+        cases: 1,
+        hd95: 1,
+        msd: 1,
+        hd95Null: 0,
+        msdNull: 0,
+        reasons: {},
+        present: 1,
+        falsePositive: 0,
+      },
+    },
+    stats: { liver: { msd: { mean: 0.5, std: 0, median: 0.5, n: 1 } } },
+  };
+  const m = upgradeMetrics(structuredClone(old));
+  assert.equal(m.targets.liver!.assd, 0.5);
+  assert.equal(m.mean.assd, 0.5);
+  assert.equal(m.cases[0]!.targets.liver!.assd, 0.5);
+  assert.equal(m.counts.liver!.assd, 1);
+  assert.equal(m.counts.liver!.assdNull, 0);
+  assert.equal(m.stats!.liver!.assd.mean, 0.5);
+  assert.ok(!("msd" in m.targets.liver!));
+  // A current file is left as it is.
+  const now = summarizeMetrics([{
+    image: "a.nii.gz",
+    metrics: evaluateLabelMaps([1, 0], [1, 0], {
+      dims: [2, 1, 1],
+      labels: { 1: "organ" },
+    }),
+  }]);
+  assert.deepEqual(upgradeMetrics(structuredClone(now)), now);
 });

@@ -53,11 +53,11 @@ Deno.test("surfaceDistances: single voxels 3 apart with 2 mm spacing give 6 mm",
     dims: [4, 1],
     spacing: [2, 1],
   });
-  assert.deepEqual([r.hd, r.hd95, r.msd], [6, 6, 6]);
+  assert.deepEqual([r.hd, r.hd95, r.assd], [6, 6, 6]);
 });
 
 Deno.test("surfaceDistances: 3×3 square shifted by one voxel (hand computed)", () => {
-  // Each direction: 4 surface voxels at 0 and 4 at 1 → HD 1, HD95 1, MSD 0.5.
+  // Each direction: 4 surface voxels at 0 and 4 at 1 → HD 1, HD95 1, ASSD 0.5.
   const r = surfaceDistances(
     rect(6, 5, [2, 4, 1, 3]),
     rect(6, 5, [1, 3, 1, 3]),
@@ -65,7 +65,7 @@ Deno.test("surfaceDistances: 3×3 square shifted by one voxel (hand computed)", 
       dims: [6, 5],
     },
   );
-  assert.deepEqual([r.hd, r.hd95, r.msd, ...r.surfaceCounts], [
+  assert.deepEqual([r.hd, r.hd95, r.assd, ...r.surfaceCounts], [
     1,
     1,
     0.5,
@@ -81,7 +81,7 @@ Deno.test("surfaceDistances: 3×3 square shifted by one voxel (hand computed)", 
       spacing: [2.5, 7],
     },
   );
-  assert.deepEqual([s.hd, s.hd95, s.msd], [2.5, 2.5, 1.25]);
+  assert.deepEqual([s.hd, s.hd95, s.assd], [2.5, 2.5, 1.25]);
 });
 
 Deno.test("surfaceDistances: pooled vs averaged symmetric mean, HD95 interpolation", () => {
@@ -90,12 +90,12 @@ Deno.test("surfaceDistances: pooled vs averaged symmetric mean, HD95 interpolati
   const pooled = surfaceDistances(pred, truth, { dims: [5, 1] });
   assert.equal(pooled.hd, 4);
   assertAlmostEquals(pooled.hd95!, 3.9, 1e-12);
-  assert.equal(pooled.msd, (2 + 2 + 3 + 4) / 4);
+  assert.equal(pooled.assd, (2 + 2 + 3 + 4) / 4);
   const average = surfaceDistances(pred, truth, {
     dims: [5, 1],
-    msdMode: "average",
+    assdMode: "average",
   });
-  assert.equal(average.msd, (2 + 3) / 2);
+  assert.equal(average.assd, (2 + 3) / 2);
   const median = surfaceDistances(pred, truth, {
     dims: [5, 1],
     percentile: 50,
@@ -109,7 +109,7 @@ Deno.test("surfaceDistances: 3-D anisotropic cube pair", () => {
   for (let i = 0; i < 16; i++) (i % 4 < 2 ? p : t)[i] = 1;
   const r = surfaceDistances(p, t, { dims: [4, 2, 2], spacing: [1, 1, 3] });
   // Every voxel is surface; nearest other-cube voxel is 1 or 2 voxels away in x.
-  assert.deepEqual([r.hd, r.hd95, r.msd], [2, 2, 1.5]);
+  assert.deepEqual([r.hd, r.hd95, r.assd], [2, 2, 1.5]);
 });
 
 Deno.test("surfaceDistances returns null with a reason for empty masks, never NaN", () => {
@@ -117,7 +117,7 @@ Deno.test("surfaceDistances returns null with a reason for empty masks, never Na
   assert.deepEqual(surfaceDistances(e, f, { dims: [2, 2] }), {
     hd: null,
     hd95: null,
-    msd: null,
+    assd: null,
     reason: "prediction empty",
     surfaceCounts: [0, 1],
   });

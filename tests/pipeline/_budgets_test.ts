@@ -177,7 +177,7 @@ Deno.test({
       const log = (await Deno.readTextFile(join(out, "log.jsonl"))).trim()
         .split("\n").map((l) => JSON.parse(l));
       assert.equal(
-        log.filter((e) => e.stage === "coarse").length,
+        log.filter((e) => e.stage === "coarse" && !e.kind).length,
         b.stages.coarse.steps,
       );
 

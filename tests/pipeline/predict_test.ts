@@ -342,7 +342,7 @@ Deno.test("predictFile() single-channel run: 'volumeIndex' picks a volume of a 4
       onWarning: (m) => warnings.push(m),
     });
     assert.deepEqual(warnings, [
-      `${flat}: pixdim[1..3] is [0,0,0] and qform_code and sform_code are 0: a voxel size of 1 mm was assumed along x, y, z, so distances in mm (HD95, MSD) may be meaningless`,
+      `${flat}: pixdim[1..3] is [0,0,0] and qform_code and sform_code are 0: a voxel size of 1 mm was assumed along x, y, z, so distances in mm (HD95, ASSD) may be meaningless`,
     ]);
   });
 });

@@ -276,7 +276,7 @@ Deno.test("prepareData() warns when an image's voxel size is assumed (pixdim 0, 
       { onWarning: (m) => warnings.push(m) },
     );
     assert.deepEqual(warnings, [
-      `${image}: pixdim[1..3] is [0,0,0] and qform_code and sform_code are 0: a voxel size of 1 mm was assumed along x, y, z, so distances in mm (HD95, MSD) may be meaningless`,
+      `${image}: pixdim[1..3] is [0,0,0] and qform_code and sform_code are 0: a voxel size of 1 mm was assumed along x, y, z, so distances in mm (HD95, ASSD) may be meaningless`,
     ]);
   } finally {
     await Deno.remove(dir, { recursive: true });

@@ -323,3 +323,51 @@ Deno.test("saveStageCheckpoint() writes variables and optimiser slots in PyTorch
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("runStage() logs a validation line per epoch that readLog leaves out and a resume keeps", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const run = new RunDir(dir);
+    await run.init();
+    const withCheck = (crashAt = -1) => {
+      const t = toyStage(crashAt);
+      let calls = 0;
+      t.spec.validate = () =>
+        Promise.resolve({
+          dice: 0.5 + 0.1 * calls++,
+          targets: { organ: 0.5 },
+          sample: "toy",
+        });
+      return t;
+    };
+    const a = withCheck(6); // dies in epoch 1, after epoch 0's check
+    await assert.rejects(
+      runStage({ run, progress: "quiet", finished: {} }, a.spec),
+      /killed/,
+    );
+    assert.deepEqual(
+      (await run.readValidation()).map((v) => [v.epoch, v.step, v.dice]),
+      [[0, 4, 0.5]],
+    );
+    assert.equal((await run.readLog()).length, 6);
+    const b = withCheck();
+    await runStage(
+      { run, progress: "quiet", finished: {} },
+      b.spec,
+      (await run.readLast())!,
+    );
+    const v = await run.readValidation();
+    assert.deepEqual(v.map((e) => [e.stage, e.kind, e.epoch, e.step]), [
+      ["pretrain", "validation", 0, 4],
+      ["pretrain", "validation", 1, 8],
+      ["pretrain", "validation", 2, 12],
+    ]);
+    // The resumed stage checks epochs 1 and 2 with its own validator.
+    assert.deepEqual(v.map((e) => e.dice), [0.5, 0.5, 0.6]);
+    assert.deepEqual(v[2]!.targets, { organ: 0.5 });
+    assert.equal((await run.readLog()).length, 12);
+    tf.dispose([a.w, b.w]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

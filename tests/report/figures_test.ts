@@ -36,17 +36,35 @@ Deno.test("lossCurveSpec: one panel per stage, moving average, method colours", 
   });
 });
 
-Deno.test("diceBoxSpec adds a text layer only for significance marks", () => {
+Deno.test("diceBoxSpec draws points and mean ticks, boxes only from minBox cases, and a text layer only for significance marks", () => {
   const rows = [{ method: "agcl", target: "liver", dice: 0.9 }, {
     method: "none",
     target: "liver",
     dice: 0.8,
   }];
-  assert.equal((diceBoxSpec(rows).layer as unknown[]).length, 1);
+  assert.equal((diceBoxSpec(rows).layer as unknown[]).length, 3);
   const spec = diceBoxSpec(rows, {
     marks: [{ method: "none", target: "liver", text: "*" }],
   });
-  assert.equal((spec.layer as unknown[]).length, 2);
+  assert.equal((spec.layer as unknown[]).length, 4);
+  const layers = diceBoxSpec(rows, { minBox: 3 }).layer as {
+    mark: { type: string };
+    transform?: { filter?: string }[];
+  }[];
+  assert.deepEqual(layers.map((l) => l.mark.type), [
+    "boxplot",
+    "point",
+    "tick",
+  ]);
+  assert.equal(layers[0]!.transform![1]!.filter, "datum.n >= 3");
+  // One method: no legend; two: a legend.
+  const legendOf = (r: typeof rows) =>
+    (diceBoxSpec(r).layer as { encoding: { color: { legend?: unknown } } }[])[
+      1
+    ]!
+      .encoding.color.legend;
+  assert.equal(legendOf(rows.slice(0, 1)), null);
+  assert.deepEqual(legendOf(rows), { symbolOpacity: 1 });
   assert.throws(() => diceBoxSpec([]), TypeError);
 });
 

@@ -29,6 +29,7 @@ Deno.test("writeRunReport writes every figure as SVG and PNG and an index that r
         "loss_curves",
         "embedding_umap",
         "temperature_sweep",
+        "validation_curves",
       ]
     ) {
       assert.ok(
@@ -78,6 +79,7 @@ Deno.test("writeRunReport lists what it could not draw", async () => {
     const r = await writeRunReport(dir);
     assert.deepEqual(r.skipped, [
       "metrics: no metrics.json",
+      "validation curves: no validation Dice in log.jsonl",
       "embedding map: no embeddings.json",
       "overlays: no predictions/ folder",
     ]);
@@ -135,8 +137,8 @@ Deno.test("diceRows keeps only cases whose truth contains the target unless aske
     },
   ]);
   assert.deepEqual(diceRows(m, "agcl"), [
-    { method: "agcl", target: "a", dice: 1 },
-    { method: "agcl", target: "a", dice: 1 },
+    { method: "agcl", target: "a", dice: 1, case: "x" },
+    { method: "agcl", target: "a", dice: 1, case: "y" },
   ]);
   assert.equal(diceRows(m, "agcl", { presentOnly: false }).length, 4);
 });
@@ -155,8 +157,8 @@ Deno.test("stagesHtml() shows the stage evidence of metrics.json, and nothing wi
     silhouette: { target: 0.1, domain: 0, domainTarget: -0.1 },
   };
   const metrics = {
-    targets: { liver: { dice: 0.6, dicePresent: 0.6, hd95: 1, msd: 1 } },
-    mean: { dice: 0.6, dicePresent: 0.6, hd95: 1, msd: 1 },
+    targets: { liver: { dice: 0.6, dicePresent: 0.6, hd95: 1, assd: 1 } },
+    mean: { dice: 0.6, dicePresent: 0.6, hd95: 1, assd: 1 },
     cases: [],
     counts: {},
     stages: {
@@ -195,4 +197,33 @@ Deno.test("stagesHtml() shows the stage evidence of metrics.json, and nothing wi
   );
   assert.match(html, /Separation of 64 held-out patches/);
   assert.equal(stagesHtml({ ...metrics, stages: undefined } as never), "");
+});
+
+Deno.test("writeRunReport shows the run's setup, environment, timings, per-case table and config", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await writeSyntheticRun(dir);
+    const r = await writeRunReport(dir, { overlays: [] });
+    const html = await Deno.readTextFile(r.index);
+    for (
+      const s of [
+        "<h2>Run</h2>",
+        "wasm (fastest available)",
+        "AGCL for Deno 0.1.0, Deno 2.9.6, TensorFlow.js 4.22.0",
+        "0123456789ab",
+        "<th>pretrain</th>",
+        "3:20", // pretrain 200 s
+        "6:04", // the total
+        "<h2>Per case</h2>",
+        "<td>case_4</td>",
+        "<h2>Validation</h2>",
+        "stage 1 on 4 slice(s) of the evaluation cases, stage 3 on 6 patch(es)",
+        "<h2>Config</h2>",
+        "&quot;domains&quot;",
+        "ASSD, average symmetric surface distance (mm)",
+      ]
+    ) assert.ok(html.includes(s), s);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
