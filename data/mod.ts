@@ -17,3 +17,4 @@ export * from "./slice_augment.ts";
 export * from "./batch_stream.ts";
 export * from "./voc.ts";
 export * from "./image.ts";
+export * from "./run_paths.ts";

@@ -12,10 +12,10 @@ import { join } from "node:path";
 import { type CaseEntry, loadDataset } from "../data/dataset.ts";
 import { readNifti } from "../data/nifti.ts";
 import { toCanonical } from "../data/orient.ts";
+import { runDataPath } from "../data/run_paths.ts";
 import { loadVoc, readVocSample } from "../data/voc.ts";
 import type { Volume } from "../data/volume.ts";
 import type { CaptionedSlice } from "./run_report.ts";
-import { runDataPath } from "../pipeline/run_config.ts";
 
 /** How radiological axial slices are described in captions. */
 export const RADIOLOGICAL =
