@@ -1,16 +1,10 @@
 import assert from "node:assert/strict";
+import { type DenoRun, runDeno } from "./_run.ts";
 
 const CLI = new URL("../../cli/ablate.ts", import.meta.url).pathname;
 
-async function runAblate(
-  args: string[],
-): Promise<{ code: number; stderr: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", CLI, ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return { code: out.code, stderr: new TextDecoder().decode(out.stderr) };
+function runAblate(args: string[]): Promise<DenoRun> {
+  return runDeno(["run", "-A", CLI, ...args]);
 }
 
 Deno.test("deno task ablate rejects bad flags with one clear line", async () => {

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { type DenoRun, runDeno } from "./_run.ts";
 import { basename, join } from "node:path";
 import { loadDataset } from "../../data/dataset.ts";
 import { readNifti, writeNifti } from "../../data/nifti.ts";
@@ -8,20 +9,8 @@ import { assertAlmostEquals } from "../_utils.ts";
 
 const CLI = new URL("../../cli/eval.ts", import.meta.url).pathname;
 
-async function runEval(
-  args: string[],
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", CLI, ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return {
-    code: out.code,
-    stdout: dec.decode(out.stdout),
-    stderr: dec.decode(out.stderr),
-  };
+function runEval(args: string[]): Promise<DenoRun> {
+  return runDeno(["run", "-A", CLI, ...args]);
 }
 
 Deno.test("deno task eval matches predictions by file name and writes metrics.json", async () => {

@@ -1,16 +1,13 @@
 import assert from "node:assert/strict";
+import { type DenoRun, runDeno } from "./_run.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 
-async function predict(args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "cli/predict.ts", ...args],
+function predict(args: string[]): Promise<DenoRun> {
+  return runDeno(["run", "-A", "cli/predict.ts", ...args], {
     cwd: ROOT,
-    stdout: "piped",
-    stderr: "piped",
     env: { NO_COLOR: "1" },
-  }).output();
-  return { code: out.code, stderr: new TextDecoder().decode(out.stderr) };
+  });
 }
 
 Deno.test("deno task predict: a missing flag is a usage error (exit 2)", async () => {

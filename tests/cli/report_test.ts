@@ -1,23 +1,12 @@
 import assert from "node:assert/strict";
+import { type DenoRun, runDeno } from "./_run.ts";
 import { join } from "node:path";
 import { writeSyntheticRun } from "../report/_synthetic_run.ts";
 
 const CLI = new URL("../../cli/report.ts", import.meta.url).pathname;
 
-async function runReport(
-  args: string[],
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", CLI, ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return {
-    code: out.code,
-    stdout: dec.decode(out.stdout),
-    stderr: dec.decode(out.stderr),
-  };
+function runReport(args: string[]): Promise<DenoRun> {
+  return runDeno(["run", "-A", CLI, ...args]);
 }
 
 Deno.test("deno task report writes a run's report, and --compare a page of several runs", async () => {

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { type DenoRun, runDeno } from "./_run.ts";
 import { basename, join } from "node:path";
 import { parseTrainArgs } from "../../cli/train.ts";
 import { PRESETS } from "../../pipeline/config.ts";
@@ -8,22 +9,8 @@ const MICRO =
   new URL("../testdata/micro_config.json", import.meta.url).pathname;
 const ROOT = new URL("../../", import.meta.url).pathname;
 
-async function deno(
-  args: string[],
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args,
-    cwd: ROOT,
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).output();
-  const dec = new TextDecoder();
-  return {
-    code: out.code,
-    stdout: dec.decode(out.stdout),
-    stderr: dec.decode(out.stderr),
-  };
+function deno(args: string[]): Promise<DenoRun> {
+  return runDeno(args, { cwd: ROOT, env: { NO_COLOR: "1" } });
 }
 
 Deno.test("parseTrainArgs() with no flags gives the tiny preset", async () => {
