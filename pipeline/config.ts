@@ -239,6 +239,16 @@ export interface PretrainConfig {
    */
   cropScale: [number, number];
   /**
+   * Random horizontal flip of the views: `"horizontal"`, `"none"`, or
+   * `"auto"` = the rule of `coarse.flip` (mirror only 3D volumes whose label
+   * names name no side). A mirrored view of `kidney_left` looks like
+   * `kidney_right`, and a mirrored digit is no digit: such a flip is not a
+   * label-preserving augmentation, and for `ce`, `supcon` and `agcl` it
+   * makes two targets' views indistinguishable. The run records the
+   * resolved choice in `config.json`.
+   */
+  flip: "auto" | "none" | "horizontal";
+  /**
    * Intensity (CT/MRI) or colour (RGB) jitter of the views: `true`,
    * `false`, or `"auto"` = on unless the images come through a fixed HU
    * window (calibrated CT intensities are what tells organs apart, as for
@@ -425,7 +435,8 @@ const TINY: PipelineConfig = {
     balance: "domain-target",
     groupSize: 2,
     cropScale: [0.3, 0.7],
-    jitter: true,
+    flip: "auto",
+    jitter: "auto",
     calibrationBatches: 50,
   },
   segment: {
@@ -496,7 +507,8 @@ function paper(backbone: 50 | 101): PipelineConfig {
       balance: "domain-target",
       groupSize: 2,
       cropScale: [0.3, 0.7],
-      jitter: true,
+      flip: "auto",
+      jitter: "auto",
       calibrationBatches: 50,
     },
     segment: {
@@ -881,6 +893,7 @@ export function validateConfig(
       }`,
     );
   }
+  oneOf(c.pretrain.flip, "pretrain.flip", ["auto", "none", "horizontal"]);
   oneOf(c.pretrain.jitter, "pretrain.jitter", ["auto", true, false]);
   num(c.pretrain.calibrationBatches, "pretrain.calibrationBatches", {
     int: true,

@@ -51,6 +51,11 @@ export async function readRunConfig(runDir: string): Promise<{
   if (model && typeof model === "object" && !("lowLevelSource" in model)) {
     plain.model = { ...model, lowLevelSource: "layer1" };
   }
+  // Runs before `pretrain.flip` mirrored every view with p = 0.5.
+  const pretrain = plain.pretrain as Record<string, unknown> | undefined;
+  if (pretrain && typeof pretrain === "object" && !("flip" in pretrain)) {
+    plain.pretrain = { ...pretrain, flip: "horizontal" };
+  }
   if (typeof plain.intensity === "string") {
     plain.intensity = {
       ...structuredClone(DEFAULT_INTENSITY),

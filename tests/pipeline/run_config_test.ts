@@ -39,6 +39,20 @@ Deno.test("readRunConfig() reads a run from before model.lowLevelSource as a lay
   }
 });
 
+Deno.test("readRunConfig() reads a run from before pretrain.flip as mirroring every view", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const { flip: _, ...pretrain } = PRESETS.tiny.pretrain;
+    const saved = { ...PRESETS.tiny, pretrain };
+    await Deno.writeTextFile(join(dir, "config.json"), JSON.stringify(saved));
+    const r = await readRunConfig(dir);
+    assert.equal(r.config.pretrain.flip, "horizontal");
+    assert.equal("flip" in (r.saved.pretrain as object), false);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("readRunConfig() names the file it cannot read, and the field it rejects", async () => {
   const dir = await Deno.makeTempDir();
   try {

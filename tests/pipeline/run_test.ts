@@ -29,6 +29,10 @@ Deno.test("runPipeline() cross-fits the training attention and records the stage
     });
     const saved = JSON.parse(await Deno.readTextFile(join(out, "config.json")));
     assert.equal(saved.trainAttentionResolved, "crossfit");
+    // The phantom's labels name sides (kidney_left) and its CT comes
+    // through a HU window: stage 2 neither mirrors nor jitters its views.
+    assert.equal(saved.pretrainFlipResolved, false);
+    assert.equal(saved.pretrainJitterResolved, false);
     const folds = Object.values(saved.crossfitFolds as Record<string, number>);
     assert.deepEqual([...new Set(folds)].sort(), [0, 1]);
     // Each fold's network and the final one left their own checkpoints.
