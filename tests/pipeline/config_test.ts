@@ -156,6 +156,10 @@ Deno.test("validateConfig() checks the fields that make stage 3 refine and stage
     ],
     [{ inference: { margin: 1.5 } }, /'inference.margin': expected an integer/],
     [
+      { segment: { schedule: "step" } },
+      /'segment.schedule': expected one of "constant", "cosine"/,
+    ],
+    [
       { segment: { loss: "ce" } },
       /'segment.loss': expected one of "dice", "batch-dice", "target-dice", "dice-ce"/,
     ],
