@@ -20,7 +20,8 @@ import {
 } from "../models/mod.ts";
 import { loadInto, saveCheckpoint } from "../models/checkpoint.ts";
 import { writeFileAtomic } from "../data/_io.ts";
-import { type PipelineConfig, PRESETS, validateConfig } from "./config.ts";
+import { type PipelineConfig, validateConfig } from "./config.ts";
+import { upgradeSavedConfig } from "./run_config.ts";
 import { readCheckpointFiles, type RunDir } from "./run_dir.ts";
 import { buildCoarseNet } from "./_models.ts";
 
@@ -249,9 +250,8 @@ export async function readModelDir(path: string): Promise<LoadedModelDir> {
       `Cannot load ${configPath} as its version is ${model.version}: this version reads 1`,
     );
   }
-  // model/ written before `budget` existed: no wall-clock budget (as
-  // readRunConfig reads such runs; inference does not use it).
-  model.pipeline.budget ??= structuredClone(PRESETS.tiny.budget);
+  // model/ written by an older version reads as readRunConfig reads its run.
+  upgradeSavedConfig(model.pipeline as unknown as Record<string, unknown>);
   validateConfig(model.pipeline);
   const { nets } = model;
   let coarse: DeepLab | null = null;

@@ -15,7 +15,7 @@ import { type PipelineConfig, validateConfig } from "./config.ts";
 import { applyBudgets } from "./budget.ts";
 import { describeBudgets, runBudgets } from "./_budgets.ts";
 import { readRunConfig, recordedPath } from "./run_config.ts";
-import { resolveJitter } from "./coarse.ts";
+import { resolveCoarseFlip, resolveJitter } from "./coarse.ts";
 import {
   describeStage1,
   describeStage2,
@@ -175,6 +175,10 @@ export async function runPipeline(
   const s = seeds(config.seed);
   const plan = planStage1(config, data, { seed: s.folds });
   const pretrainJitter = resolveJitter(config.pretrain.jitter, data.intensity);
+  const pretrainFlip = resolveCoarseFlip(config.pretrain.flip, {
+    labelNames: data.targets.map((t) => t.name),
+    cases: data.train,
+  });
   if (plan.fallback) warn(plan.fallback);
   // Budgets: sized from the data (and fitted to budget.minutes) once, at
   // the start; a resumed run reuses the recorded ones.
@@ -202,6 +206,7 @@ export async function runPipeline(
     coarseJitterResolved: plan.jitter,
     trainAttentionResolved: plan.trainSource,
     pretrainJitterResolved: pretrainJitter,
+    pretrainFlipResolved: pretrainFlip,
     crossfitFolds: plan.folds ?? null,
     budgets,
   };
@@ -260,6 +265,7 @@ export async function runPipeline(
       stream: s.stream2,
     },
     jitter: pretrainJitter,
+    flip: pretrainFlip,
     warn,
   });
   let segNet: Awaited<ReturnType<typeof runStage3>> | undefined;

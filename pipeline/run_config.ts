@@ -44,12 +44,42 @@ export async function readRunConfig(runDir: string): Promise<{
   for (const k of Object.keys(PRESETS.tiny)) {
     if (k in saved) plain[k] = saved[k];
   }
-  // Runs before `budget` had no wall-clock budget.
+  upgradeSavedConfig(plain);
+  validateConfig(plain);
+  return { config: plain, saved };
+}
+
+/**
+ * Fills in, in place, the config fields that a run or `model/` written by
+ * an older version lacks, with the values those versions used: no
+ * wall-clock `budget`, the low-level skip from `layer1`, stage 2's views
+ * mirrored (`pretrain.flip: "horizontal"`), stage 3's lr constant
+ * (`segment.schedule: "constant"`), and a bare intensity mode with the
+ * default window and percentiles.
+ *
+ * @param plain The saved config fields (not yet validated).
+ */
+export function upgradeSavedConfig(plain: Record<string, unknown>): void {
+  const field = (k: string) => {
+    const v = plain[k];
+    return v && typeof v === "object" ? v as Record<string, unknown> : null;
+  };
+  // Written before `budget` existed: no wall-clock budget.
   plain.budget ??= structuredClone(PRESETS.tiny.budget);
-  // Runs before `model.lowLevelSource` took the skip from layer1.
-  const model = plain.model as Record<string, unknown> | undefined;
-  if (model && typeof model === "object" && !("lowLevelSource" in model)) {
+  // Written before `model.lowLevelSource`: the skip came from layer1.
+  const model = field("model");
+  if (model && !("lowLevelSource" in model)) {
     plain.model = { ...model, lowLevelSource: "layer1" };
+  }
+  // Written before `pretrain.flip`: every view was mirrored with p = 0.5.
+  const pretrain = field("pretrain");
+  if (pretrain && !("flip" in pretrain)) {
+    plain.pretrain = { ...pretrain, flip: "horizontal" };
+  }
+  // Written before `segment.schedule`: stage 3's lr was constant.
+  const segment = field("segment");
+  if (segment && !("schedule" in segment)) {
+    plain.segment = { ...segment, schedule: "constant" };
   }
   if (typeof plain.intensity === "string") {
     plain.intensity = {
@@ -57,6 +87,4 @@ export async function readRunConfig(runDir: string): Promise<{
       mode: plain.intensity,
     };
   }
-  validateConfig(plain);
-  return { config: plain, saved };
 }

@@ -10,7 +10,7 @@ import * as tf from "@tensorflow/tfjs";
 import type { BatchStream, BatchStreamState } from "../data/mod.ts";
 import { diceLoss } from "../losses/mod.ts";
 import type { PipelineConfig } from "./config.ts";
-import { createAdam } from "./optim.ts";
+import { createAdam, scheduledLr } from "./optim.ts";
 import type { StageSpec } from "./_stage_runner.ts";
 import { type DeepLab, namedVariables, pickTrainable } from "./_models.ts";
 import { batchTensors, optimizeStep, stageEpochs } from "./_train_util.ts";
@@ -47,9 +47,11 @@ export function segmentStage(
   const trainable = pickTrainable(variables, net.decoderVariables());
   const optimizer = createAdam(trainable);
   const stepsPerEpoch = s.stepsPerEpoch || stream.batchesPerEpoch;
+  const epochs = stageEpochs(s.epochs, "segment");
+  const total = epochs * stepsPerEpoch;
   return {
     stage: "segment",
-    epochs: stageEpochs(s.epochs, "segment"),
+    epochs,
     stepsPerEpoch,
     variables,
     optimizer,
@@ -57,8 +59,9 @@ export function segmentStage(
     setExtra(extra) {
       stream.setState((extra as { stream: BatchStreamState }).stream);
     },
-    async step() {
+    async step(_epoch, step) {
       const batch = stream.next();
+      const lr = scheduledLr(step, { schedule: s.schedule, lr: s.lr, total });
       const t = batchTensors(batch);
       try {
         const loss = await optimizeStep(
@@ -87,9 +90,9 @@ export function segmentStage(
             }),
           trainable,
           optimizer,
-          s.lr,
+          lr,
         );
-        return { loss, lr: s.lr };
+        return { loss, lr };
       } finally {
         tf.dispose([t.x, t.y]);
       }

@@ -236,10 +236,12 @@ export async function runStage2(
     seeds: { encoder: number; head: number; sample: number; stream: number };
     /** Jitter the views' intensities or colours (`pretrain.jitter` resolved). */
     jitter: boolean;
+    /** Mirror views left-right (`pretrain.flip` resolved). */
+    flip: boolean;
     warn: (message: string) => void;
   },
 ): Promise<Stage2Product> {
-  const { cases, targets, channels, seeds, jitter, warn } = options;
+  const { cases, targets, channels, seeds, jitter, flip, warn } = options;
   const p = config.pretrain;
   const encoder = buildEncoder(config, channels + 1, seeds.encoder);
   const head = buildHead(
@@ -264,6 +266,7 @@ export async function runStage2(
       groupSize: p.groupSize,
       augment: {
         crop: { scale: p.cropScale },
+        ...(flip ? {} : { flip: false }),
         ...(jitter ? {} : { intensity: false, color: false }),
       },
     });

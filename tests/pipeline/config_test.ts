@@ -106,6 +106,10 @@ Deno.test("validateConfig() checks the fields that make stage 3 refine and stage
   assert.ok(PRESETS.tiny.pretrain.groupSize >= 2);
   assert.ok(PRESETS.tiny.inference.margin > 0);
   assert.equal(PRESETS.tiny.model.lowLevelSkip, true);
+  // Stage 2's views keep what tells targets and domains apart: sides
+  // (kidney_left) and calibrated CT intensities.
+  assert.equal(PRESETS.tiny.pretrain.flip, "auto");
+  assert.equal(PRESETS.tiny.pretrain.jitter, "auto");
   // The skip carries edges only: shapes must come from the frozen encoder.
   assert.equal(PRESETS.tiny.model.lowLevelSource, "stem");
   assert.throws(
@@ -143,10 +147,18 @@ Deno.test("validateConfig() checks the fields that make stage 3 refine and stage
     ],
     [{ pretrain: { groupSize: 0 } }, /'pretrain.groupSize': expected >= 1/],
     [
+      { pretrain: { flip: "vertical" } },
+      /'pretrain.flip': expected one of "auto", "none", "horizontal"/,
+    ],
+    [
       { pretrain: { calibrationBatches: -1 } },
       /'pretrain.calibrationBatches': expected >= 0/,
     ],
     [{ inference: { margin: 1.5 } }, /'inference.margin': expected an integer/],
+    [
+      { segment: { schedule: "step" } },
+      /'segment.schedule': expected one of "constant", "cosine"/,
+    ],
     [
       { segment: { loss: "ce" } },
       /'segment.loss': expected one of "dice", "batch-dice", "target-dice", "dice-ce"/,

@@ -232,7 +232,7 @@ Deno.test("loadTrainedModel() reads a run's model/ folder on its own, and names 
   });
 });
 
-Deno.test("loadTrainedModel() reads a model/ whose config.json predates the budget field", async () => {
+Deno.test("loadTrainedModel() reads a model/ whose config.json predates the budget, pretrain.flip and segment.schedule fields", async () => {
   await tempDir(async (dir) => {
     for (const name of await listing(join(PHANTOM_RUN, "model"))) {
       await Deno.copyFile(join(PHANTOM_RUN, "model", name), join(dir, name));
@@ -241,10 +241,14 @@ Deno.test("loadTrainedModel() reads a model/ whose config.json predates the budg
     const c = JSON.parse(await Deno.readTextFile(path));
     assert.ok(c.pipeline.budget);
     delete c.pipeline.budget;
+    delete c.pipeline.pretrain.flip;
+    delete c.pipeline.segment.schedule;
     await Deno.writeTextFile(path, JSON.stringify(c));
     const m = await loadTrainedModel(dir);
     try {
       assert.deepEqual(m.config.budget, { minutes: null, fill: false });
+      assert.equal(m.config.pretrain.flip, "horizontal");
+      assert.equal(m.config.segment.schedule, "constant");
     } finally {
       m.dispose();
     }

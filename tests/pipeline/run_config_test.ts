@@ -39,6 +39,22 @@ Deno.test("readRunConfig() reads a run from before model.lowLevelSource as a lay
   }
 });
 
+Deno.test("readRunConfig() reads a run from before pretrain.flip and segment.schedule as mirroring every view with a constant stage-3 lr", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const { flip: _, ...pretrain } = PRESETS.tiny.pretrain;
+    const { schedule: __, ...segment } = PRESETS.tiny.segment;
+    const saved = { ...PRESETS.tiny, pretrain, segment };
+    await Deno.writeTextFile(join(dir, "config.json"), JSON.stringify(saved));
+    const r = await readRunConfig(dir);
+    assert.equal(r.config.pretrain.flip, "horizontal");
+    assert.equal(r.config.segment.schedule, "constant");
+    assert.equal("flip" in (r.saved.pretrain as object), false);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("readRunConfig() names the file it cannot read, and the field it rejects", async () => {
   const dir = await Deno.makeTempDir();
   try {

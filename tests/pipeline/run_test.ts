@@ -29,6 +29,22 @@ Deno.test("runPipeline() cross-fits the training attention and records the stage
     });
     const saved = JSON.parse(await Deno.readTextFile(join(out, "config.json")));
     assert.equal(saved.trainAttentionResolved, "crossfit");
+    // The phantom's labels name sides (kidney_left) and its CT comes
+    // through a HU window: stage 2 neither mirrors nor jitters its views.
+    assert.equal(saved.pretrainFlipResolved, false);
+    assert.equal(saved.pretrainJitterResolved, false);
+    // Stage 3's lr falls from segment.lr along a cosine (4 steps here).
+    const lrs = (await Deno.readTextFile(join(out, "log.jsonl"))).trim()
+      .split("\n").map((l) => JSON.parse(l))
+      .filter((e) => e.stage === "segment" && e.lr !== undefined)
+      .map((e) => e.lr as number);
+    const lr = config.segment.lr;
+    assert.deepEqual(
+      lrs.map((v) => Number((v / lr).toFixed(6))),
+      [0, 1, 2, 3].map((i) =>
+        Number((0.5 * (1 + Math.cos(Math.PI * i / 4))).toFixed(6))
+      ),
+    );
     const folds = Object.values(saved.crossfitFolds as Record<string, number>);
     assert.deepEqual([...new Set(folds)].sort(), [0, 1]);
     // Each fold's network and the final one left their own checkpoints.
