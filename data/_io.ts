@@ -367,3 +367,28 @@ export async function readJsonLines(path: string): Promise<unknown[]> {
   }
   return out;
 }
+
+/**
+ * Whether `path` exists (any kind of entry). Only "not found" means no;
+ * any other failure to stat it (permissions, I/O) is thrown.
+ */
+export async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
+}
+
+/** {@linkcode exists}, synchronously. */
+export function existsSync(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
+}

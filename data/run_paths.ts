@@ -6,15 +6,7 @@
  * @module
  */
 import { isAbsolute, relative, resolve } from "node:path";
-
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
+import { existsSync } from "./_io.ts";
 
 /**
  * How a run records a path in its `config.json`: relative to the run
@@ -69,7 +61,7 @@ export function runDataPath(
   const p = saved?.dataPath;
   if (typeof p === "string") {
     const inRun = resolve(runDir, p);
-    return isAbsolute(p) || exists(inRun) || !exists(p) ? inRun : p;
+    return isAbsolute(p) || existsSync(inRun) || !existsSync(p) ? inRun : p;
   }
   // Runs that recorded no dataPath: `data` as given (the working directory's).
   return typeof saved?.data === "string" ? saved.data : undefined;

@@ -6,7 +6,7 @@
  * @module
  */
 import { join } from "node:path";
-import { writeFileAtomic } from "../data/_io.ts";
+import { exists, writeFileAtomic } from "../data/_io.ts";
 import { type MetricsSummary, upgradeMetrics } from "../metrics/evaluate.ts";
 import {
   type AblationRun,
@@ -92,16 +92,6 @@ export interface AblationResult {
     perRun: string;
     report: string;
   };
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
 }
 
 async function runOne(

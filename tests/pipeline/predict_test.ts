@@ -16,6 +16,7 @@ import {
   runPipeline,
 } from "../../pipeline/mod.ts";
 import { parseTrainArgs } from "../../cli/train.ts";
+import { exists } from "../../data/_io.ts";
 import { assertNoLeakAsync } from "../_utils.ts";
 import { H, vocFixture, W } from "./_voc_fixture.ts";
 
@@ -68,15 +69,6 @@ async function tempDir(fn: (dir: string) => Promise<void>): Promise<void> {
     await fn(dir);
   } finally {
     await Deno.remove(dir, { recursive: true });
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
   }
 }
 
