@@ -143,6 +143,7 @@ const SYMBOLS = {
   dnnl_memory_create: { parameters: [P, P, P, P], result: "i32" },
   dnnl_memory_set_data_handle: { parameters: [P, P], result: "i32" },
   dnnl_memory_destroy: { parameters: [P], result: "i32" },
+  dnnl_memory_desc_get_size: { parameters: [P], result: "usize" },
   dnnl_sgemm: {
     parameters: [
       "u8",
@@ -240,6 +241,11 @@ interface Plan {
   after?: Step;
   /** oneDNN's name for the chosen implementation. */
   impl: string;
+  /**
+   * The weights in oneDNN's blocked layout, when it wants one: the memory
+   * object and its size; its buffer is the library's shared scratch.
+   */
+  packed?: { mem: Pointer; bytes: number };
   /** Objects to release when the plan is dropped. */
   owned: { pds: Pointer[]; prims: Pointer[]; mems: Pointer[] };
 }
@@ -361,14 +367,11 @@ class Library implements Dnnl {
     return md;
   }
 
-  /** A memory object of `md` (a pointer); `allocate` lets oneDNN own its buffer. */
-  #memory(md: Pointer, owned: Plan["owned"], allocate = false): Pointer {
+  /** A memory object of `md` (a pointer), its buffer set per call. */
+  #memory(md: Pointer, owned: Plan["owned"]): Pointer {
     const m = outPtr();
-    const handle = allocate
-      ? Deno.UnsafePointer.create(0xffffffffffffffffn) // DNNL_MEMORY_ALLOCATE
-      : null;
     this.#check(
-      this.#lib.dnnl_memory_create(ptrOf(m), md, this.#engine, handle),
+      this.#lib.dnnl_memory_create(ptrOf(m), md, this.#engine, null),
       "memory_create",
     );
     const mem = read(m);
@@ -542,7 +545,7 @@ class Library implements Dnnl {
     const innerW = this.#lib.dnnl_primitive_desc_query_md(pd, query, 0);
     const same = this.#lib.dnnl_memory_desc_equal(innerW, ptrOf(userW)) !== 0;
     const userWMem = this.#memory(ptrOf(userW), owned);
-    const wMem = same ? userWMem : this.#memory(innerW, owned, true);
+    const wMem = same ? userWMem : this.#memory(innerW, owned);
     const srcMem = this.#memory(ptrOf(src), owned);
     const dstMem = this.#memory(ptrOf(dst), owned);
     const args = new Map<number, Pointer>();
@@ -550,6 +553,12 @@ class Library implements Dnnl {
       main: undefined as unknown as Step,
       impl: this.#implName(pd),
       owned,
+      ...(same ? {} : {
+        packed: {
+          mem: wMem,
+          bytes: Number(this.#lib.dnnl_memory_desc_get_size(innerW)),
+        },
+      }),
     };
     if (kind === FORWARD_TRAINING) {
       args.set(ARG_SRC, srcMem).set(ARG_WEIGHTS, wMem).set(ARG_DST, dstMem);
@@ -625,6 +634,22 @@ class Library implements Dnnl {
     this.#plans.clear();
   }
 
+  #scratchBuffer = new Uint8Array(0);
+
+  /**
+   * A 64-byte aligned scratch buffer of at least `bytes`, shared by every
+   * plan's blocked weights (one convolution runs at a time), so the cache
+   * holds no copy of any model's weights.
+   */
+  #scratch(bytes: number): Pointer {
+    if (this.#scratchBuffer.length < bytes + 64) {
+      this.#scratchBuffer = new Uint8Array(bytes + 64);
+    }
+    const base = Deno.UnsafePointer.of(this.#scratchBuffer);
+    const addr = BigInt(Deno.UnsafePointer.value(base));
+    return Deno.UnsafePointer.offset(base!, Number((64n - addr % 64n) % 64n));
+  }
+
   #run(step: Step): void {
     this.#check(
       this.#lib.dnnl_primitive_execute(
@@ -655,6 +680,12 @@ class Library implements Dnnl {
     L.dnnl_memory_set_data_handle(m.get(ARG_WEIGHTS)!, handles.weights);
     if (handles.bias) {
       L.dnnl_memory_set_data_handle(m.get(ARG_BIAS)!, handles.bias);
+    }
+    if (plan.packed) {
+      L.dnnl_memory_set_data_handle(
+        plan.packed.mem,
+        this.#scratch(plan.packed.bytes),
+      );
     }
     if (plan.before) this.#run(plan.before);
     this.#run(plan.main);
