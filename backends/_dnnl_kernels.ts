@@ -75,6 +75,17 @@ function takes(g: DnnlConv): boolean {
   return rows === g.oh && cols === g.ow;
 }
 
+/**
+ * A strided 1×1 convolution (ResNet's downsampling shortcut). oneDNN 2.6.3's
+ * `jit_1x1:avx512_core` backward-weights kernel corrupts the heap on NHWC
+ * data for some of these (x [1, 16, 40, 8], 1×1, stride 2, 16 outputs:
+ * "double free or corruption" from Deno, a hang from the same calls in C),
+ * so both gradients of these stay on the kernels below; they are cheap.
+ */
+function stridedPointwise(g: DnnlConv): boolean {
+  return g.kh === 1 && g.kw === 1 && (g.sh > 1 || g.sw > 1);
+}
+
 /** Addresses on the wasm heap, taken afresh per call (the heap can move). */
 function addresses(backend: WasmBackendLike): (t: tf.TensorInfo) => Pointer {
   const base = Deno.UnsafePointer.of(backend.wasm.HEAPU8);
@@ -156,7 +167,7 @@ function backpropInput(dnnl: Dnnl, original: tf.KernelFunc): tf.KernelFunc {
     }
     const inputShape = a.inputShape as number[];
     const g = dnnlConv(convInfoFromAttrs(inputShape, filter.shape, a));
-    if (!takes(g)) return original(args);
+    if (!takes(g) || stridedPointwise(g)) return original(args);
     const backend = args.backend as unknown as WasmBackendLike;
     const out = backend.makeOutput([...inputShape], "float32");
     try {
@@ -179,7 +190,7 @@ function backpropFilter(dnnl: Dnnl, original: tf.KernelFunc): tf.KernelFunc {
     }
     const filterShape = a.filterShape as number[];
     const g = dnnlConv(convInfoFromAttrs(x.shape, filterShape, a));
-    if (!takes(g)) return original(args);
+    if (!takes(g) || stridedPointwise(g)) return original(args);
     const backend = args.backend as unknown as WasmBackendLike;
     const out = backend.makeOutput([...filterShape], "float32");
     try {

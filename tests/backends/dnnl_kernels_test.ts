@@ -8,7 +8,9 @@ import {
 import { openDnnl } from "../../backends/_dnnl.ts";
 import { limits } from "../../backends/_limits.ts";
 import { patchDepth } from "../../backends/_patches.ts";
+import { Prng } from "../../random/mod.ts";
 import { assertNoLeak } from "../_utils.ts";
+import { assertParity, randn, runOn } from "./_parity.ts";
 import { registerDilatedGradTest, registerParitySuite } from "./_suite.ts";
 
 // The oneDNN path: convolutions and matrix products through FFI on the wasm
@@ -178,4 +180,25 @@ Deno.test("AGCL_DNNL=off turns oneDNN off, with the reason", async () => {
   const r = JSON.parse(new TextDecoder().decode(out.stdout).trim());
   assert.equal(r.dnnl, undefined);
   assert.equal(r.reason, "oneDNN disabled by AGCL_DNNL");
+});
+
+Deno.test({
+  name:
+    "strided 1×1 convolution gradients on wasm (onednn) match cpu (oneDNN 2.6.3's jit_1x1 backward weights corrupted the heap on this shape)",
+  ignore,
+}, async () => {
+  const prng = new Prng(31);
+  const xs = randn(prng, 16 * 40 * 8);
+  const fs = randn(prng, 8 * 16);
+  const f = () => {
+    const x = tf.tensor4d(xs, [1, 16, 40, 8]);
+    const w = tf.tensor4d(fs, [1, 1, 8, 16]);
+    return tf.grads((x: tf.Tensor, w: tf.Tensor) =>
+      tf.sum(
+        tf.square(tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, 2, "same")),
+      )
+    )([x, w]);
+  };
+  assertParity(await runOn("wasm", f), await runOn("cpu", f), "1×1 stride 2");
+  await selectBackend("cpu");
 });
