@@ -104,6 +104,7 @@ const CANDIDATES: readonly string[] = [
 ];
 
 const P = "pointer" as const;
+const B = "buffer" as const;
 const SYMBOLS = {
   dnnl_version: { parameters: [], result: P },
   dnnl_engine_create: { parameters: [P, "i32", "usize"], result: "i32" },
@@ -114,16 +115,18 @@ const SYMBOLS = {
     result: "i32",
   },
   dnnl_memory_desc_equal: { parameters: [P, P], result: "i32" },
+  // Strides, dilations and paddings go as buffers, so that the arrays
+  // holding them live until the call returns.
   dnnl_dilated_convolution_forward_desc_init: {
-    parameters: [P, "i32", "i32", P, P, P, P, P, P, P, P],
+    parameters: [P, "i32", "i32", P, P, P, P, B, B, B, B],
     result: "i32",
   },
   dnnl_dilated_convolution_backward_data_desc_init: {
-    parameters: [P, "i32", P, P, P, P, P, P, P],
+    parameters: [P, "i32", P, P, P, B, B, B, B],
     result: "i32",
   },
   dnnl_dilated_convolution_backward_weights_desc_init: {
-    parameters: [P, "i32", P, P, P, P, P, P, P, P],
+    parameters: [P, "i32", P, P, P, P, B, B, B, B],
     result: "i32",
   },
   dnnl_primitive_desc_create: { parameters: [P, P, P, P, P], result: "i32" },
@@ -434,10 +437,10 @@ class Library implements Dnnl {
     bias: Uint8Array | null,
   ): Uint8Array<ArrayBuffer> {
     const desc = new Uint8Array(OP_DESC_BYTES);
-    const strides = ptrOf(dims([conv.sh, conv.sw]));
-    const dilates = ptrOf(dims([conv.dh - 1, conv.dw - 1]));
-    const padL = ptrOf(dims([conv.top, conv.left]));
-    const padR = ptrOf(dims([conv.bottom, conv.right]));
+    const strides = dims([conv.sh, conv.sw]);
+    const dilates = dims([conv.dh - 1, conv.dw - 1]);
+    const padL = dims([conv.top, conv.left]);
+    const padR = dims([conv.bottom, conv.right]);
     const L = this.#lib;
     const src = ptrOf(mds.src as Uint8Array<ArrayBuffer>);
     const w = ptrOf(mds.weights as Uint8Array<ArrayBuffer>);
