@@ -1,5 +1,6 @@
 /**
- * `deno task dnnl-sweep [--quick] [--smoke] [--unguarded]`: the oneDNN safety sweep.
+ * `deno task dnnl-sweep [--quick] [--smoke] [--unguarded] [--shapes FILE]
+ * [--from I]`: the oneDNN safety sweep.
  * Runs every distinct convolution the pipeline's networks run (ResNet-18
  * and ResNet-50 DeepLab at the step bench's size, 2×128×128 at batch 4 in
  * its four modes, and the `tiny` preset's coarse network, encoder with its
@@ -38,7 +39,9 @@
  * `--unguarded` sends the convolutions the kernels keep off oneDNN (see
  * `stridedPointwise` in backends/_dnnl_kernels.ts) to oneDNN all the same,
  * to see whether they still fail. `--quick` runs only the `tiny` networks
- * and ResNet-18.
+ * and ResNet-18. `--shapes FILE` checks the convolutions of FILE (as
+ * `--collect` writes it) instead of collecting them, and `--from I` starts
+ * at the I-th (they run cheapest first).
  *
  * @module
  */
@@ -836,29 +839,33 @@ function report(o: Record<string, unknown>): void {
 }
 
 async function parent(
-  { quick, unguarded, smoke }: {
+  { quick, unguarded, smoke, shapes, from: start }: {
     quick: boolean;
     unguarded: boolean;
     smoke: boolean;
+    shapes: string | undefined;
+    from: number;
   },
 ): Promise<number> {
-  const file = await Deno.makeTempFile({ suffix: ".json" });
   const env = mallocCheckEnv();
   console.log(
     `oneDNN sweep under ${
       Object.entries(env).map(([k, v]) => `${k}=${v}`).join(" ")
     }${unguarded ? ", unguarded" : ""}`,
   );
-  const c = await child([
+  const file = shapes ?? await Deno.makeTempFile({ suffix: ".json" });
+  const c = shapes ? undefined : await child([
     "--collect",
     file,
     ...(quick ? ["--quick"] : []),
     ...(smoke ? ["--smoke"] : []),
   ]);
-  console.log(
-    c.stderr.split("\n").filter((l) => l.startsWith("  ")).join("\n"),
-  );
-  if (c.code !== 0) {
+  if (c) {
+    console.log(
+      c.stderr.split("\n").filter((l) => l.startsWith("  ")).join("\n"),
+    );
+  }
+  if (c && c.code !== 0) {
     console.log(
       `the networks' run failed (${c.signal ?? c.code}):\n${
         c.stderr.slice(-3000)
@@ -868,7 +875,7 @@ async function parent(
   }
   shapesForReport = JSON.parse(await Deno.readTextFile(file)) as Shape[];
   console.log(`${shapesForReport.length} distinct convolutions\n`);
-  let from = 0;
+  let from = start;
   while (from < shapesForReport.length) {
     const r = await child([
       "--check",
@@ -893,7 +900,7 @@ async function parent(
     failures.push(line);
     from = at + 1;
   }
-  await Deno.remove(file);
+  if (!shapes) await Deno.remove(file);
   console.log(
     `\n${shapesForReport.length} convolutions, ${checked} shape×batch checks (4 passes each), ${failures.length} failures; worst relative error ${
       worstErr.toExponential(2)
@@ -918,6 +925,14 @@ if (import.meta.main) {
   } else if (args.includes("--check")) {
     await check(flag("--check")!, Number(flag("--from") ?? 0), unguarded);
   } else {
-    Deno.exit(await parent({ quick, unguarded, smoke }));
+    Deno.exit(
+      await parent({
+        quick,
+        unguarded,
+        smoke,
+        shapes: flag("--shapes"),
+        from: Number(flag("--from") ?? 0),
+      }),
+    );
   }
 }
