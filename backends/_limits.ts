@@ -4,10 +4,18 @@
  * @module
  */
 
-/** Tunables; tests shrink `chunkFloats` to exercise the chunked paths. */
-export const limits: { chunkFloats: number } = {
+/**
+ * Tunables; tests shrink `chunkFloats` to exercise the chunked paths and
+ * `dnnlMinWork` to send tiny convolutions to oneDNN.
+ */
+export const limits: { chunkFloats: number; dnnlMinWork: number } = {
   /** Largest patch matrix (floats) built at once; bigger ones are chunked. */
   chunkFloats: 1 << 22,
+  /**
+   * Convolutions of fewer multiply-adds stay on the kernels below oneDNN's
+   * (the FFI call and the weight reorder cost more than they save).
+   */
+  dnnlMinWork: 1 << 14,
 };
 
 /**

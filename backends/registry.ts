@@ -22,15 +22,18 @@ import {
 
 /**
  * Sets how the wasm backend runs its matrix products and convolutions:
- * `"blas"` (a native BLAS through Deno FFI, needs `--allow-ffi`; throws when
- * none can be opened), `"xnnpack"` (its own WebAssembly kernels) or `"auto"`
- * (the default: BLAS when available). Applies at once when wasm is active,
- * else at its next activation.
+ * `"onednn"` (convolutions and matrix products on oneDNN, Debian
+ * `libdnnl2`, through Deno FFI, needs `--allow-ffi`; throws when it cannot
+ * be opened), `"blas"` (a native BLAS through Deno FFI, needs
+ * `--allow-ffi`; throws when none can be opened), `"xnnpack"` (its own
+ * WebAssembly kernels) or `"auto"` (the default: oneDNN when available,
+ * else BLAS when available). Applies at once when wasm is active, else at
+ * its next activation.
  *
- * @param mode `"auto"`, `"blas"` or `"xnnpack"`.
+ * @param mode `"auto"`, `"onednn"`, `"blas"` or `"xnnpack"`.
  * @returns What is in effect when wasm is active, else `undefined`.
  * @throws {RangeError} For an unknown mode.
- * @throws {Error} For `"blas"` when no BLAS library can be opened.
+ * @throws {Error} For `"onednn"` or `"blas"` when its library cannot be opened.
  */
 export async function setWasmAcceleration(
   mode: WasmAcceleration | "auto",

@@ -20,11 +20,14 @@ export interface AdapterDescription {
 }
 
 /**
- * How the wasm backend runs its matrix products and convolutions: `"blas"`
- * through a native BLAS (OpenBLAS/Accelerate `cblas_sgemm` via Deno FFI),
- * `"xnnpack"` with its own WebAssembly kernels.
+ * How the wasm backend runs its matrix products and convolutions:
+ * `"onednn"` runs convolutions (forward and both gradients) on oneDNN
+ * (Debian `libdnnl2` via Deno FFI) and matrix products on a native BLAS
+ * when there is one; `"blas"` runs both through a native BLAS
+ * (OpenBLAS/Accelerate `cblas_sgemm` via Deno FFI); `"xnnpack"` uses the
+ * backend's own WebAssembly kernels.
  */
-export type WasmAcceleration = "blas" | "xnnpack";
+export type WasmAcceleration = "onednn" | "blas" | "xnnpack";
 
 /** A compute backend that can be probed and activated. */
 export interface Backend {

@@ -1,4 +1,5 @@
 import * as tf from "@tensorflow/tfjs";
+import type { Dnnl } from "./_dnnl.ts";
 import { missingKernel } from "./_kernels.ts";
 import type {
   AdapterDescription,
@@ -67,17 +68,22 @@ export function load(): Promise<unknown> {
 }
 
 /**
- * Sets how the wasm backend runs its matrix products: `"blas"` (a native
+ * Sets how the wasm backend runs its matrix products and convolutions:
+ * `"onednn"` (convolutions on oneDNN through FFI, matrix products on a BLAS
+ * when one opens; throws when oneDNN cannot be opened), `"blas"` (a native
  * BLAS through FFI; throws when none can be opened), `"xnnpack"` (its own
- * kernels) or `"auto"` (BLAS when available). Applies at once when wasm is
- * the active backend, else at its next activation.
+ * kernels) or `"auto"` (oneDNN and BLAS, each when available). Applies at
+ * once when wasm is the active backend, else at its next activation.
  */
 export async function setWasmAcceleration(
   mode: WasmAcceleration | "auto",
 ): Promise<{ name: WasmAcceleration; detail: string } | undefined> {
-  if (mode !== "auto" && mode !== "blas" && mode !== "xnnpack") {
+  if (
+    mode !== "auto" && mode !== "onednn" && mode !== "blas" &&
+    mode !== "xnnpack"
+  ) {
     throw new RangeError(
-      `Cannot set the wasm acceleration as 'mode' must be "auto", "blas" or "xnnpack": current value is "${mode}"`,
+      `Cannot set the wasm acceleration as 'mode' must be "auto", "onednn", "blas" or "xnnpack": current value is "${mode}"`,
     );
   }
   const previous = preference;
@@ -95,26 +101,52 @@ async function applyAcceleration(): Promise<
   { name: WasmAcceleration; detail: string; hint?: string }
 > {
   const k = await import("./_blas_kernels.ts");
+  const d = await import("./_dnnl_kernels.ts");
   if (preference === "xnnpack") {
+    d.uninstallDnnlKernels();
     k.uninstallBlasKernels();
     return current = { name: "xnnpack", detail: "XNNPACK kernels (requested)" };
   }
+  let dnnl: { dnnl?: Dnnl; reason: string } | undefined;
+  if (preference !== "blas") {
+    dnnl = (await import("./_dnnl.ts")).openDnnl();
+    if (!dnnl.dnnl && preference === "onednn") {
+      throw new Error(`Cannot run wasm convolutions on oneDNN: ${dnnl.reason}`);
+    }
+  }
+  if (dnnl?.dnnl) {
+    // oneDNN's layers go above the BLAS kernels, whose matrix products run
+    // on oneDNN's sgemm too: one OpenMP thread pool, no OpenBLAS threads
+    // spinning beside it (OpenBLAS is not even opened).
+    d.uninstallDnnlKernels();
+    k.uninstallBlasKernels();
+    k.installBlasKernels(dnnl.dnnl.blas);
+    d.installDnnlKernels(dnnl.dnnl);
+    return current = {
+      name: "onednn",
+      detail: `convolutions and matrix products via ${dnnl.reason}`,
+    };
+  }
   const { openBlas } = await import("./_blas.ts");
   const { blas, reason } = openBlas();
+  if (!blas && preference === "blas") {
+    throw new Error(`Cannot run wasm matrix products on BLAS: ${reason}`);
+  }
+  d.uninstallDnnlKernels();
+  k.uninstallBlasKernels();
   if (!blas) {
-    if (preference === "blas") {
-      throw new Error(`Cannot run wasm matrix products on BLAS: ${reason}`);
-    }
-    k.uninstallBlasKernels();
     const hint = blasHint(reason);
     return current = {
       name: "xnnpack",
-      detail: `XNNPACK kernels (${reason})`,
+      detail: `XNNPACK kernels (${reason}${dnnl ? `; ${dnnl.reason}` : ""})`,
       ...(hint ? { hint } : {}),
     };
   }
   k.installBlasKernels(blas);
-  return current = { name: "blas", detail: `matrix products via ${reason}` };
+  return current = {
+    name: "blas",
+    detail: `matrix products via ${reason}${dnnl ? ` (${dnnl.reason})` : ""}`,
+  };
 }
 
 /** The WebAssembly backend (XNNPACK), with the training kernels it lacks upstream. */

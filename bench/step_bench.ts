@@ -4,7 +4,8 @@
  * head: 512 channels, rates 6/12/18, image pooling), 2×128×128 input,
  * batch 4, in four modes: inference, full training step, frozen-encoder
  * step, contrastive step (4 samples × 2 views through the encoder and a
- * projection head, the shipped `supConLoss`). Ours runs on wasm with the OpenBLAS plugin
+ * projection head, the shipped `supConLoss`). Ours runs on wasm with the oneDNN plugin
+ * (convolutions and matrix products on libdnnl), with the OpenBLAS plugin,
  * and on plain wasm (XNNPACK); PyTorch (Debian python3-torch) with 2
  * threads. Prints one table per depth with medians, the ratio, and achieved
  * GFLOP/s (multiply-adds of every convolution and matrix product, counted
@@ -132,9 +133,22 @@ out["threads"] = torch.get_num_threads()
 print(json.dumps(out))
 `;
 
-async function sgemmPeak(): Promise<number | undefined> {
-  const { openBlas } = await import("../backends/_blas.ts");
-  const { blas } = openBlas();
+/** The machine's CPU model (Linux `/proc/cpuinfo`), or `undefined`. */
+function cpuModel(): string | undefined {
+  try {
+    const info = Deno.readTextFileSync("/proc/cpuinfo");
+    return info.match(/^model name\s*:\s*(.+)$/m)?.[1]?.trim();
+  } catch {
+    return undefined;
+  }
+}
+
+async function sgemmPeak(
+  library: "openblas" | "onednn",
+): Promise<number | undefined> {
+  const blas = library === "openblas"
+    ? (await import("../backends/_blas.ts")).openBlas().blas
+    : (await import("../backends/_dnnl.ts")).openDnnl().dnnl?.blas;
   if (!blas) return undefined;
   const n = 2048;
   const a = new Float32Array(n * n).fill(1);
@@ -157,7 +171,7 @@ async function memoryCheck(steps: number): Promise<void> {
     "frozen-encoder step",
     "contrastive step",
   ];
-  for (const acc of ["blas", "xnnpack"] as const) {
+  for (const acc of ["onednn", "blas", "xnnpack"] as const) {
     await selectBackend("wasm", { purpose: "train" });
     if ((await setWasmAcceleration(acc).catch(() => undefined))?.name !== acc) {
       continue;
@@ -203,13 +217,16 @@ export default async function run(flags: BenchFlags): Promise<void> {
   if (memSteps > 0) return memoryCheck(memSteps);
 
   const reps = flags.quick ? 2 : 3;
-  const peak = await sgemmPeak();
+  // Each library's sgemm in its own process: OpenBLAS's and oneDNN's
+  // thread pools never share this one.
+  const peaks = await childPeaks();
   const variants: {
     label: string;
-    acc: "blas" | "xnnpack";
+    acc: "onednn" | "blas" | "xnnpack";
     modes: readonly Mode[];
     depths: number[];
   }[] = [
+    { label: "wasm+onednn", acc: "onednn", modes: MODES, depths: [18, 50] },
     { label: "wasm+blas", acc: "blas", modes: MODES, depths: [18, 50] },
     // Plain XNNPACK is 5-10× slower: measured for R18 only, to bound the run.
     { label: "wasm (xnnpack)", acc: "xnnpack", modes: MODES, depths: [18] },
@@ -286,7 +303,15 @@ export default async function run(flags: BenchFlags): Promise<void> {
     });
     console.log(
       `\nResNet-${depth} DeepLab (OS 8, ASPP 512 @ 6/12/18), batch 4, 2×128×128; ms, median of ${reps}` +
-        (peak ? `; OpenBLAS sgemm peak ${peak.toFixed(0)} GFLOP/s` : "") +
+        `; CPU ${
+          cpuModel() ?? "unknown"
+        } (${navigator.hardwareConcurrency} threads)` +
+        (peaks.openblas
+          ? `; OpenBLAS sgemm peak ${peaks.openblas.toFixed(0)} GFLOP/s`
+          : "") +
+        (peaks.onednn
+          ? `; oneDNN sgemm peak ${peaks.onednn.toFixed(0)} GFLOP/s`
+          : "") +
         (py
           ? `; PyTorch sgemm ${
             py["sgemm GFLOP/s"]!.toFixed(0)
@@ -308,11 +333,35 @@ export default async function run(flags: BenchFlags): Promise<void> {
   }
 }
 
-/** Child process: `step_bench.ts DEPTH ACCELERATION REPS` → one JSON line per mode. */
+/** The sgemm peaks of OpenBLAS and oneDNN, each measured in a child process. */
+async function childPeaks(): Promise<
+  { openblas?: number; onednn?: number }
+> {
+  const peaks: { openblas?: number; onednn?: number } = {};
+  for (const library of ["openblas", "onednn"] as const) {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", import.meta.filename!, "sgemm", library],
+      stdout: "piped",
+      stderr: "null",
+    }).output();
+    const v = Number(new TextDecoder().decode(out.stdout).trim());
+    if (out.success && v > 0) peaks[library] = v;
+  }
+  return peaks;
+}
+
+/**
+ * Child process: `step_bench.ts DEPTH ACCELERATION REPS` → one JSON line per
+ * mode; `step_bench.ts sgemm LIBRARY` → that library's sgemm GFLOP/s.
+ */
 async function child(args: string[]): Promise<void> {
+  if (args[0] === "sgemm") {
+    console.log(await sgemmPeak(args[1] as "openblas") ?? 0);
+    return;
+  }
   const [depth, acc, reps] = [
     Number(args[0]) as 18 | 50,
-    args[1] as "blas" | "xnnpack",
+    args[1] as "onednn" | "blas" | "xnnpack",
     Number(args[2]),
   ];
   await selectBackend("wasm", { purpose: "train" });
@@ -323,7 +372,7 @@ async function child(args: string[]): Promise<void> {
   const net = buildOurs(depth);
   for (const mode of MODES) {
     const ms = await timeMs(() => net.run(mode), { reps, warmup: 1 });
-    const flops = acc === "blas"
+    const flops = acc !== "xnnpack"
       ? await countFlops(() => net.run(mode))
       : undefined;
     console.log(JSON.stringify({ mode, ms, ...(flops ? { flops } : {}) }));

@@ -58,9 +58,11 @@ export const AVAILABLE: readonly BackendName[] = await availableBackends();
 // including the training kernels backends/ adds to wasm, so what each
 // backend lacks for training is known up front.
 await (await import("../backends/wasm.ts")).load();
-// The wasm backend opens a system BLAS through FFI (once per process) on its
-// first activation; opening it here, outside any test, keeps Deno's resource
-// sanitizer from counting the library against whichever test runs first.
+// The wasm backend opens oneDNN or a system BLAS through FFI (once per
+// process) on its first activation; opening them here, outside any test,
+// keeps Deno's resource sanitizer from counting the library against
+// whichever test runs first.
+(await import("../backends/_dnnl.ts")).openDnnl();
 (await import("../backends/_blas.ts")).openBlas();
 await import("@tensorflow/tfjs-backend-webgpu");
 

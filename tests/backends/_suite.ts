@@ -501,3 +501,78 @@ export function registerParitySuite(tag: string, ignore: boolean): void {
     await selectBackend("cpu");
   });
 }
+
+/**
+ * Registers the parity test of Conv2DBackpropInput and Conv2DBackpropFilter
+ * given a `dilations` attribute (which the kernels patched over wasm honour)
+ * against the dense equivalent filter on cpu, labelled `tag`.
+ */
+export function registerDilatedGradTest(tag: string, ignore: boolean): void {
+  Deno.test({
+    name:
+      `dilated Conv2DBackpropInput and Filter on wasm (${tag}) match the dense equivalent filter on cpu`,
+    ignore,
+  }, async () => {
+    const prng = new Prng(21);
+    for (const c of convCases(prng, 6, true)) {
+      const [d] = c.dilations;
+      const out = outShape(c);
+      const dys = randn(prng, out.reduce((a, b) => a * b, 1));
+      const xs = randn(prng, c.n * c.h * c.w * c.c);
+      const fs = randn(prng, c.kh * c.kw * c.c * c.co);
+      const kh = (c.kh - 1) * d + 1;
+      const kw = (c.kw - 1) * d + 1;
+      const got = await runOn("wasm", () => {
+        const x = tf.tensor4d(xs, [c.n, c.h, c.w, c.c]);
+        const dy = tf.tensor4d(dys, out);
+        const f = tf.tensor4d(fs, [c.kh, c.kw, c.c, c.co]);
+        const common = {
+          strides: c.strides,
+          pad: c.pad,
+          dataFormat: "NHWC",
+          dilations: c.dilations,
+        };
+        return [
+          tf.engine().runKernel("Conv2DBackpropInput", { dy, filter: f }, {
+            ...common,
+            inputShape: [c.n, c.h, c.w, c.c],
+          }) as tf.Tensor,
+          tf.engine().runKernel("Conv2DBackpropFilter", { x, dy }, {
+            ...common,
+            filterShape: [c.kh, c.kw, c.c, c.co],
+          }) as tf.Tensor,
+        ];
+      });
+      const ref = await runOn("cpu", () => {
+        const x = tf.tensor4d(xs, [c.n, c.h, c.w, c.c]);
+        const dy = tf.tensor4d(dys, out);
+        // The dense filter: the dilated taps with zeros between them.
+        const f = tf.tensor4d(fs, [c.kh, c.kw, c.c, c.co]);
+        const dense = tf.buffer([kh, kw, c.c, c.co]);
+        const fv = f.dataSync();
+        for (let i = 0; i < fv.length; i++) {
+          const co = i % c.co;
+          const ci = Math.floor(i / c.co) % c.c;
+          const kx = Math.floor(i / (c.co * c.c)) % c.kw;
+          const ky = Math.floor(i / (c.co * c.c * c.kw));
+          dense.set(fv[i]!, ky * d, kx * d, ci, co);
+        }
+        const common = { strides: c.strides, pad: c.pad, dataFormat: "NHWC" };
+        const dw = tf.engine().runKernel("Conv2DBackpropFilter", { x, dy }, {
+          ...common,
+          filterShape: [kh, kw, c.c, c.co],
+        }) as tf.Tensor;
+        const rows = tf.gather(dw, tf.range(0, kh, d, "int32"), 0);
+        return [
+          tf.engine().runKernel("Conv2DBackpropInput", {
+            dy,
+            filter: dense.toTensor(),
+          }, { ...common, inputShape: [c.n, c.h, c.w, c.c] }) as tf.Tensor,
+          tf.gather(rows, tf.range(0, kw, d, "int32"), 1),
+        ];
+      });
+      assertParity(got, ref, `dilated ${JSON.stringify(c)}`);
+    }
+    await selectBackend("cpu");
+  });
+}

@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import * as tf from "@tensorflow/tfjs";
 import {
   getBackend,
   selectBackend,
@@ -7,9 +6,7 @@ import {
 } from "../../backends/mod.ts";
 import { openBlas } from "../../backends/_blas.ts";
 import { patchDepth } from "../../backends/_patches.ts";
-import { Prng } from "../../random/mod.ts";
-import { assertParity, convCases, outShape, randn, runOn } from "./_parity.ts";
-import { registerParitySuite } from "./_suite.ts";
+import { registerDilatedGradTest, registerParitySuite } from "./_suite.ts";
 
 // The native path: OpenBLAS sgemm through FFI on the wasm heap. Skipped (and
 // reported as ignored) where no BLAS library or no --allow-ffi.
@@ -70,70 +67,4 @@ Deno.test({
   await selectBackend("cpu");
 });
 
-Deno.test({
-  name:
-    "dilated Conv2DBackpropInput and Filter on wasm (blas) match the dense equivalent filter on cpu",
-  ignore,
-}, async () => {
-  const prng = new Prng(21);
-  for (const c of convCases(prng, 6, true)) {
-    const [d] = c.dilations;
-    const out = outShape(c);
-    const dys = randn(prng, out.reduce((a, b) => a * b, 1));
-    const xs = randn(prng, c.n * c.h * c.w * c.c);
-    const fs = randn(prng, c.kh * c.kw * c.c * c.co);
-    const kh = (c.kh - 1) * d + 1;
-    const kw = (c.kw - 1) * d + 1;
-    const got = await runOn("wasm", () => {
-      const x = tf.tensor4d(xs, [c.n, c.h, c.w, c.c]);
-      const dy = tf.tensor4d(dys, out);
-      const f = tf.tensor4d(fs, [c.kh, c.kw, c.c, c.co]);
-      const common = {
-        strides: c.strides,
-        pad: c.pad,
-        dataFormat: "NHWC",
-        dilations: c.dilations,
-      };
-      return [
-        tf.engine().runKernel("Conv2DBackpropInput", { dy, filter: f }, {
-          ...common,
-          inputShape: [c.n, c.h, c.w, c.c],
-        }) as tf.Tensor,
-        tf.engine().runKernel("Conv2DBackpropFilter", { x, dy }, {
-          ...common,
-          filterShape: [c.kh, c.kw, c.c, c.co],
-        }) as tf.Tensor,
-      ];
-    });
-    const ref = await runOn("cpu", () => {
-      const x = tf.tensor4d(xs, [c.n, c.h, c.w, c.c]);
-      const dy = tf.tensor4d(dys, out);
-      // The dense filter: the dilated taps with zeros between them.
-      const f = tf.tensor4d(fs, [c.kh, c.kw, c.c, c.co]);
-      const dense = tf.buffer([kh, kw, c.c, c.co]);
-      const fv = f.dataSync();
-      for (let i = 0; i < fv.length; i++) {
-        const co = i % c.co;
-        const ci = Math.floor(i / c.co) % c.c;
-        const kx = Math.floor(i / (c.co * c.c)) % c.kw;
-        const ky = Math.floor(i / (c.co * c.c * c.kw));
-        dense.set(fv[i]!, ky * d, kx * d, ci, co);
-      }
-      const common = { strides: c.strides, pad: c.pad, dataFormat: "NHWC" };
-      const dw = tf.engine().runKernel("Conv2DBackpropFilter", { x, dy }, {
-        ...common,
-        filterShape: [kh, kw, c.c, c.co],
-      }) as tf.Tensor;
-      const rows = tf.gather(dw, tf.range(0, kh, d, "int32"), 0);
-      return [
-        tf.engine().runKernel("Conv2DBackpropInput", {
-          dy,
-          filter: dense.toTensor(),
-        }, { ...common, inputShape: [c.n, c.h, c.w, c.c] }) as tf.Tensor,
-        tf.gather(rows, tf.range(0, kw, d, "int32"), 1),
-      ];
-    });
-    assertParity(got, ref, `dilated ${JSON.stringify(c)}`);
-  }
-  await selectBackend("cpu");
-});
+registerDilatedGradTest("blas", ignore);
