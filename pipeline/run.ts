@@ -201,6 +201,7 @@ export async function runPipeline(
     coarseFlipResolved: plan.flip,
     coarseJitterResolved: plan.jitter,
     trainAttentionResolved: plan.trainSource,
+    coarseLargestComponentResolved: plan.largestComponent,
     pretrainJitterResolved: pretrainJitter,
     crossfitFolds: plan.folds ?? null,
     budgets,
@@ -307,6 +308,7 @@ export async function runPipeline(
       targets: data.targets.map(({ id, name }) => ({ id, name })),
       channels,
       intensity: data.intensity,
+      largestComponent: plan.largestComponent,
     });
 
     // Inference, label fusion, metrics and the stage evidence.
