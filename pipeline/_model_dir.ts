@@ -85,6 +85,11 @@ export interface ModelConfig {
   channels: number;
   /** Intensity mapping of single-channel volumes. */
   intensity: "window" | "percentile" | "none";
+  /**
+   * Targets whose stage-1 maps keep only their largest 3D component
+   * (absent in model/ written before it existed: none).
+   */
+  largestComponent?: number[];
   /** The run's config (inference, patch size, intensity window, …). */
   pipeline: PipelineConfig;
 }
@@ -132,6 +137,8 @@ export interface TrainedNets {
   channels: number;
   /** Intensity mapping. */
   intensity: ModelConfig["intensity"];
+  /** Targets whose stage-1 maps keep only their largest 3D component. */
+  largestComponent: readonly number[];
 }
 
 /**
@@ -194,6 +201,7 @@ export async function writeModelDir(
     targets,
     channels,
     intensity: nets.intensity,
+    largestComponent: [...nets.largestComponent],
     pipeline: config,
   };
   await writeFileAtomic(

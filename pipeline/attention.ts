@@ -127,6 +127,119 @@ function dilateLine(
   }
 }
 
+/**
+ * Keeps, for each label of a volume's label map, only its largest 3D
+ * connected component (6-connectivity) and sets the rest to background:
+ * nnU-Net's "largest component" post-processing, for organs that are one
+ * piece. Ties go to the component met first in memory order.
+ *
+ * @param map `[nz, ny, nx]` label map (not modified).
+ * @param dims `[nx, ny, nz]`.
+ * @param options The `labels` to filter (default: every label).
+ * @returns A new map.
+ * @throws {TypeError} When `map` does not hold `nx·ny·nz` voxels.
+ *
+ * @example
+ * ```ts
+ * import { keepLargestComponents } from "@agcl/agcl/pipeline";
+ * import assert from "node:assert/strict";
+ *
+ * // One row: label 1 in pieces of 2 and 1 voxels, label 2 in one piece.
+ * const kept = keepLargestComponents(new Uint8Array([1, 1, 0, 1, 2, 2]), [6, 1, 1]);
+ * assert.deepEqual(Array.from(kept), [1, 1, 0, 0, 2, 2]);
+ * ```
+ */
+export function keepLargestComponents<T extends LabelMap>(
+  map: T,
+  dims: [number, number, number],
+  options: { labels?: Iterable<number> } = {},
+): T {
+  const only = options.labels ? new Set(options.labels) : null;
+  const [nx, ny, nz] = dims;
+  const n = nx * ny * nz;
+  if (map.length !== n) {
+    throw new TypeError(
+      `Cannot keep largest components as 'map' must hold ${n} voxels for dims [${dims}]: current length is ${map.length}`,
+    );
+  }
+  const plane = nx * ny;
+  // Component id of each voxel (its label's own numbering), -1 = unvisited.
+  const comp = new Int32Array(n).fill(-1);
+  const stack = new Int32Array(n);
+  const best = new Map<number, { id: number; size: number }>();
+  const count = new Map<number, number>();
+  for (let i = 0; i < n; i++) {
+    const label = map[i]!;
+    if (label === 0 || comp[i]! >= 0 || (only && !only.has(label))) continue;
+    const id = count.get(label) ?? 0;
+    count.set(label, id + 1);
+    let sp = 0, size = 0;
+    stack[sp++] = i;
+    comp[i] = id;
+    while (sp > 0) {
+      const v = stack[--sp]!;
+      size++;
+      const x = v % nx, y = Math.floor(v / nx) % ny, z = Math.floor(v / plane);
+      const visit = (u: number) => {
+        if (map[u] === label && comp[u]! < 0) {
+          comp[u] = id;
+          stack[sp++] = u;
+        }
+      };
+      if (x > 0) visit(v - 1);
+      if (x < nx - 1) visit(v + 1);
+      if (y > 0) visit(v - nx);
+      if (y < ny - 1) visit(v + nx);
+      if (z > 0) visit(v - plane);
+      if (z < nz - 1) visit(v + plane);
+    }
+    const b = best.get(label);
+    if (!b || size > b.size) best.set(label, { id, size });
+  }
+  const out = map.slice() as T;
+  for (let i = 0; i < n; i++) {
+    const b = best.get(map[i]!);
+    if (b && comp[i] !== b.id) out[i] = 0;
+  }
+  return out;
+}
+
+/**
+ * The targets whose truth is one piece: in every training case that holds
+ * the target, its largest 3D component (6-connectivity) holds all its
+ * voxels. These are the labels {@linkcode keepLargestComponents} may
+ * filter in stage 1's maps; a target that truth shows in several pieces
+ * (a bilateral region, two instances of a digit) is left alone.
+ *
+ * @param cases Training cases: `dims` `[nx, ny, nz]` and `[nz, ny, nx]` labels.
+ * @param options The target label ids.
+ * @returns The one-piece target ids, ascending.
+ *
+ * @example
+ * ```ts
+ * import { onePieceLabels } from "@agcl/agcl/pipeline";
+ * import assert from "node:assert/strict";
+ *
+ * // Label 1 in one piece, label 2 in two.
+ * const c = { dims: [5, 1, 1] as [number, number, number], label: new Uint8Array([1, 1, 2, 0, 2]) };
+ * assert.deepEqual(onePieceLabels([c], { targets: [1, 2] }), [1]);
+ * ```
+ */
+export function onePieceLabels(
+  cases: { dims: [number, number, number]; label?: LabelMap }[],
+  options: { targets: number[] },
+): number[] {
+  const split = new Set<number>();
+  for (const c of cases) {
+    if (!c.label) continue;
+    const kept = keepLargestComponents(c.label, c.dims);
+    for (let i = 0; i < kept.length; i++) {
+      if (kept[i] !== c.label[i]) split.add(c.label[i]!);
+    }
+  }
+  return options.targets.filter((t) => !split.has(t)).sort((a, b) => a - b);
+}
+
 /** The image part of a case: canonical, channels last. */
 export interface CaseImage {
   /** `[nx, ny, nz]`. */

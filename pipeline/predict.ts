@@ -29,7 +29,7 @@ import { ensureBackend } from "../backends/registry.ts";
 import type { CaseImage } from "./attention.ts";
 import type { PipelineConfig } from "./config.ts";
 import { paddingMultiple, predictCoarse } from "./coarse.ts";
-import { growLabels } from "./attention.ts";
+import { growLabels, keepLargestComponents } from "./attention.ts";
 import { segmentVolume } from "./infer.ts";
 import { normalizeIntensity } from "./prepare.ts";
 import { readModelDir } from "./_model_dir.ts";
@@ -50,6 +50,8 @@ export interface TrainedModel {
   intensity: "window" | "percentile" | "none";
   /** Image channels the run was trained on: 1 (CT/MRI volumes) or 3 (RGB). */
   channels: number;
+  /** Targets whose stage-1 maps keep only their largest 3D component. */
+  largestComponent: number[];
   /** Stage-1 network, or `null` when the run used given coarse masks. */
   coarse: DeepLab | null;
   /** The frozen encoder. */
@@ -82,6 +84,7 @@ export async function loadTrainedModel(runDir: string): Promise<TrainedModel> {
       .sort((a, b) => a.id - b.id),
     intensity: model.intensity,
     channels: model.channels,
+    largestComponent: model.largestComponent ?? [],
     coarse,
     encoder,
     segment,
@@ -109,6 +112,11 @@ async function attentionOf(
       batchSize: m.config.coarse.batchSize,
       maxLabel,
     });
+    if (m.largestComponent.length > 0) {
+      attention = keepLargestComponents(attention, c.dims, {
+        labels: m.largestComponent,
+      });
+    }
   } else {
     throw new Error(
       "Cannot predict as the run was trained with given coarse masks: pass one (--coarse FILE)",

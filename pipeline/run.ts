@@ -205,6 +205,7 @@ export async function runPipeline(
     coarseFlipResolved: plan.flip,
     coarseJitterResolved: plan.jitter,
     trainAttentionResolved: plan.trainSource,
+    coarseLargestComponentResolved: plan.largestComponent,
     pretrainJitterResolved: pretrainJitter,
     pretrainFlipResolved: pretrainFlip,
     crossfitFolds: plan.folds ?? null,
@@ -313,6 +314,7 @@ export async function runPipeline(
       targets: data.targets.map(({ id, name }) => ({ id, name })),
       channels,
       intensity: data.intensity,
+      largestComponent: plan.largestComponent,
     });
 
     // Inference, label fusion, metrics and the stage evidence.

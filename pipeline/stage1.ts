@@ -9,7 +9,11 @@
 import type { LabelMap } from "../data/mod.ts";
 import { VOC_IGNORE } from "../data/mod.ts";
 import { Prng } from "../random/prng.ts";
-import { growLabels } from "./attention.ts";
+import {
+  growLabels,
+  keepLargestComponents,
+  onePieceLabels,
+} from "./attention.ts";
 import {
   coarseStage,
   paddingMultiple,
@@ -130,10 +134,16 @@ export interface Stage1Plan {
   folds?: Record<string, number>;
   /** Why `crossfit` fell back to `predicted`. */
   fallback?: string;
+  /**
+   * Targets whose predicted maps keep only their largest 3D component: those
+   * whose truth is one piece in every training case ({@linkcode onePieceLabels}).
+   */
+  largestComponent: readonly number[];
 }
 
 /**
- * Resolves stage 1's `auto` settings and cross-fit folds for the data.
+ * Resolves stage 1's `auto` settings, cross-fit folds and one-piece targets
+ * for the data.
  *
  * @param config The run's config.
  * @param data The prepared cases.
@@ -154,6 +164,11 @@ export function planStage1(
     trainSource: config.coarse.masks !== null
       ? "given"
       : config.coarse.trainAttention,
+    largestComponent: config.coarse.masks !== null
+      ? []
+      : onePieceLabels(data.train, {
+        targets: data.targets.map((t) => t.id),
+      }),
   };
   if (plan.trainSource === "crossfit") {
     const split = crossfitFolds(data.train, {
@@ -178,7 +193,9 @@ export function planStage1(
  * evaluation cases; the training cases get, by `coarse.trainAttention`:
  * out-of-fold predictions of `coarse.folds` networks each trained without
  * their fold (`crossfit`), the final network's own predictions
- * (`predicted`), or those with the truth filled in (`union`). The final
+ * (`predicted`), or those with the truth filled in (`union`). Every
+ * predicted map keeps only the largest 3D component of each one-piece
+ * target (`plan.largestComponent`), as nnU-Net's post-processing. The final
  * network's validation Dice on a few slices of the labelled evaluation
  * cases goes into `log.jsonl` at each epoch end.
  *
@@ -218,13 +235,18 @@ export async function runStage1(
       mode: ctx.progress,
     });
     for (const c of cases) {
+      const map = await predictCoarse(net, c, {
+        multiple: paddingMultiple(config),
+        batchSize: config.coarse.batchSize,
+        maxLabel,
+      });
       coarse.set(
         c.id,
-        await predictCoarse(net, c, {
-          multiple: paddingMultiple(config),
-          batchSize: config.coarse.batchSize,
-          maxLabel,
-        }),
+        plan.largestComponent.length > 0
+          ? keepLargestComponents(map, c.dims, {
+            labels: plan.largestComponent,
+          })
+          : map,
       );
       bar.tick();
     }

@@ -42,7 +42,12 @@ const MEASURED: MeasuredTimes = {
   seconds: 1,
 };
 
-const PLAN = { flip: false, jitter: false, trainSource: "predicted" } as const;
+const PLAN = {
+  flip: false,
+  jitter: false,
+  trainSource: "predicted",
+  largestComponent: [],
+} as const;
 
 function neverMeasure(): Promise<MeasuredTimes> {
   throw new Error("measured again");

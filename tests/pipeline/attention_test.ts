@@ -103,3 +103,65 @@ Deno.test("dilateMask() grows a mask by a square of radius r, clipped at the edg
     false,
   );
 });
+
+Deno.test("keepLargestComponents() keeps each label's largest 3D piece, joined across slices", async () => {
+  const { keepLargestComponents } = await import(
+    "../../pipeline/attention.ts"
+  );
+  // Two 3×2 slices ([nz, ny, nx]). Label 1: a 3-voxel piece joined through
+  // z (0,0,0)-(0,0,1)-(1,0,1), and a lone voxel at (2,1,1); label 2: two
+  // single voxels (a tie: the first in memory order stays). Diagonal
+  // neighbours are not joined (6-connectivity).
+  const map = new Uint8Array([
+    1,
+    0,
+    2, //
+    0,
+    0,
+    0, //
+    1,
+    1,
+    0, //
+    0,
+    2,
+    1, //
+  ]);
+  const kept = keepLargestComponents(map, [3, 2, 2]);
+  assert.deepEqual(Array.from(kept), [
+    1,
+    0,
+    2, //
+    0,
+    0,
+    0, //
+    1,
+    1,
+    0, //
+    0,
+    0,
+    0, //
+  ]);
+  assert.deepEqual(Array.from(map).filter((v) => v === 1).length, 4); // input unchanged
+  // Only the labels asked for are filtered.
+  assert.deepEqual(
+    Array.from(keepLargestComponents(map, [3, 2, 2], { labels: [2] })),
+    [1, 0, 2, 0, 0, 0, 1, 1, 0, 0, 0, 1],
+  );
+  assert.throws(() => keepLargestComponents(map, [3, 2, 3]), {
+    name: "TypeError",
+    message:
+      "Cannot keep largest components as 'map' must hold 18 voxels for dims [3,2,3]: current length is 12",
+  });
+});
+
+Deno.test("onePieceLabels() keeps the targets whose truth is one 3D piece in every training case", async () => {
+  const { onePieceLabels } = await import("../../pipeline/attention.ts");
+  const dims: [number, number, number] = [4, 1, 2];
+  // Case a: label 1 joined across its two slices, label 2 in one voxel.
+  const a = { dims, label: new Uint8Array([1, 0, 0, 2, 1, 0, 0, 0]) };
+  // Case b: label 2 in two pieces; label 3 is absent from every case.
+  const b = { dims, label: new Uint8Array([2, 0, 2, 0, 0, 1, 0, 0]) };
+  assert.deepEqual(onePieceLabels([a], { targets: [3, 2, 1] }), [1, 2, 3]);
+  assert.deepEqual(onePieceLabels([a, b], { targets: [1, 2, 3] }), [1, 3]);
+  assert.deepEqual(onePieceLabels([{ dims }], { targets: [1] }), [1]);
+});

@@ -101,3 +101,34 @@ Deno.test("stage2Warning() flags a stage-2 loss that stays near its chance level
     null,
   );
 });
+
+Deno.test("underTrainedWarnings() names the setting to raise for a stage whose loss still falls at its end", async () => {
+  const { underTrainedWarnings } = await import("../../pipeline/evaluate.ts");
+  // 40 coarse steps falling linearly 2 → 1.025: the last tenth (steps
+  // 36-39, mean 1.0625) is 9 % below the tenth before (32-35, mean 1.1625).
+  const falling = Array.from({ length: 40 }, (_, i) => ({
+    stage: "coarse",
+    loss: 2 - i / 40,
+  }));
+  const flat = Array.from(
+    { length: 40 },
+    () => ({ stage: "segment", loss: 1 }),
+  );
+  assert.deepEqual(underTrainedWarnings([...falling, ...flat]), [
+    "the coarse loss was still falling at the end of its stage (1.163 → 1.063 over its last two tenths): raise coarse.epochs",
+  ]);
+  // A fold's network ("coarse-fold0") and stages of under 20 steps are not judged.
+  assert.deepEqual(
+    underTrainedWarnings([
+      ...falling.map((e) => ({ ...e, stage: "coarse-fold0" })),
+      ...falling.slice(0, 19).map((e) => ({ ...e, stage: "pretrain" })),
+    ]),
+    [],
+  );
+  // Falling by less than 5 % is converged enough.
+  const slow = Array.from({ length: 40 }, (_, i) => ({
+    stage: "pretrain",
+    loss: 1 - i / 4000,
+  }));
+  assert.deepEqual(underTrainedWarnings(slow), []);
+});

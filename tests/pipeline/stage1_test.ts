@@ -67,6 +67,7 @@ Deno.test("planStage1() resolves crossfit, its fallback, given masks and the aut
   assert.equal(Object.keys(plan.folds!).length, 4);
   assert.equal(plan.flip, true); // volumes, no sided label
   assert.equal(plan.jitter, false); // HU window
+  assert.deepEqual(plan.largestComponent, [1]); // no truth shows it split
   const fallback = planStage1(tiny, fakeData([0, 1]), { seed: 1 });
   assert.equal(fallback.trainSource, "predicted");
   assert.equal(fallback.folds, undefined);
@@ -77,10 +78,18 @@ Deno.test("planStage1() resolves crossfit, its fallback, given masks and the aut
     { seed: 1 },
   );
   assert.equal(given.trainSource, "given");
+  assert.deepEqual(given.largestComponent, []); // given maps are kept as they are
   const union = planStage1(
     mergeConfig(tiny, { coarse: { trainAttention: "union" } }),
     fakeData([0, 0]),
     { seed: 1 },
   );
   assert.equal(union.trainSource, "union");
+  // A training case whose truth holds the target in two pieces.
+  const split = fakeData([0, 0]);
+  const label = new Uint8Array(8 * 8 * 4);
+  label[0] = 1;
+  label[7] = 1;
+  (split.train[0] as { label?: Uint8Array }).label = label;
+  assert.deepEqual(planStage1(tiny, split, { seed: 1 }).largestComponent, []);
 });
