@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { env, granted } from "./_permissions.ts";
 
 /**
  * One row-major product C = op(A)·op(B) + β·C of packed matrices: op(A) is
@@ -114,21 +115,6 @@ const SYMBOLS = {
 const ROW_MAJOR = 101;
 const NO_TRANS = 111;
 const TRANS = 112;
-
-function granted(name: "ffi" | "env", variable?: string): boolean {
-  try {
-    const desc = name === "env"
-      ? { name, ...(variable ? { variable } : {}) } as const
-      : { name } as const;
-    return Deno.permissions.querySync(desc).state === "granted";
-  } catch {
-    return false;
-  }
-}
-
-function env(name: string): string | undefined {
-  return granted("env", name) ? Deno.env.get(name) : undefined;
-}
 
 let cached: { blas?: Blas; reason: string } | undefined;
 

@@ -13,34 +13,20 @@
  * @module
  */
 
-/** A 2-D convolution over NHWC data with an HWIO filter, as oneDNN takes it. */
-export interface DnnlConv {
-  /** Batch, input height, width and channels. */
-  n: number;
-  h: number;
-  w: number;
-  c: number;
-  /** Output height, width and channels. */
-  oh: number;
-  ow: number;
-  co: number;
-  /** Filter height and width. */
-  kh: number;
-  kw: number;
-  /** Strides. */
-  sh: number;
-  sw: number;
-  /** Dilations (1 = none). */
-  dh: number;
-  dw: number;
-  /** Zero padding above, below, left and right. */
-  top: number;
+/**
+ * A 2-D convolution over NHWC data with an HWIO filter, as oneDNN takes it:
+ * the im2col kernels' geometry plus the padding below and to the right,
+ * which oneDNN needs explicitly.
+ */
+export interface DnnlConv extends ConvGeometry {
+  /** Zero padding below the last row and after the last column. */
   bottom: number;
-  left: number;
   right: number;
 }
 
 import type { Blas, GemmOp, GemvOp } from "./_blas.ts";
+import type { ConvGeometry } from "./_im2col.ts";
+import { env, granted } from "./_permissions.ts";
 
 /** Raw addresses of the operands of one convolution call. */
 export type Pointer = Deno.PointerValue;
@@ -194,21 +180,6 @@ const QUERY_DIFF_WEIGHTS_MD = 132;
 /** sizeof(dnnl_memory_desc_t) is 696 and of dnnl_convolution_desc_t 5976 in 2.6; room to spare. */
 const MD_BYTES = 1024;
 const OP_DESC_BYTES = 8192;
-
-function granted(name: "ffi" | "env", variable?: string): boolean {
-  try {
-    const desc = name === "env"
-      ? { name, ...(variable ? { variable } : {}) } as const
-      : { name } as const;
-    return Deno.permissions.querySync(desc).state === "granted";
-  } catch {
-    return false;
-  }
-}
-
-function env(name: string): string | undefined {
-  return granted("env", name) ? Deno.env.get(name) : undefined;
-}
 
 /** A pointer-sized out-parameter. */
 function outPtr(): BigUint64Array<ArrayBuffer> {

@@ -14,7 +14,12 @@
  */
 import type * as tf from "@tensorflow/tfjs";
 import type { Dnnl, DnnlConv, Pointer } from "./_dnnl.ts";
-import { biasActivation, convInfoFromAttrs, isActivation } from "./_im2col.ts";
+import {
+  biasActivation,
+  convInfoFromAttrs,
+  geometry,
+  isActivation,
+} from "./_im2col.ts";
 import { limits } from "./_limits.ts";
 import { applyPatches, type KernelPatch } from "./_patches.ts";
 import {
@@ -32,25 +37,10 @@ function nhwc(a: Attrs): boolean {
 
 /** The oneDNN description of a tfjs convolution (NHWC, HWIO). */
 export function dnnlConv(info: tf.backend_util.Conv2DInfo): DnnlConv {
-  const p = info.padInfo;
   return {
-    n: info.batchSize,
-    h: info.inHeight,
-    w: info.inWidth,
-    c: info.inChannels,
-    oh: info.outHeight,
-    ow: info.outWidth,
-    co: info.outChannels,
-    kh: info.filterHeight,
-    kw: info.filterWidth,
-    sh: info.strideHeight,
-    sw: info.strideWidth,
-    dh: info.dilationHeight,
-    dw: info.dilationWidth,
-    top: p.top,
-    bottom: p.bottom,
-    left: p.left,
-    right: p.right,
+    ...geometry(info),
+    bottom: info.padInfo.bottom,
+    right: info.padInfo.right,
   };
 }
 
