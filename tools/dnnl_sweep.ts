@@ -62,10 +62,8 @@ import {
   sizeOf,
   type WasmBackendLike,
 } from "../backends/_wasm_heap.ts";
-import { paperDeepLab } from "../bench/_common.ts";
-import { benchSteps } from "../bench/_steps.ts";
+import { buildOurs } from "../bench/step_bench.ts";
 import { MODES } from "../bench/_common.ts";
-import { createDeepLab, createProjectionHead } from "../models/mod.ts";
 import { PRESETS } from "../pipeline/config.ts";
 import {
   buildCoarseNet,
@@ -222,26 +220,12 @@ async function collect(
   const rec = recordConvolutions(() => label, !smoke);
   // The step bench's networks and modes, as `deno task bench --only step`.
   for (const depth of quick ? [18] as const : [18, 50] as const) {
-    const net = createDeepLab({ ...paperDeepLab(depth), seed: 1 });
-    const proj = createProjectionHead({
-      inFeatures: net.encoder.featureChannels,
-      outFeatures: 128,
-      seed: 2,
-    });
-    const opt = tf.train.sgd(1e-4);
-    const steps = benchSteps(net, proj, {
-      optimizers: { full: opt, frozen: opt, contrastive: opt },
-      batch: 4,
-      size: 128,
-      seed: 3,
-    });
+    const ours = buildOurs(depth);
     for (const mode of MODES) {
       label = `R${depth} bench ${mode}`;
-      await timed(label, () => steps.run(mode));
+      await timed(label, () => ours.run(mode));
     }
-    steps.dispose();
-    proj.dispose();
-    net.dispose();
+    ours.dispose();
   }
   // The tiny preset's three networks at its batch sizes, on the phantom's
   // one channel (+ attention) and 9 organs.
