@@ -234,7 +234,7 @@ export async function measureStepTimes(
           foregroundProbability(
             net,
             tf.zeros([b, ps, ps, channels + 1]) as tf.Tensor4D,
-            new Array(b).fill(1),
+            { classes: new Array(b).fill(1) },
           )
         ),
       steps,

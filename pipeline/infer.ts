@@ -89,7 +89,7 @@ export async function segmentVolume(
             const fg = foregroundProbability(
               net,
               input,
-              new Array(windows.length).fill(classOf.get(target)!),
+              { classes: new Array(windows.length).fill(classOf.get(target)!) },
             );
             const data = await fg.data() as Float32Array;
             tf.dispose([input, fg]);

@@ -70,20 +70,29 @@ function classProbability(
   }) as tf.Tensor3D;
 }
 
+/** Options for {@linkcode foregroundProbability}. */
+export interface ForegroundProbabilityOptions {
+  /**
+   * Each patch's foreground class ({@linkcode targetClasses}); may be left
+   * out for a two-class network.
+   */
+  classes?: ArrayLike<number>;
+}
+
 /**
  * Foreground probability of the stage-3 network for a batch of patches.
  *
  * @param net The stage-3 network.
  * @param x `[n, p, p, channels]` patches.
- * @param classes Each patch's foreground class ({@linkcode targetClasses});
- * may be left out for a two-class network.
+ * @param options Each patch's foreground class.
  * @returns `[n, p, p]` probabilities.
  */
 export function foregroundProbability(
   net: DeepLab,
   x: tf.Tensor4D,
-  classes?: ArrayLike<number>,
+  options: ForegroundProbabilityOptions = {},
 ): tf.Tensor3D {
+  const { classes } = options;
   return tf.tidy(() => {
     const logits = net.apply(x, { training: false });
     if (!classes && net.config.nClasses !== 2) {

@@ -238,7 +238,7 @@ export function segmentValidator(
       foregroundProbability(
         net,
         tf.tensor4d(x, [picked.length, p, p, ch]),
-        classes,
+        { classes },
       )
     );
     const prob = await fg.data();

@@ -43,7 +43,7 @@ Deno.test("foregroundProbability() is each patch's own class under the softmax o
   const net = fixed([[0, 1, 2], [0, 1, 2]]);
   const x = tf.zeros([2, 2, 2, 2]) as tf.Tensor4D;
   const before = tf.memory().numTensors;
-  const fg = foregroundProbability(net, x, [1, 2]);
+  const fg = foregroundProbability(net, x, { classes: [1, 2] });
   assert.equal(tf.memory().numTensors, before + 1);
   const e = [1, Math.E, Math.E ** 2], z = e[0]! + e[1]! + e[2]!;
   const v = await fg.data();
@@ -55,7 +55,7 @@ Deno.test("foregroundProbability() is each patch's own class under the softmax o
     message:
       "foregroundProbability: a network with 3 classes needs each patch's class",
   });
-  assert.throws(() => foregroundProbability(net, x, [1]), {
+  assert.throws(() => foregroundProbability(net, x, { classes: [1] }), {
     message: "foregroundProbability: 1 class(es) for 2 patch(es)",
   });
   assert.equal(tf.memory().numTensors, before + 1);
