@@ -81,7 +81,11 @@ export function upgradeSavedConfig(plain: Record<string, unknown>): void {
   // `segment.head` (the decoder had two classes).
   const segment = field("segment");
   if (segment) {
-    plain.segment = { schedule: "constant", head: "binary", ...segment };
+    const missing = Object.entries({ schedule: "constant", head: "binary" })
+      .filter(([k]) => !(k in segment));
+    if (missing.length > 0) {
+      plain.segment = { ...segment, ...Object.fromEntries(missing) };
+    }
   }
   if (typeof plain.intensity === "string") {
     plain.intensity = {
