@@ -114,3 +114,79 @@ export function formatUsage(command: string, spec: UsageSpec): string {
     "",
   ].join("\n");
 }
+
+function setPath(obj: Record<string, unknown>, path: string[], value: unknown) {
+  let cur = obj;
+  for (const key of path.slice(0, -1)) {
+    if (typeof cur[key] !== "object" || cur[key] === null) cur[key] = {};
+    cur = cur[key] as Record<string, unknown>;
+  }
+  cur[path[path.length - 1]!] = value;
+}
+
+/** A comma-separated list of numbers, e.g. `-1000,1000`. */
+const NUMBER_LIST = /^\s*-?[\d.]+(e-?\d+)?(\s*,\s*-?[\d.]+(e-?\d+)?)+\s*$/i;
+
+function parseSetValue(text: string): unknown {
+  // --set intensity.window=-1000,1000 (JSON would need brackets).
+  if (NUMBER_LIST.test(text)) return text.split(",").map(Number);
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text; // a bare string such as a path or method name
+  }
+}
+
+/**
+ * The `--set FIELD=VALUE` flags as one partial config: a dotted field
+ * path, a value read as JSON, a comma-separated number list, or else a
+ * bare string.
+ *
+ * @param command The command, for the error message.
+ * @param sets The flag values, in order (a later one wins).
+ * @returns The nested partial config (not yet validated).
+ * @throws {UsageError} For a value without `=` or a field.
+ */
+export function parseSets(
+  command: string,
+  sets: readonly string[],
+): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const s of sets) {
+    const eq = s.indexOf("=");
+    if (eq <= 0) {
+      throw new UsageError(
+        `${command}: --set expects FIELD=VALUE: current value is "${s}"`,
+      );
+    }
+    setPath(out, s.slice(0, eq).split("."), parseSetValue(s.slice(eq + 1)));
+  }
+  return out;
+}
+
+/**
+ * Reads a `--config` file: a JSON object of config fields.
+ *
+ * @param path The file.
+ * @returns Its parsed content (not yet validated).
+ * @throws {Error} Naming the file when it cannot be read or is not JSON.
+ */
+export async function readConfigFile(path: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    throw new Error(
+      `Cannot read config file ${path}: ${e instanceof Error ? e.message : e}`,
+    );
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new Error(
+      `Cannot parse config file ${path} as JSON: ${
+        e instanceof Error ? e.message : e
+      }`,
+    );
+  }
+}

@@ -23,7 +23,14 @@ import {
   runAblation,
   runPipeline,
 } from "../pipeline/mod.ts";
-import { formatUsage, parseFlags, runCli, UsageError } from "./_args.ts";
+import {
+  formatUsage,
+  parseFlags,
+  parseSets,
+  readConfigFile,
+  runCli,
+  UsageError,
+} from "./_args.ts";
 
 const METHODS = ["none", "sscl", "ce", "supcon", "agcl"];
 
@@ -39,6 +46,10 @@ const USAGE: string = formatUsage("ablate", {
     [
       "--config FILE",
       "JSON config (partial) merged over the preset for every run",
+    ],
+    [
+      "--set FIELD=VALUE",
+      "override a config field for every run, e.g. --set segment.head=targets (repeatable, after --config)",
     ],
     ["--methods LIST", `pre-training methods (default ${METHODS.join(",")})`],
     ["--backbones LIST", "ResNet depths, e.g. 18,50 (default: the preset's)"],
@@ -69,6 +80,7 @@ async function main(args: string[]): Promise<void> {
     data: { type: "string" },
     preset: { type: "string", default: "tiny" },
     config: { type: "string" },
+    set: { type: "string", multiple: true },
     methods: { type: "string", default: METHODS.join(",") },
     backbones: { type: "string" },
     temperatures: { type: "string" },
@@ -99,19 +111,12 @@ async function main(args: string[]): Promise<void> {
       }`,
     );
   }
-  const base = PRESETS[values.preset];
-  let override: Record<string, unknown> = {};
+  let common = PRESETS[values.preset];
   if (values.config) {
-    try {
-      override = JSON.parse(await Deno.readTextFile(values.config));
-    } catch (e) {
-      throw new Error(
-        `Cannot read --config ${values.config}: ${
-          e instanceof Error ? e.message : e
-        }`,
-      );
-    }
+    common = mergeConfig(common, await readConfigFile(values.config));
   }
+  common = mergeConfig(common, parseSets("ablate", values.set ?? []));
+  let override: Record<string, unknown> = {};
   if (values.data) override = { ...override, data: values.data };
   if (values.seed !== undefined) {
     const seed = Number(values.seed);
@@ -122,7 +127,7 @@ async function main(args: string[]): Promise<void> {
     }
     override = { ...override, seed };
   }
-  const common = mergeConfig(base, override);
+  common = mergeConfig(common, override);
   const backbones = values.backbones
     ? list("backbones", values.backbones).map((b) => {
       const n = Number(b.replace(/^r/, ""));

@@ -16,7 +16,14 @@ import {
   PRESETS,
 } from "../pipeline/config.ts";
 import { isVocFolder } from "../pipeline/prepare.ts";
-import { formatUsage, parseFlags, runCli, UsageError } from "./_args.ts";
+import {
+  formatUsage,
+  parseFlags,
+  parseSets,
+  readConfigFile,
+  runCli,
+  UsageError,
+} from "./_args.ts";
 
 /** Flags of `deno task train`. */
 export const TRAIN_FLAGS = {
@@ -95,28 +102,6 @@ function parseNumber(flag: string, text: string, int: boolean): number {
   return v;
 }
 
-function setPath(obj: Record<string, unknown>, path: string[], value: unknown) {
-  let cur = obj;
-  for (const key of path.slice(0, -1)) {
-    if (typeof cur[key] !== "object" || cur[key] === null) cur[key] = {};
-    cur = cur[key] as Record<string, unknown>;
-  }
-  cur[path[path.length - 1]!] = value;
-}
-
-/** A comma-separated list of numbers, e.g. `-1000,1000`. */
-const NUMBER_LIST = /^\s*-?[\d.]+(e-?\d+)?(\s*,\s*-?[\d.]+(e-?\d+)?)+\s*$/i;
-
-function parseSetValue(text: string): unknown {
-  // --set intensity.window=-1000,1000 (JSON would need brackets).
-  if (NUMBER_LIST.test(text)) return text.split(",").map(Number);
-  try {
-    return JSON.parse(text);
-  } catch {
-    return text; // a bare string such as a path or method name
-  }
-}
-
 /** The parsed command line: the merged config and the run options. */
 export interface TrainInvocation {
   /** The merged, validated config. */
@@ -163,38 +148,8 @@ export async function parseTrainArgs(args: string[]): Promise<TrainInvocation> {
       coarse: { flip: "horizontal" },
     });
   }
-  if (values.config) {
-    let text: string;
-    try {
-      text = await Deno.readTextFile(values.config);
-    } catch (e) {
-      throw new Error(
-        `Cannot read config file ${values.config}: ${
-          e instanceof Error ? e.message : e
-        }`,
-      );
-    }
-    try {
-      layers.push(JSON.parse(text));
-    } catch (e) {
-      throw new Error(
-        `Cannot parse config file ${values.config} as JSON: ${
-          e instanceof Error ? e.message : e
-        }`,
-      );
-    }
-  }
-  const sets: Record<string, unknown> = {};
-  for (const s of values.set ?? []) {
-    const eq = s.indexOf("=");
-    if (eq <= 0) {
-      throw new UsageError(
-        `train: --set expects FIELD=VALUE: current value is "${s}"`,
-      );
-    }
-    setPath(sets, s.slice(0, eq).split("."), parseSetValue(s.slice(eq + 1)));
-  }
-  layers.push(sets);
+  if (values.config) layers.push(await readConfigFile(values.config));
+  layers.push(parseSets("train", values.set ?? []));
   const flags: PartialConfig = {};
   if (values.data !== undefined) flags.data = values.data;
   if (values.seed !== undefined) {

@@ -184,7 +184,11 @@ export async function measureStepTimes(
     });
   const encoder = buildEncoder(config, channels + 1, seed);
   const head = buildHead(config, encoder.featureChannels, targets.length, seed);
-  const net = buildSegNet(config, encoder, channels + 1, seed);
+  const net = buildSegNet(config, encoder, {
+    inChannels: channels + 1,
+    nTargets: targets.length,
+    seed,
+  });
   try {
     const p = config.pretrain;
     if (p.method !== "none" && p.epochs !== 0) {
@@ -214,7 +218,7 @@ export async function measureStepTimes(
       balance: "target",
       augment: { crop: false, intensity: false, color: false },
     });
-    const spec = segmentStage(config, net, { stream });
+    const spec = segmentStage(config, net, { stream, targets });
     try {
       if (config.segment.epochs !== 0) {
         msPerStep.segment = await timeSteps(spec, steps);
@@ -230,6 +234,7 @@ export async function measureStepTimes(
           foregroundProbability(
             net,
             tf.zeros([b, ps, ps, channels + 1]) as tf.Tensor4D,
+            { classes: new Array(b).fill(1) },
           )
         ),
       steps,

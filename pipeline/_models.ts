@@ -112,13 +112,16 @@ export function buildHead(
   });
 }
 
-/** The stage-3 network: the (frozen) encoder and a 2-class ASPP decoder. */
+/**
+ * The stage-3 network: the (frozen) encoder and an ASPP decoder with two
+ * classes, or background and one class per target (`segment.head`).
+ */
 export function buildSegNet(
   config: PipelineConfig,
   encoder: Encoder,
-  inChannels: number,
-  seed: number,
+  options: { inChannels: number; nTargets: number; seed: number },
 ): DeepLab {
+  const { inChannels, nTargets, seed } = options;
   const m = config.model;
   return createDeepLab({
     depth: m.backbone,
@@ -127,7 +130,7 @@ export function buildSegNet(
     outputStride: m.outputStride,
     widthMultiplier: m.widthMultiplier,
     encoder,
-    nClasses: 2,
+    nClasses: config.segment.head === "targets" ? nTargets + 1 : 2,
     asppRates: m.asppRates,
     asppChannels: m.asppChannels,
     lowLevelSkip: m.lowLevelSkip,

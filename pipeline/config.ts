@@ -291,6 +291,16 @@ export interface SegmentConfig {
    * `"dice-ce"` (batch Dice plus pixel cross-entropy).
    */
   loss: "dice" | "batch-dice" | "target-dice" | "dice-ce";
+  /**
+   * The decoder's output: `"binary"` (background and foreground, the same
+   * two classes for every target, which is told only by the attention
+   * channel) or `"targets"` (background and one class per target, softmax
+   * over all, as the paper's last 1×1 convolution with "the total number
+   * of the semantic target classes"): a patch's foreground is its own
+   * target's class, so the decoder must also tell which target the
+   * attention points at, from the frozen encoder's features.
+   */
+  head: "binary" | "targets";
 }
 
 /** Volume inference. */
@@ -454,6 +464,7 @@ const TINY: PipelineConfig = {
     schedule: "cosine",
     perTarget: 4,
     loss: "target-dice",
+    head: "binary",
   },
   inference: {
     overlap: 0.25,
@@ -527,6 +538,7 @@ function paper(backbone: 50 | 101): PipelineConfig {
       schedule: "constant",
       perTarget: 30,
       loss: "dice",
+      head: "targets",
     },
     inference: {
       overlap: 0.25,
@@ -913,6 +925,7 @@ export function validateConfig(
   num(c.segment.batchSize, "segment.batchSize", { int: true, min: 1 });
   num(c.segment.lr, "segment.lr", { min: 0, minExclusive: true });
   oneOf(c.segment.schedule, "segment.schedule", ["constant", "cosine"]);
+  oneOf(c.segment.head, "segment.head", ["binary", "targets"]);
   num(c.segment.perTarget, "segment.perTarget", { int: true, min: 1 });
   oneOf(c.segment.loss, "segment.loss", [
     "dice",

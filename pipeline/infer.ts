@@ -9,7 +9,7 @@ import * as tf from "@tensorflow/tfjs";
 import type { InferenceConfig } from "./config.ts";
 import { fuseLabels, type TargetProbability } from "./label_fusion.ts";
 import { slidingWindowInference } from "./sliding_window.ts";
-import { foregroundProbability } from "./segment.ts";
+import { foregroundProbability, targetClasses } from "./segment.ts";
 import type { DeepLab } from "./_models.ts";
 import type { LabelMap } from "../data/mod.ts";
 import { newLabelMap } from "./_arrays.ts";
@@ -55,6 +55,7 @@ export async function segmentVolume(
   const k = c.channels + 1;
   const area = nx * ny;
   const out = newLabelMap(area * nz, Math.max(0, ...options.targets));
+  const classOf = targetClasses(net, options.targets);
   // Slice by slice, so memory holds one slice's probabilities per target.
   for (let z = 0; z < nz; z++) {
     const maps: TargetProbability[] = [];
@@ -85,7 +86,11 @@ export async function segmentVolume(
               patchSize: p,
             });
             const input = tf.tensor4d(x, [windows.length, p, p, k]);
-            const fg = foregroundProbability(net, input);
+            const fg = foregroundProbability(
+              net,
+              input,
+              { classes: new Array(windows.length).fill(classOf.get(target)!) },
+            );
             const data = await fg.data() as Float32Array;
             tf.dispose([input, fg]);
             return data;

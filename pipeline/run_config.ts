@@ -54,7 +54,8 @@ export async function readRunConfig(runDir: string): Promise<{
  * an older version lacks, with the values those versions used: no
  * wall-clock `budget`, the low-level skip from `layer1`, stage 2's views
  * mirrored (`pretrain.flip: "horizontal"`), stage 3's lr constant
- * (`segment.schedule: "constant"`), and a bare intensity mode with the
+ * (`segment.schedule: "constant"`), a two-class decoder (`segment.head:
+ * "binary"`), and a bare intensity mode with the
  * default window and percentiles.
  *
  * @param plain The saved config fields (not yet validated).
@@ -76,10 +77,15 @@ export function upgradeSavedConfig(plain: Record<string, unknown>): void {
   if (pretrain && !("flip" in pretrain)) {
     plain.pretrain = { ...pretrain, flip: "horizontal" };
   }
-  // Written before `segment.schedule`: stage 3's lr was constant.
+  // Written before `segment.schedule` (stage 3's lr was constant) or
+  // `segment.head` (the decoder had two classes).
   const segment = field("segment");
-  if (segment && !("schedule" in segment)) {
-    plain.segment = { ...segment, schedule: "constant" };
+  if (segment) {
+    const missing = Object.entries({ schedule: "constant", head: "binary" })
+      .filter(([k]) => !(k in segment));
+    if (missing.length > 0) {
+      plain.segment = { ...segment, ...Object.fromEntries(missing) };
+    }
   }
   if (typeof plain.intensity === "string") {
     plain.intensity = {

@@ -16,21 +16,91 @@ import { type DeepLab, namedVariables, pickTrainable } from "./_models.ts";
 import { batchTensors, optimizeStep, stageEpochs } from "./_train_util.ts";
 
 /**
+ * The output class that is each target's foreground under a stage-3
+ * network: 1 for every target of a two-class network (`segment.head:
+ * "binary"`), 1 + the target's rank among `targets` for a network with one
+ * class per target (`"targets"`).
+ *
+ * @param net The stage-3 network.
+ * @param targets The run's target label ids, ascending.
+ * @returns Target id → output class.
+ * @throws {RangeError} When the network has neither 2 classes nor one per
+ * target plus background.
+ */
+export function targetClasses(
+  net: DeepLab,
+  targets: readonly number[],
+): Map<number, number> {
+  const n = net.config.nClasses;
+  if (n !== 2 && n !== targets.length + 1) {
+    throw new RangeError(
+      `The stage-3 network has ${n} output classes; expected 2 or ${
+        targets.length + 1
+      } (background and one per target of [${targets.join(", ")}])`,
+    );
+  }
+  return new Map(targets.map((t, i) => [t, n === 2 ? 1 : i + 1]));
+}
+
+/**
+ * The probability of each patch's own foreground class, from logits.
+ *
+ * @param logits `[n, p, p, classes]` logits.
+ * @param classes Each patch's foreground class (length n).
+ * @returns `[n, p, p]` probabilities.
+ */
+function classProbability(
+  logits: tf.Tensor4D,
+  classes: ArrayLike<number>,
+): tf.Tensor3D {
+  return tf.tidy(() => {
+    const [n, h, w, c] = logits.shape;
+    if (classes.length !== n) {
+      throw new RangeError(
+        `foregroundProbability: ${classes.length} class(es) for ${n} patch(es)`,
+      );
+    }
+    const probs = tf.softmax(logits);
+    if (c === 2) {
+      return probs.slice([0, 0, 0, 1], [n, h, w, 1]).reshape([n, h, w]);
+    }
+    const pick = tf.oneHot(tf.tensor1d(Array.from(classes), "int32"), c)
+      .reshape([n, 1, 1, c]);
+    return tf.sum(tf.mul(probs, pick), -1);
+  }) as tf.Tensor3D;
+}
+
+/** Options for {@linkcode foregroundProbability}. */
+export interface ForegroundProbabilityOptions {
+  /**
+   * Each patch's foreground class ({@linkcode targetClasses}); may be left
+   * out for a two-class network.
+   */
+  classes?: ArrayLike<number>;
+}
+
+/**
  * Foreground probability of the stage-3 network for a batch of patches.
  *
  * @param net The stage-3 network.
  * @param x `[n, p, p, channels]` patches.
+ * @param options Each patch's foreground class.
  * @returns `[n, p, p]` probabilities.
  */
 export function foregroundProbability(
   net: DeepLab,
   x: tf.Tensor4D,
+  options: ForegroundProbabilityOptions = {},
 ): tf.Tensor3D {
+  const { classes } = options;
   return tf.tidy(() => {
     const logits = net.apply(x, { training: false });
-    const [n, h, w] = logits.shape;
-    return tf.softmax(logits).slice([0, 0, 0, 1], [n, h, w, 1])
-      .reshape([n, h, w]) as tf.Tensor3D;
+    if (!classes && net.config.nClasses !== 2) {
+      throw new RangeError(
+        `foregroundProbability: a network with ${net.config.nClasses} classes needs each patch's class`,
+      );
+    }
+    return classProbability(logits, classes ?? new Array(x.shape[0]).fill(1));
   });
 }
 
@@ -38,9 +108,10 @@ export function foregroundProbability(
 export function segmentStage(
   config: PipelineConfig,
   net: DeepLab,
-  options: { stream: BatchStream },
+  options: { stream: BatchStream; targets: readonly number[] },
 ): StageSpec {
   const { stream } = options;
+  const classOf = targetClasses(net, options.targets);
   const s = config.segment;
   // Every variable is saved; only the decoder's are optimised.
   const variables = namedVariables({ "": net }); // the encoder is under backbone.*
@@ -62,6 +133,13 @@ export function segmentStage(
     async step(_epoch, step) {
       const batch = stream.next();
       const lr = scheduledLr(step, { schedule: s.schedule, lr: s.lr, total });
+      const classes = Array.from(batch.target, (id) => {
+        const c = classOf.get(id);
+        if (c === undefined) {
+          throw new RangeError(`segment: a patch of unknown target ${id}`);
+        }
+        return c;
+      });
       const t = batchTensors(batch);
       try {
         const loss = await optimizeStep(
@@ -71,9 +149,7 @@ export function segmentStage(
                 training: true,
                 freezeEncoder: true,
               });
-              const [n, h, w] = logits.shape;
-              const fg = tf.softmax(logits).slice([0, 0, 0, 1], [n, h, w, 1])
-                .reshape([n, h, w]) as tf.Tensor3D;
+              const fg = classProbability(logits, classes);
               if (s.loss === "dice") return diceLoss(fg, t.y);
               if (s.loss === "target-dice") {
                 return targetDice(fg, t.y as tf.Tensor3D, {
@@ -82,7 +158,14 @@ export function segmentStage(
               }
               const dice = diceLoss(fg, t.y, { reduction: "batch" });
               if (s.loss === "batch-dice") return dice;
-              const onehot = tf.stack([tf.sub(1, t.y), t.y], -1);
+              const [n, h, w, k] = logits.shape;
+              const own = tf.oneHot(tf.tensor1d(classes, "int32"), k)
+                .reshape([n, 1, 1, k]);
+              const y = t.y.reshape([n, h, w, 1]);
+              const onehot = tf.add(
+                tf.mul(y, own),
+                tf.mul(tf.sub(1, y), tf.oneHot([0], k).reshape([1, 1, 1, k])),
+              );
               return tf.add(
                 dice,
                 tf.losses.softmaxCrossEntropy(onehot, logits),

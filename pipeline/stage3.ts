@@ -47,7 +47,11 @@ export async function runStage3(
   },
 ): Promise<DeepLab> {
   const { encoder, cases, targets, channels, seeds, warn } = options;
-  const net = buildSegNet(config, encoder, channels + 1, seeds.decoder);
+  const net = buildSegNet(config, encoder, {
+    inChannels: channels + 1,
+    nTargets: targets.length,
+    seed: seeds.decoder,
+  });
   try {
     await trainOrRestore(
       ctx,
@@ -68,7 +72,7 @@ export async function runStage3(
           balance: "target",
           augment: { crop: false, intensity: false, color: false },
         });
-        const spec = segmentStage(config, net, { stream });
+        const spec = segmentStage(config, net, { stream, targets });
         const v = options.validation;
         const check = v && segmentValidator(net, v.cases, {
           targets: v.targets,

@@ -18,7 +18,7 @@ import {
   VOC_IGNORE,
 } from "../data/mod.ts";
 import { sliceBatch, type SliceSource } from "./coarse.ts";
-import { foregroundProbability } from "./segment.ts";
+import { foregroundProbability, targetClasses } from "./segment.ts";
 import type { DeepLab } from "./_models.ts";
 import { roundUp } from "./_train_util.ts";
 
@@ -228,12 +228,18 @@ export function segmentValidator(
     y.set(patch.label, b * p * p);
   });
   const names = new Map(targets.map((t) => [t.id, t.name]));
+  const classOf = targetClasses(net, targets.map((t) => t.id));
+  const classes = picked.map((r) => classOf.get(r.target)!);
   const sample = `${picked.length} patch(es) of ${
     new Set(picked.map((r) => r.caseIndex)).size
   } case(s)`;
   return async () => {
     const fg = tf.tidy(() =>
-      foregroundProbability(net, tf.tensor4d(x, [picked.length, p, p, ch]))
+      foregroundProbability(
+        net,
+        tf.tensor4d(x, [picked.length, p, p, ch]),
+        { classes },
+      )
     );
     const prob = await fg.data();
     fg.dispose();

@@ -265,7 +265,11 @@ async function collect(
     }, [...encoder.trainableVariables(), ...head.trainableVariables()]));
   views.dispose();
   head.dispose();
-  const seg = buildSegNet(cfg, encoder, 2, 0);
+  const seg = buildSegNet(cfg, encoder, {
+    inChannels: 2,
+    nTargets: 1, // two classes under either head
+    seed: 0,
+  });
   const patches = tf.randomNormal([cfg.segment.batchSize, ps, ps, 2]);
   label = "tiny seg train";
   await timed(label, () =>

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { formatUsage } from "../../cli/_args.ts";
+import { formatUsage, parseSets, readConfigFile } from "../../cli/_args.ts";
 
 const ROOT = new URL("../..", import.meta.url);
 const COMMANDS = ["train", "predict", "eval", "ablate", "report"] as const;
@@ -82,5 +82,45 @@ Deno.test("importing a command's module runs nothing (main only under import.met
     assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
     // A command that ran would print its usage error or start training.
     assert.equal(new TextDecoder().decode(out.stdout), "ok\n", c);
+  }
+});
+
+Deno.test("parseSets() nests dotted fields, reads JSON, number lists and bare strings, later flags winning", () => {
+  assert.deepEqual(
+    parseSets("train", [
+      "pretrain.lr=0.01",
+      "intensity.window=-1000,1000",
+      "pretrain.method=agcl",
+      "segment.head=binary",
+      "segment.head=targets",
+      "coarse.flip=false",
+    ]),
+    {
+      pretrain: { lr: 0.01, method: "agcl" },
+      intensity: { window: [-1000, 1000] },
+      segment: { head: "targets" },
+      coarse: { flip: false },
+    },
+  );
+  assert.throws(() => parseSets("ablate", ["=3"]), {
+    name: "UsageError",
+    message: 'ablate: --set expects FIELD=VALUE: current value is "=3"',
+  });
+});
+
+Deno.test("readConfigFile() names the file it cannot read or parse", async () => {
+  await assert.rejects(readConfigFile("/nonexistent.json"), {
+    message: /^Cannot read config file \/nonexistent.json: /,
+  });
+  const f = await Deno.makeTempFile({ suffix: ".json" });
+  try {
+    await Deno.writeTextFile(f, "{ nope");
+    await assert.rejects(readConfigFile(f), {
+      message: new RegExp(`^Cannot parse config file ${f} as JSON: `),
+    });
+    await Deno.writeTextFile(f, '{"seed": 3}');
+    assert.deepEqual(await readConfigFile(f), { seed: 3 });
+  } finally {
+    await Deno.remove(f);
   }
 });

@@ -42,3 +42,24 @@ Deno.test("deno task ablate --help prints its usage, and --seeds must list non-n
     "error: ablate: --seeds must list non-negative integers: got 'x'",
   );
 });
+
+Deno.test("deno task ablate --set overrides a field for every run, and names a bad one before any run starts", async () => {
+  let r = await runAblate(["--set", "segment.head"]);
+  assert.equal(r.code, 2);
+  assert.equal(
+    r.stderr.trim(),
+    'error: ablate: --set expects FIELD=VALUE: current value is "segment.head"',
+  );
+  const out = await Deno.makeTempDir();
+  try {
+    r = await runAblate(["--set", "segment.head=multi", "--out", out]);
+    assert.equal(r.code, 1);
+    assert.match(
+      r.stderr,
+      /'segment.head': expected one of "binary", "targets"/,
+    );
+    assert.deepEqual([...Deno.readDirSync(out)], []);
+  } finally {
+    await Deno.remove(out, { recursive: true });
+  }
+});

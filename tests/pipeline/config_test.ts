@@ -15,6 +15,8 @@ Deno.test("PRESETS are valid and differ where the paper says", () => {
   assert.equal(PRESETS["paper-r50"].pretrain.perTarget, 30);
   assert.equal(PRESETS["paper-r50"].segment.lr, 1e-4);
   assert.deepEqual(PRESETS["paper-r50"].model.asppRates, [6, 12, 18]);
+  // The paper's decoder ends in one class per target (and background).
+  assert.equal(PRESETS["paper-r50"].segment.head, "targets");
   assert.equal(PRESETS.tiny.pretrain.temperature, 0.1);
 });
 
@@ -158,6 +160,10 @@ Deno.test("validateConfig() checks the fields that make stage 3 refine and stage
     [
       { segment: { schedule: "step" } },
       /'segment.schedule': expected one of "constant", "cosine"/,
+    ],
+    [
+      { segment: { head: "multi" } },
+      /'segment.head': expected one of "binary", "targets"/,
     ],
     [
       { segment: { loss: "ce" } },

@@ -5,6 +5,7 @@ import type { DeepLab } from "../../pipeline/_models.ts";
 
 /** A stand-in network that is sure of the foreground everywhere. */
 const sure = {
+  config: { nClasses: 2 },
   apply: (x: tf.Tensor4D) => {
     const [n, h, w] = x.shape;
     return tf.concat([tf.zeros([n, h, w, 1]), tf.fill([n, h, w, 1], 9)], 3);

@@ -39,16 +39,18 @@ Deno.test("readRunConfig() reads a run from before model.lowLevelSource as a lay
   }
 });
 
-Deno.test("readRunConfig() reads a run from before pretrain.flip and segment.schedule as mirroring every view with a constant stage-3 lr", async () => {
+Deno.test("readRunConfig() reads a run from before pretrain.flip, segment.schedule and segment.head as mirroring every view with a constant stage-3 lr and a two-class decoder", async () => {
   const dir = await Deno.makeTempDir();
   try {
     const { flip: _, ...pretrain } = PRESETS.tiny.pretrain;
-    const { schedule: __, ...segment } = PRESETS.tiny.segment;
+    const { schedule: __, head: ___, ...segment } =
+      PRESETS["paper-r50"].segment;
     const saved = { ...PRESETS.tiny, pretrain, segment };
     await Deno.writeTextFile(join(dir, "config.json"), JSON.stringify(saved));
     const r = await readRunConfig(dir);
     assert.equal(r.config.pretrain.flip, "horizontal");
     assert.equal(r.config.segment.schedule, "constant");
+    assert.equal(r.config.segment.head, "binary");
     assert.equal("flip" in (r.saved.pretrain as object), false);
   } finally {
     await Deno.remove(dir, { recursive: true });

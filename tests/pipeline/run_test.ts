@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
-import { join } from "node:path";
-import { runPipeline } from "../../pipeline/mod.ts";
+import { basename, join } from "node:path";
+import { predictFile, runPipeline } from "../../pipeline/mod.ts";
 import { parseTrainArgs } from "../../cli/train.ts";
 
 const MICRO =
   new URL("../testdata/micro_config.json", import.meta.url).pathname;
 
-Deno.test("runPipeline() cross-fits the training attention and records the stage evidence", async () => {
+Deno.test("runPipeline() cross-fits the training attention and records the stage evidence; a decoder with a class per target predicts again from model/", async () => {
   const out = await Deno.makeTempDir();
   try {
     // 6 phantom cases: 4 training cases, two per domain, so 2 folds work.
@@ -19,6 +19,8 @@ Deno.test("runPipeline() cross-fits the training attention and records the stage
       "validationFraction=0.34",
       "--set",
       "coarse.folds=2",
+      "--set",
+      "segment.head=targets",
     ]);
     const lines: string[] = [];
     const result = await runPipeline(config, {
@@ -119,6 +121,23 @@ Deno.test("runPipeline() cross-fits the training attention and records the stage
     assert.equal(
       metrics.stats[Object.keys(metrics.targets)[0]!].dice.n,
       metrics.cases.length,
+    );
+    // One class per target and background, saved so that predict
+    // rebuilds it and picks each target's own class again.
+    const model = JSON.parse(
+      await Deno.readTextFile(join(out, "model", "config.json")),
+    );
+    assert.equal(
+      model.nets.segment.options.nClasses,
+      Object.keys(metrics.targets).length + 1,
+    );
+    const image: string = metrics.cases[0].image;
+    const id = basename(image).replace(/\.nii(\.gz)?$/, "");
+    const again = join(out, `again-${id}.nii.gz`);
+    await predictFile(out, image, { out: again });
+    assert.deepEqual(
+      await Deno.readFile(again),
+      await Deno.readFile(join(out, "predictions", `${id}.nii.gz`)),
     );
   } finally {
     await Deno.remove(out, { recursive: true });

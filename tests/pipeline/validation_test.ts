@@ -13,7 +13,10 @@ await selectBackend("cpu");
 
 /** A stand-in network whose `apply` is `f` (only `apply` is called). */
 function fakeNet(f: (x: tf.Tensor4D) => tf.Tensor4D): DeepLab {
-  return { apply: (x: tf.Tensor4D) => f(x) } as unknown as DeepLab;
+  return {
+    config: { nClasses: 2 }, // stage 3's binary head
+    apply: (x: tf.Tensor4D) => f(x),
+  } as unknown as DeepLab;
 }
 
 Deno.test("pickValidationSlices() spreads slices with foreground over cases and within each", () => {
