@@ -14,8 +14,11 @@ let preference: WasmAcceleration | "auto" = "auto";
 let current:
   | { name: WasmAcceleration; detail: string; hint?: string }
   | undefined;
-/** Which build the backend was initialised on (fixed for the process). */
-let build: { threads: number; detail: string } | undefined;
+/**
+ * Which build the backend was initialised on, e.g. `"on 2 threads, threaded
+ * SIMD build"` (fixed for the process).
+ */
+let build: { detail: string } | undefined;
 
 /** What installing a system BLAS buys (README, "Backends"). */
 const BLAS_GAIN =
@@ -107,10 +110,7 @@ async function start(): Promise<boolean> {
     // Initialised outside this module (tf.setBackend("wasm")): report it.
     const { getThreadsCount } = await import("@tensorflow/tfjs-backend-wasm");
     const t = getThreadsCount();
-    build = {
-      threads: t,
-      detail: t > 1 ? `on ${t} threads` : "single-threaded",
-    };
+    build = { detail: t > 1 ? `on ${t} threads` : "single-threaded" };
   }
   if (build) return await tf.setBackend("wasm");
   const { n, why } = await threadsWanted();
@@ -122,7 +122,6 @@ async function start(): Promise<boolean> {
     const r = await initThreaded(n);
     if (r.threads) {
       build = {
-        threads: r.threads,
         detail: `on ${r.threads} threads, threaded SIMD build${
           why ? ` (${why})` : ""
         }`,
@@ -135,7 +134,6 @@ async function start(): Promise<boolean> {
   const ok = await tf.setBackend("wasm");
   if (ok) {
     build = {
-      threads: 1,
       detail: `single-threaded${why && !failed ? ` (${why})` : failed}`,
     };
   }
