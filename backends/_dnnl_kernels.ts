@@ -24,6 +24,7 @@ import { limits } from "./_limits.ts";
 import { applyPatches, type KernelPatch } from "./_patches.ts";
 import {
   heapF32,
+  heapU8,
   offsetOf,
   sizeOf,
   type WasmBackendLike,
@@ -78,7 +79,7 @@ function stridedPointwise(g: DnnlConv): boolean {
 
 /** Addresses on the wasm heap, taken afresh per call (the heap can move). */
 function addresses(backend: WasmBackendLike): (t: tf.TensorInfo) => Pointer {
-  const base = Deno.UnsafePointer.of(backend.wasm.HEAPU8);
+  const base = Deno.UnsafePointer.of(heapU8(backend));
   return (t) => Deno.UnsafePointer.offset(base!, 4 * offsetOf(backend, t));
 }
 

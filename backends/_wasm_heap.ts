@@ -3,7 +3,11 @@ import type * as tf from "@tensorflow/tfjs";
 
 /** The parts of tfjs-backend-wasm's `BackendWasm` these kernels use. */
 export interface WasmBackendLike {
-  wasm: { HEAPU8: Uint8Array };
+  wasm: {
+    HEAPU8: Uint8Array;
+    /** The shared memory of the threaded build (absent in the others). */
+    wasmMemory?: WebAssembly.Memory;
+  };
   dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
   makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
   disposeData(dataId: object): boolean;
@@ -16,14 +20,28 @@ export interface KernelArgs {
   attrs?: tf.NamedAttrMap;
 }
 
+/**
+ * The heap's current buffer. The threaded build's `HEAPU8` is refreshed only
+ * when the main thread grows the memory, so a growth by a worker leaves it
+ * short: its `wasmMemory` always has the whole heap.
+ */
+function heapBuffer(backend: WasmBackendLike): ArrayBufferLike {
+  return backend.wasm.wasmMemory?.buffer ?? backend.wasm.HEAPU8.buffer;
+}
+
+/** A fresh byte view of the whole heap (views die when memory grows). */
+export function heapU8(backend: WasmBackendLike): Uint8Array {
+  return new Uint8Array(heapBuffer(backend));
+}
+
 /** A fresh float view of the whole heap (views die when memory grows). */
 export function heapF32(backend: WasmBackendLike): Float32Array {
-  return new Float32Array(backend.wasm.HEAPU8.buffer);
+  return new Float32Array(heapBuffer(backend));
 }
 
 /** A fresh int32 view of the whole heap. */
 export function heapI32(backend: WasmBackendLike): Int32Array {
-  return new Int32Array(backend.wasm.HEAPU8.buffer);
+  return new Int32Array(heapBuffer(backend));
 }
 
 /** Float offset of a tensor's data in the heap. */

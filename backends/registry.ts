@@ -28,7 +28,10 @@ import {
  * `--allow-ffi`; throws when none can be opened), `"xnnpack"` (its own
  * WebAssembly kernels) or `"auto"` (the default: oneDNN when available,
  * else BLAS when available). Applies at once when wasm is active, else at
- * its next activation.
+ * its next activation. At wasm's first activation it also picks the build:
+ * the threaded SIMD one (XNNPACK on one worker per CPU) when no native
+ * library will run the convolutions (`"xnnpack"`, or `"auto"` with neither
+ * found), else the single-threaded one; `AGCL_WASM_THREADS` overrides.
  *
  * @param mode `"auto"`, `"onednn"`, `"blas"` or `"xnnpack"`.
  * @returns What is in effect when wasm is active, else `undefined`.

@@ -1,6 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import type { Dnnl } from "./_dnnl.ts";
 import { missingKernel } from "./_kernels.ts";
+import { env } from "./_permissions.ts";
 import type {
   AdapterDescription,
   Backend,
@@ -13,6 +14,11 @@ let preference: WasmAcceleration | "auto" = "auto";
 let current:
   | { name: WasmAcceleration; detail: string; hint?: string }
   | undefined;
+/**
+ * Which build the backend was initialised on, e.g. `"on 2 threads, threaded
+ * SIMD build"` (fixed for the process).
+ */
+let build: { detail: string } | undefined;
 
 /** What installing a system BLAS buys (README, "Backends"). */
 const BLAS_GAIN =
@@ -68,6 +74,73 @@ export function load(): Promise<unknown> {
 }
 
 /**
+ * How many threads the threaded build should get, and why: `AGCL_WASM_THREADS`
+ * when set (`off` or `1` keeps the single-threaded build), else 1 when a
+ * native library will run the convolutions (its own threads do the work), else
+ * every logical CPU.
+ */
+async function threadsWanted(): Promise<{ n: number; why?: string }> {
+  const setting = env("AGCL_WASM_THREADS")?.toLowerCase();
+  if (setting !== undefined && setting !== "") {
+    const n = setting === "off" ? 1 : Number(setting);
+    if (!Number.isInteger(n) || n < 1) {
+      throw new RangeError(
+        `Cannot start the wasm backend as 'AGCL_WASM_THREADS' must be a positive integer or "off": current value is "${setting}"`,
+      );
+    }
+    return { n, why: "AGCL_WASM_THREADS" };
+  }
+  if (preference === "onednn" || preference === "blas") return { n: 1 };
+  if (preference === "auto") {
+    if ((await import("./_dnnl.ts")).openDnnl().dnnl) return { n: 1 };
+    if ((await import("./_blas.ts")).openBlas().blas) return { n: 1 };
+  }
+  return { n: navigator.hardwareConcurrency ?? 1 };
+}
+
+/**
+ * Initialises and activates the wasm backend. The first time, it picks the
+ * build: the threaded SIMD one (XNNPACK on a pool of workers) when no native
+ * library will run the convolutions and the machine has 2 or more CPUs, else,
+ * or when that fails, the single-threaded SIMD one.
+ */
+async function start(): Promise<boolean> {
+  // (tf.findBackend would start an initialisation: read the registry.)
+  if (!build && tf.engine().registry["wasm"]) {
+    // Initialised outside this module (tf.setBackend("wasm")): report it.
+    const { getThreadsCount } = await import("@tensorflow/tfjs-backend-wasm");
+    const t = getThreadsCount();
+    build = { detail: t > 1 ? `on ${t} threads` : "single-threaded" };
+  }
+  if (build) return await tf.setBackend("wasm");
+  const { n, why } = await threadsWanted();
+  let failed = "";
+  if (n >= 2) {
+    const { initThreaded, disableThreads } = await import(
+      "./_wasm_threads.ts"
+    );
+    const r = await initThreaded(n);
+    if (r.threads) {
+      build = {
+        detail: `on ${r.threads} threads, threaded SIMD build${
+          why ? ` (${why})` : ""
+        }`,
+      };
+      return true;
+    }
+    disableThreads();
+    failed = `: the threaded build is unavailable: ${r.reason}`;
+  }
+  const ok = await tf.setBackend("wasm");
+  if (ok) {
+    build = {
+      detail: `single-threaded${why && !failed ? ` (${why})` : failed}`,
+    };
+  }
+  return ok;
+}
+
+/**
  * Sets how the wasm backend runs its matrix products and convolutions:
  * `"onednn"` (convolutions on oneDNN through FFI, matrix products on a BLAS
  * when one opens; throws when oneDNN cannot be opened), `"blas"` (a native
@@ -105,7 +178,10 @@ async function applyAcceleration(): Promise<
   if (preference === "xnnpack") {
     d.uninstallDnnlKernels();
     k.uninstallBlasKernels();
-    return current = { name: "xnnpack", detail: "XNNPACK kernels (requested)" };
+    return current = {
+      name: "xnnpack",
+      detail: `XNNPACK kernels ${build?.detail ?? ""} (requested)`,
+    };
   }
   let dnnl: { dnnl?: Dnnl; reason: string } | undefined;
   if (preference !== "blas") {
@@ -138,7 +214,9 @@ async function applyAcceleration(): Promise<
     const hint = blasHint(reason);
     return current = {
       name: "xnnpack",
-      detail: `XNNPACK kernels (${reason}${dnnl ? `; ${dnnl.reason}` : ""})`,
+      detail: `XNNPACK kernels ${build?.detail ?? ""} (${reason}${
+        dnnl ? `; ${dnnl.reason}` : ""
+      })`,
       ...(hint ? { hint } : {}),
     };
   }
@@ -166,7 +244,7 @@ export const wasmBackend: Backend = {
       );
     }
     await load();
-    const ok = await tf.setBackend("wasm");
+    const ok = await start();
     if (!ok) {
       throw new Error(
         'Cannot activate backend "wasm": its WebAssembly module failed to load',

@@ -6,8 +6,9 @@
  * step, contrastive step (4 samples × 2 views through the encoder and a
  * projection head, the shipped `supConLoss`). Ours runs on wasm with the oneDNN plugin
  * (convolutions and matrix products on libdnnl), with the OpenBLAS plugin,
- * and on plain wasm (XNNPACK); PyTorch (Debian python3-torch) with 2
- * threads. Prints one table per depth with medians, the ratio, and achieved
+ * and on plain wasm (XNNPACK), both as a bare machine gets it (no native
+ * library: the threaded build) and single-threaded; PyTorch (Debian
+ * python3-torch) with 2 threads. Prints one table per depth with medians, the ratio, and achieved
  * GFLOP/s (multiply-adds of every convolution and matrix product, counted
  * from tf.profile) against the machine's sgemm peak.
  *
@@ -225,11 +226,28 @@ export default async function run(flags: BenchFlags): Promise<void> {
     acc: "onednn" | "blas" | "xnnpack";
     modes: readonly Mode[];
     depths: number[];
+    env?: Record<string, string>;
   }[] = [
     { label: "wasm+onednn", acc: "onednn", modes: MODES, depths: [18, 50] },
     { label: "wasm+blas", acc: "blas", modes: MODES, depths: [18, 50] },
     // Plain XNNPACK is 5-10× slower: measured for R18 only, to bound the run.
-    { label: "wasm (xnnpack)", acc: "xnnpack", modes: MODES, depths: [18] },
+    // The bare machine's path: no native library, so "auto" starts the
+    // threaded build (one thread per CPU).
+    {
+      label: "wasm bare (xnnpack threaded)",
+      acc: "xnnpack",
+      modes: MODES,
+      depths: [18],
+      env: { AGCL_BLAS: "off", AGCL_DNNL: "off" },
+    },
+    // Its single-threaded build, the fallback.
+    {
+      label: "wasm (xnnpack 1 thread)",
+      acc: "xnnpack",
+      modes: MODES,
+      depths: [18],
+      env: { AGCL_WASM_THREADS: "1" },
+    },
   ];
   for (const depth of flags.quick ? [18] as const : [18, 50] as const) {
     const ours = new Map<string, Map<Mode, number>>();
@@ -252,7 +270,7 @@ export default async function run(flags: BenchFlags): Promise<void> {
         ],
         stdout: "piped",
         stderr: "piped",
-        env: { NO_COLOR: "1" },
+        env: { NO_COLOR: "1", ...v.env },
       }).output();
       const times = new Map<Mode, number>();
       for (const line of new TextDecoder().decode(out.stdout).split("\n")) {
