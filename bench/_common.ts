@@ -80,6 +80,12 @@ function pythonPath(): string {
   return inherited ? `${TORCH_REF_DIR}:${inherited}` : TORCH_REF_DIR;
 }
 
+/** Options for {@linkcode runPython}. */
+export interface RunPythonOptions {
+  /** Extra environment variables for the Python process. */
+  env?: Record<string, string>;
+}
+
 /**
  * Runs `code` with the reference Python, {@linkcode TORCH_REF_DIR} on its
  * path, and returns its stdout parsed as JSON, or `undefined` (with the
@@ -88,11 +94,16 @@ function pythonPath(): string {
 export async function runPython(
   code: string,
   args: string[] = [],
+  options: RunPythonOptions = {},
 ): Promise<unknown> {
   try {
     const out = await new Deno.Command(REFERENCE_PYTHON, {
       args: ["-c", code, ...args],
-      env: { PYTHONPATH: pythonPath(), PYTHONDONTWRITEBYTECODE: "1" },
+      env: {
+        ...options.env,
+        PYTHONPATH: pythonPath(),
+        PYTHONDONTWRITEBYTECODE: "1",
+      },
       stdout: "piped",
       stderr: "piped",
     }).output();

@@ -134,6 +134,15 @@ out["threads"] = torch.get_num_threads()
 print(json.dumps(out))
 `;
 
+/** The OpenMP wait policy ours runs under: the user's, else passive. */
+function ompWaitPolicy(): string {
+  try {
+    return Deno.env.get("OMP_WAIT_POLICY") ?? "passive";
+  } catch {
+    return "passive";
+  }
+}
+
 /** The machine's CPU model (Linux `/proc/cpuinfo`), or `undefined`. */
 function cpuModel(): string | undefined {
   try {
@@ -294,11 +303,15 @@ export default async function run(flags: BenchFlags): Promise<void> {
       ours.set(v.label, times);
     }
     if (flops.size === 0) flops = new Map();
+    // PyTorch's OpenMP threads wait as ours do (oneDNN's plugin sets
+    // passive unless the user chose): its default spin-wait cost it 2-4× on
+    // a busy 2-core machine, which made our ratio look better than it is.
     const py = flags.comparePytorch
-      ? await runPython(TORCH, [
-        JSON.stringify(paperDeepLab(depth)),
-        String(reps),
-      ]) as
+      ? await runPython(
+        TORCH,
+        [JSON.stringify(paperDeepLab(depth)), String(reps)],
+        { env: { OMP_WAIT_POLICY: ompWaitPolicy() } },
+      ) as
         | Record<string, number>
         | undefined
       : undefined;
@@ -333,7 +346,7 @@ export default async function run(flags: BenchFlags): Promise<void> {
         (py
           ? `; PyTorch sgemm ${
             py["sgemm GFLOP/s"]!.toFixed(0)
-          } GFLOP/s (${py.threads} threads)`
+          } GFLOP/s (${py.threads} threads, OMP_WAIT_POLICY=${ompWaitPolicy()} as ours)`
           : ""),
     );
     for (const n of notes) console.log(`note: ${n}`);
