@@ -137,7 +137,13 @@ export interface CoarseConfig {
   batchSize: number;
   /** Adam learning rate. */
   lr: number;
-  /** Learning-rate schedule over the stage. */
+  /**
+   * Learning-rate schedule over the stage: `"constant"` or `"cosine"` (from
+   * `lr` to 0). With a constant 3e-3 the coarse network's held-out Dice
+   * depended on where the last steps threw it: on Task104 digits (seed 0's
+   * initialisation) it ended at 0.18 on the cases with each digit, the same
+   * network under a cosine schedule at 0.64.
+   */
   schedule: LrSchedule;
   /** Channel width multiplier of the coarse network. */
   widthMultiplier: number;
@@ -414,7 +420,7 @@ const TINY: PipelineConfig = {
     epochs: "auto",
     batchSize: 4,
     lr: 3e-3,
-    schedule: "constant",
+    schedule: "cosine",
     widthMultiplier: 0.125,
     asppChannels: 16,
     lowLevelSkip: true,
