@@ -553,7 +553,7 @@ function paper(backbone: 50 | 101): PipelineConfig {
  * in pairs, target-Dice decoder training with the low-level skip, fusion
  * up to 4 pixels beyond the attention; every stage's epochs `"auto"`,
  * sized from the data: on the phantom 30 coarse epochs under a cosine lr,
- * 400 pre-training steps and 1000 decoder steps; about 8 minutes on 2
+ * 400 pre-training steps and 1000 decoder steps; about 7 minutes on 2
  * idle cores with oneDNN),
  * `paper-r50` and `paper-r101` (the paper's
  * settings: ImageNet stem, output stride 8, ASPP 512 at rates 6/12/18,
