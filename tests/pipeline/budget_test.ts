@@ -26,26 +26,28 @@ type Row = [
 // pairs; Task104_Digits: 264 training canvases, 10 digits in 453 pairs;
 // Task101_BrainAAL8: 1 training volume of 90 slices, 8 regions in 281
 // pairs. The expected values follow BUDGET_RULE by hand, e.g. digits
-// coarse ⌈10 × 264 / 4⌉ = 660 steps = 10 epochs of 66; segment
+// coarse ⌈30 × 264 / 4⌉ = 1980 steps = 30 epochs of 66; segment
 // ⌈5 × 453 × 4 / 8⌉ = 1133 steps → 23 epochs of 50.
 const TABLE: Row[] = [
   ["phantom", { trainingSlices: 72, targets: 9, targetSlices: 360 }, {
-    coarse: [10, 18],
+    coarse: [30, 18],
     pretrain: [4, 100],
     segment: [20, 50],
   }],
   ["Task104 digits", { trainingSlices: 264, targets: 10, targetSlices: 453 }, {
-    coarse: [10, 66],
+    coarse: [30, 66],
     pretrain: [5, 100],
     segment: [23, 50],
   }],
+  // ⌈30 × 90 / 4⌉ = 675 steps → 30 epochs of 23.
   ["Task101 brain", { trainingSlices: 90, targets: 8, targetSlices: 281 }, {
-    coarse: [10, 23],
+    coarse: [30, 23],
     pretrain: [4, 100],
     segment: [20, 50],
   }],
+  // ⌈30 × 36 / 4⌉ = 270 steps, below the floor of 540: 60 epochs of 9.
   ["two tiny volumes", { trainingSlices: 36, targets: 2, targetSlices: 72 }, {
-    coarse: [20, 9],
+    coarse: [60, 9],
     pretrain: [4, 100],
     segment: [20, 50],
   }],
@@ -71,14 +73,14 @@ for (const [name, size, want] of TABLE) {
   });
 }
 
-Deno.test("sizeBudgets() gives the phantom the tiny preset's former counts, in words", () => {
+Deno.test("sizeBudgets() gives the phantom 30 coarse epochs and the tiny preset's former counts of stages 2 and 3, in words", () => {
   const b = sizeBudgets(PRESETS.tiny, TABLE[0]![1]);
-  assert.equal(b.coarse.steps, 180);
+  assert.equal(b.coarse.steps, 540);
   assert.equal(b.pretrain.steps, 400);
   assert.equal(b.segment.steps, 1000);
   assert.equal(
     b.coarse.why,
-    "10 visits × 72 training slices / batch 4 = 180 steps, within [180, 3000]: 10 epochs of 18 steps",
+    "30 visits × 72 training slices / batch 4 = 540 steps, within [540, 3000]: 30 epochs of 18 steps",
   );
   assert.match(
     b.segment.why,
@@ -156,7 +158,7 @@ Deno.test("applyBudgets() puts numbers in place of auto without touching the con
   const c = applyBudgets(PRESETS.tiny, b);
   assert.deepEqual(
     [c.coarse.epochs, c.pretrain.epochs, c.segment.epochs],
-    [10, 5, 23],
+    [30, 5, 23],
   );
   assert.equal(PRESETS.tiny.coarse.epochs, "auto");
 });
@@ -176,14 +178,22 @@ Deno.test("countDataSize() counts slices and (target, slice) pairs, skipping non
 });
 
 // Fake step times: 100 ms a step everywhere, stage 1 with three cross-fit
-// folds (3 × 12 + 18 steps an epoch on the phantom), so the phantom's
+// folds (3 × 12 + 18 steps an epoch on the phantom). The fits below are
+// worked by hand on the phantom sized by a rule whose stage 1 makes 10
+// epochs (the rule before stage 1 visited each slice 30 times), so its
 // data-sized budget needs 10 × 54 × 0.1 + 400 × 0.1 + 1000 × 0.1 = 194 s.
 const TIMING: Record<BudgetStage, StageTiming> = {
   coarse: { msPerStep: 100, stepsPerEpoch: 54 },
   pretrain: { msPerStep: 100, stepsPerEpoch: 100 },
   segment: { msPerStep: 100, stepsPerEpoch: 50 },
 };
-const PHANTOM = sizeBudgets(PRESETS.tiny, TABLE[0]![1]);
+const TEN_EPOCHS = {
+  rule: {
+    ...BUDGET_RULE,
+    coarse: { visits: 10, minSteps: 180, maxSteps: 3000 },
+  },
+};
+const PHANTOM = sizeBudgets(PRESETS.tiny, TABLE[0]![1], TEN_EPOCHS);
 
 Deno.test("fitMinutes() keeps the data-sized budget when the minutes allow it", () => {
   const fit = fitMinutes(PHANTOM, {
@@ -247,6 +257,7 @@ Deno.test("fitMinutes() keeps config-set stages and warns when the floor does no
   const set = sizeBudgets(
     mergeConfig(PRESETS.tiny, { segment: { epochs: 20 } }),
     TABLE[0]![1],
+    TEN_EPOCHS,
   );
   const fit = fitMinutes(set, { minutes: 1, fixedSeconds: 30, timing: TIMING });
   assert.equal(fit.budgets.segment.setBy, "config");
@@ -300,7 +311,7 @@ Deno.test("fitMinutes() checks its numbers", () => {
   );
 });
 
-Deno.test("sizeBudgets() on the embedded phantom, as prepared by a default run, gives the tiny preset's former counts", async () => {
+Deno.test("sizeBudgets() on the embedded phantom, as prepared by a default run, gives 30 coarse epochs and the tiny preset's former counts of stages 2 and 3", async () => {
   const dir = await Deno.makeTempDir();
   try {
     const config = PRESETS.tiny;
@@ -315,7 +326,7 @@ Deno.test("sizeBudgets() on the embedded phantom, as prepared by a default run, 
     const b = sizeBudgets(config, size);
     assert.deepEqual(
       BUDGET_STAGES.map((s) => [b[s].epochs, b[s].stepsPerEpoch]),
-      [[10, 18], [4, 100], [20, 50]],
+      [[30, 18], [4, 100], [20, 50]],
     );
   } finally {
     await Deno.remove(dir, { recursive: true });

@@ -102,6 +102,20 @@ Deno.test("mergeConfig() checks the stage-1 augmentation fields", () => {
   );
 });
 
+Deno.test("PRESETS: tiny's stage 1 follows a cosine lr over data-sized epochs, the paper presets keep the paper's", () => {
+  assert.equal(PRESETS.tiny.coarse.schedule, "cosine");
+  assert.equal(PRESETS.tiny.coarse.epochs, "auto");
+  for (const name of ["paper-r50", "paper-r101"] as const) {
+    assert.equal(PRESETS[name].coarse.schedule, "constant");
+    assert.equal(PRESETS[name].coarse.epochs, 23);
+  }
+  assert.equal(
+    mergeConfig(PRESETS.tiny, { coarse: { schedule: "constant" } }).coarse
+      .schedule,
+    "constant",
+  );
+});
+
 Deno.test("validateConfig() checks the fields that make stage 3 refine and stage 2 learn", () => {
   assert.equal(PRESETS.tiny.coarse.trainAttention, "crossfit");
   assert.equal(PRESETS.tiny.pretrain.balance, "domain-target");

@@ -35,9 +35,16 @@ Deno.test("runPipeline() cross-fits the training attention and records the stage
     // through a HU window: stage 2 neither mirrors nor jitters its views.
     assert.equal(saved.pretrainFlipResolved, false);
     assert.equal(saved.pretrainJitterResolved, false);
+    const log = (await Deno.readTextFile(join(out, "log.jsonl"))).trim()
+      .split("\n").map((l) => JSON.parse(l));
+    // Stage 1's lr falls from coarse.lr along a cosine (tiny's default).
+    const coarseLrs = log
+      .filter((e) => e.stage === "coarse" && e.lr !== undefined)
+      .map((e) => e.lr as number);
+    assert.equal(coarseLrs[0], config.coarse.lr);
+    assert.ok(coarseLrs.every((v, i) => i === 0 || v < coarseLrs[i - 1]!));
     // Stage 3's lr falls from segment.lr along a cosine (4 steps here).
-    const lrs = (await Deno.readTextFile(join(out, "log.jsonl"))).trim()
-      .split("\n").map((l) => JSON.parse(l))
+    const lrs = log
       .filter((e) => e.stage === "segment" && e.lr !== undefined)
       .map((e) => e.lr as number);
     const lr = config.segment.lr;
