@@ -571,7 +571,8 @@ function paper(backbone: 50 | 101): PipelineConfig {
  * settings: ImageNet stem, output stride 8, ASPP 512 at rates 6/12/18,
  * 128×128 patches, 30 per target per slice, batch 4, SGD 5e-4 with momentum
  * 0.9 and weight decay 1e-4 for 5 epochs, T = 0.1, Adam 1e-4 for 10 decoder
- * epochs, coarse model 23 epochs).
+ * epochs of a skip-free decoder with a class per target, coarse model 23
+ * epochs).
  */
 export const PRESETS: Readonly<Record<PresetName, PipelineConfig>> = Object
   .freeze({
