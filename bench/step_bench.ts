@@ -21,6 +21,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { selectBackend, setWasmAcceleration } from "../backends/mod.ts";
+import { env } from "../backends/_permissions.ts";
 import { createDeepLab, createProjectionHead } from "../models/mod.ts";
 import {
   type BenchFlags,
@@ -136,11 +137,7 @@ print(json.dumps(out))
 
 /** The OpenMP wait policy ours runs under: the user's, else passive. */
 function ompWaitPolicy(): string {
-  try {
-    return Deno.env.get("OMP_WAIT_POLICY") ?? "passive";
-  } catch {
-    return "passive";
-  }
+  return env("OMP_WAIT_POLICY") ?? "passive";
 }
 
 /** The machine's CPU model (Linux `/proc/cpuinfo`), or `undefined`. */

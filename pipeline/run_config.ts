@@ -61,32 +61,25 @@ export async function readRunConfig(runDir: string): Promise<{
  * @param plain The saved config fields (not yet validated).
  */
 export function upgradeSavedConfig(plain: Record<string, unknown>): void {
-  const field = (k: string) => {
-    const v = plain[k];
-    return v && typeof v === "object" ? v as Record<string, unknown> : null;
+  // A section's missing fields are appended with the value older versions
+  // used; a section that has them all keeps its keys and their order.
+  const fill = (section: string, defaults: Record<string, unknown>) => {
+    const v = plain[section];
+    if (!v || typeof v !== "object") return;
+    const missing = Object.entries(defaults).filter(([k]) => !(k in v));
+    if (missing.length > 0) {
+      plain[section] = { ...v, ...Object.fromEntries(missing) };
+    }
   };
   // Written before `budget` existed: no wall-clock budget.
   plain.budget ??= structuredClone(PRESETS.tiny.budget);
   // Written before `model.lowLevelSource`: the skip came from layer1.
-  const model = field("model");
-  if (model && !("lowLevelSource" in model)) {
-    plain.model = { ...model, lowLevelSource: "layer1" };
-  }
+  fill("model", { lowLevelSource: "layer1" });
   // Written before `pretrain.flip`: every view was mirrored with p = 0.5.
-  const pretrain = field("pretrain");
-  if (pretrain && !("flip" in pretrain)) {
-    plain.pretrain = { ...pretrain, flip: "horizontal" };
-  }
+  fill("pretrain", { flip: "horizontal" });
   // Written before `segment.schedule` (stage 3's lr was constant) or
   // `segment.head` (the decoder had two classes).
-  const segment = field("segment");
-  if (segment) {
-    const missing = Object.entries({ schedule: "constant", head: "binary" })
-      .filter(([k]) => !(k in segment));
-    if (missing.length > 0) {
-      plain.segment = { ...segment, ...Object.fromEntries(missing) };
-    }
-  }
+  fill("segment", { schedule: "constant", head: "binary" });
   if (typeof plain.intensity === "string") {
     plain.intensity = {
       ...structuredClone(DEFAULT_INTENSITY),
