@@ -80,19 +80,89 @@ export function sliceBatch(
   return { x, y, channels };
 }
 
+/** Options of {@linkcode coarseProbabilities} and {@linkcode coarseLabels}. */
+export interface CoarseTtaOptions {
+  /**
+   * Test-time flip: also predict the left-right mirrored slices and average
+   * the two softmaxes (resolved `coarse.tta`). @default {false}
+   */
+  tta?: boolean;
+}
+
+/**
+ * Stage 1's class probabilities of a batch of slices: the softmax of the
+ * network's logits or, with `tta`, the mean of that softmax and the softmax
+ * of the left-right mirrored batch, mirrored back.
+ *
+ * @param net The stage-1 network.
+ * @param input `[b, h, w, channels]` slices, zero-padded as in training.
+ * @param options Whether to add the mirrored prediction.
+ * @returns `[b, h, w, classes]` probabilities.
+ */
+export function coarseProbabilities(
+  net: DeepLab,
+  input: tf.Tensor4D,
+  options: CoarseTtaOptions = {},
+): tf.Tensor4D {
+  const { tta = false } = options;
+  return tf.tidy(() => {
+    const p = tf.softmax(net.apply(input, { training: false })) as tf.Tensor4D;
+    if (!tta) return p;
+    // Axis 2 of [b, h, w, c] is the width: the whole padded batch is
+    // mirrored, about the same centre as the training flip mirrors it.
+    const mirrored = net.apply(tf.reverse(input, 2), { training: false });
+    const back = tf.reverse(tf.softmax(mirrored), 2);
+    return tf.mul(tf.add(p, back), 0.5) as tf.Tensor4D;
+  });
+}
+
+/**
+ * Stage 1's label of every pixel of a batch of slices: the argmax of the
+ * logits or, with `tta`, of {@linkcode coarseProbabilities}' average.
+ *
+ * @param net The stage-1 network.
+ * @param input `[b, h, w, channels]` slices, zero-padded as in training.
+ * @param options Whether to add the mirrored prediction.
+ * @returns `[b, h, w]` int32 labels.
+ */
+export function coarseLabels(
+  net: DeepLab,
+  input: tf.Tensor4D,
+  options: CoarseTtaOptions = {},
+): tf.Tensor3D {
+  return tf.tidy(() =>
+    // Without the flip, the logits' argmax: the same labels as the softmax's
+    // but bit for bit those of runs from before `coarse.tta`.
+    (options.tta
+      ? coarseProbabilities(net, input, options)
+      : net.apply(input, { training: false })).argMax(-1) as tf.Tensor3D
+  );
+}
+
+/** Options of {@linkcode predictCoarse}. */
+export interface PredictCoarseOptions extends CoarseTtaOptions {
+  /** Slice sides are padded to a multiple of this ({@linkcode paddingMultiple}). */
+  multiple: number;
+  /** Slices per forward pass. */
+  batchSize: number;
+  /** The largest label id (sizes the label array). */
+  maxLabel: number;
+}
+
 /**
  * Predicts a case's coarse label map with the stage-1 network (argmax over
- * classes per pixel, slice by slice).
+ * classes per pixel, slice by slice; with `tta`, of the softmax averaged
+ * with the mirrored slices').
  *
  * @param net The stage-1 network.
  * @param c The case.
- * @param options Padding multiple and slices per forward pass.
+ * @param options Padding multiple, slices per forward pass, test-time flip.
  * @returns `[nz, ny, nx]` labels.
  */
 export async function predictCoarse(
   net: DeepLab,
   c: SliceSource,
-  options: { multiple: number; batchSize: number; maxLabel: number },
+  options: PredictCoarseOptions,
 ): Promise<LabelMap> {
   const [nx, ny, nz] = c.dims;
   const h = roundUp(ny, options.multiple);
@@ -104,10 +174,11 @@ export async function predictCoarse(
       picks.push([0, z]);
     }
     const { x, channels } = sliceBatch([c], picks, { height: h, width: w });
-    const arg = tf.tidy(() => {
-      const input = tf.tensor4d(x, [picks.length, h, w, channels]);
-      return net.apply(input, { training: false }).argMax(-1);
-    });
+    const arg = tf.tidy(() =>
+      coarseLabels(net, tf.tensor4d(x, [picks.length, h, w, channels]), {
+        tta: options.tta ?? false,
+      })
+    );
     const labels = await arg.data();
     arg.dispose();
     picks.forEach(([, z], b) => {
@@ -161,6 +232,32 @@ export function resolveCoarseFlip(
   if (flip !== "auto") return flip === "horizontal";
   return cases.length > 0 && cases.every((c) => c.dims[2] > 1) &&
     !labelNames.some((n) => SIDE.test(n));
+}
+
+/**
+ * Resolves `config.coarse.tta`: `"auto"` flips at test time exactly when
+ * stage 1 mirrors its training slices (the resolved `coarse.flip`), since a
+ * mirrored slice is then as valid an input as the slice itself.
+ *
+ * @param tta The configured value.
+ * @param flip The resolved `coarse.flip` ({@linkcode resolveCoarseFlip}).
+ * @returns Whether stage 1 averages each slice's prediction with its mirror's.
+ *
+ * @example
+ * ```ts
+ * import { resolveCoarseTta } from "@agcl/agcl/pipeline";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(resolveCoarseTta("auto", true), true);
+ * assert.equal(resolveCoarseTta("auto", false), false);
+ * assert.equal(resolveCoarseTta("none", true), false);
+ * ```
+ */
+export function resolveCoarseTta(
+  tta: PipelineConfig["coarse"]["tta"],
+  flip: boolean,
+): boolean {
+  return tta === "auto" ? flip : tta === "flip";
 }
 
 /**

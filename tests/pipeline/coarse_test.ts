@@ -2,15 +2,20 @@ import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { selectBackend } from "../../backends/mod.ts";
 import {
+  coarseLabels,
+  coarseProbabilities,
   coarseStage,
   inverseSqrtClassWeights,
+  predictCoarse,
   resolveCoarseFlip,
+  resolveCoarseTta,
   resolveJitter,
   type SliceSource,
 } from "../../pipeline/coarse.ts";
 import { mergeConfig, PRESETS } from "../../pipeline/config.ts";
 import { buildCoarseNet } from "../../pipeline/_models.ts";
 import { Prng } from "../../random/prng.ts";
+import { assertNoLeak, assertNoLeakAsync } from "../_utils.ts";
 
 await selectBackend("cpu", { purpose: "train" });
 
@@ -168,6 +173,165 @@ Deno.test("coarseStage: class-weighted cross-entropy steps are finite and leak-f
     assert.equal(tf.memory().numTensors, before);
   } finally {
     spec.optimizer?.dispose();
+    net.dispose();
+  }
+});
+
+Deno.test("resolveCoarseTta: auto flips exactly where the flip rule mirrors training slices", () => {
+  const brain = ["frontal", "temporal"];
+  const auto = (labelNames: string[], cases = [vol(90)]) =>
+    resolveCoarseTta(
+      "auto",
+      resolveCoarseFlip("auto", { labelNames, cases }),
+    );
+  assert.equal(auto(brain), true);
+  // A mirrored kidney_left is a kidney_right; a mirrored digit is no digit.
+  assert.equal(auto([...brain, "kidney_left"]), false);
+  assert.equal(auto(["digit_0"], [vol(1)]), false);
+  // It follows an explicit coarse.flip too, and explicit choices win.
+  assert.equal(resolveCoarseTta("auto", true), true);
+  assert.equal(resolveCoarseTta("none", true), false);
+  assert.equal(resolveCoarseTta("flip", false), true);
+});
+
+/** `[b, h, w, c]` values mirrored along the width, by hand. */
+function mirrorWidth(
+  v: Float32Array,
+  shape: [number, number, number, number],
+): Float32Array {
+  const [b, h, w, c] = shape;
+  const out = new Float32Array(v.length);
+  for (let i = 0; i < b * h; i++) {
+    for (let x = 0; x < w; x++) {
+      for (let k = 0; k < c; k++) {
+        out[(i * w + x) * c + k] = v[(i * w + (w - 1 - x)) * c + k]!;
+      }
+    }
+  }
+  return out;
+}
+
+function tinyBatch(): {
+  x: Float32Array;
+  shape: [number, number, number, number];
+} {
+  const prng = new Prng(4);
+  const shape: [number, number, number, number] = [2, 16, 16, 1];
+  const x = new Float32Array(2 * 16 * 16);
+  for (let i = 0; i < x.length; i++) x[i] = prng.next() + (i % 16) / 16;
+  return { x, shape };
+}
+
+Deno.test("coarseProbabilities() with tta is the mean of the slice's softmax and its mirror's, mirrored back", async () => {
+  const net = buildCoarseNet(PRESETS.tiny, 1, 3, 7);
+  try {
+    const { x, shape } = tinyBatch();
+    const out: [number, number, number, number] = [2, 16, 16, 3];
+    const softmax = async (v: Float32Array) => {
+      const t = tf.tidy(() =>
+        tf.softmax(net.apply(tf.tensor4d(v, shape), { training: false }))
+      );
+      const d = await t.data() as Float32Array;
+      t.dispose();
+      return d;
+    };
+    const plain = await softmax(x);
+    const back = mirrorWidth(await softmax(mirrorWidth(x, shape)), out);
+    const read = async (tta: boolean) => {
+      const t = tf.tidy(() =>
+        coarseProbabilities(net, tf.tensor4d(x, shape), { tta })
+      );
+      assert.deepEqual(t.shape, out);
+      const d = await t.data();
+      t.dispose();
+      return d;
+    };
+    const without = await read(false);
+    const withTta = await read(true);
+    let differs = 0;
+    for (let i = 0; i < plain.length; i++) {
+      assert.ok(Math.abs(without[i]! - plain[i]!) < 1e-6);
+      const mean = (plain[i]! + back[i]!) / 2;
+      assert.ok(Math.abs(withTta[i]! - mean) < 1e-5, `${i}`);
+      if (Math.abs(back[i]! - plain[i]!) > 1e-4) differs++;
+    }
+    // The mirrored prediction is not the plain one, so the mean tested something.
+    assert.ok(differs > 0);
+  } finally {
+    net.dispose();
+  }
+});
+
+Deno.test("coarseLabels() takes the logits' argmax without tta and the mean softmax's with it", async () => {
+  const net = buildCoarseNet(PRESETS.tiny, 1, 3, 7);
+  try {
+    const { x, shape } = tinyBatch();
+    const labels = async (make: () => tf.Tensor) => {
+      const t = tf.tidy(make);
+      const d = Array.from(await t.data());
+      t.dispose();
+      return d;
+    };
+    const input = () => tf.tensor4d(x, shape);
+    assert.deepEqual(
+      await labels(() => coarseLabels(net, input())),
+      await labels(() => net.apply(input(), { training: false }).argMax(-1)),
+    );
+    assert.deepEqual(
+      await labels(() => coarseLabels(net, input(), { tta: true })),
+      await labels(() =>
+        coarseProbabilities(net, input(), { tta: true }).argMax(-1)
+      ),
+    );
+  } finally {
+    net.dispose();
+  }
+});
+
+Deno.test("predictCoarse() with tta labels each slice by the mean softmax; no tensor leaks", async () => {
+  const net = buildCoarseNet(PRESETS.tiny, 1, 3, 7);
+  try {
+    const c = tinyCases()[0]!; // [16, 12, 3]: rows padded to 16
+    const [nx, ny, nz] = c.dims;
+    const options = { multiple: 8, batchSize: 2, maxLabel: 2 };
+    for (const tta of [false, true]) {
+      const map = await predictCoarse(net, c, { ...options, tta });
+      // The same slices, padded to [16, 16], in one batch.
+      const x = new Float32Array(nz * 16 * 16);
+      for (let z = 0; z < nz; z++) {
+        for (let r = 0; r < ny; r++) {
+          x.set(
+            c.image.subarray((z * ny + r) * nx, (z * ny + r + 1) * nx),
+            (z * 16 + r) * 16,
+          );
+        }
+      }
+      const t = tf.tidy(() =>
+        coarseLabels(net, tf.tensor4d(x, [nz, 16, 16, 1]), { tta })
+      );
+      const want = await t.data();
+      t.dispose();
+      for (let z = 0; z < nz; z++) {
+        for (let r = 0; r < ny; r++) {
+          for (let col = 0; col < nx; col++) {
+            assert.equal(
+              map[(z * ny + r) * nx + col],
+              want[(z * 16 + r) * 16 + col],
+            );
+          }
+        }
+      }
+      await assertNoLeakAsync(async () => {
+        await predictCoarse(net, c, { ...options, tta });
+        return [];
+      });
+    }
+    const { x, shape } = tinyBatch();
+    const input = tf.tensor4d(x, shape);
+    assertNoLeak(() => coarseProbabilities(net, input, { tta: true }));
+    assertNoLeak(() => coarseLabels(net, input, { tta: true }));
+    input.dispose();
+  } finally {
     net.dispose();
   }
 });
