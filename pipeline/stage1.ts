@@ -164,7 +164,9 @@ export function planStage1(
   });
   const plan: Stage1Plan = {
     flip,
-    tta: resolveCoarseTta(config.coarse.tta, flip),
+    // Given coarse masks are read, never predicted.
+    tta: config.coarse.masks === null &&
+      resolveCoarseTta(config.coarse.tta, flip),
     jitter: resolveJitter(config.coarse.jitter, data.intensity),
     trainSource: config.coarse.masks !== null
       ? "given"

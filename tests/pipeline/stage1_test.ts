@@ -80,6 +80,7 @@ Deno.test("planStage1() resolves crossfit, its fallback, given masks and the aut
   );
   assert.equal(given.trainSource, "given");
   assert.deepEqual(given.largestComponent, []); // given maps are kept as they are
+  assert.equal(given.tta, false); // and not predicted
   const union = planStage1(
     mergeConfig(tiny, { coarse: { trainAttention: "union" } }),
     fakeData([0, 0]),
