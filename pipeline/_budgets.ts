@@ -151,7 +151,7 @@ export async function measureStepTimes(
         b,
         roundUp(c.dims[1], m),
         roundUp(c.dims[0], m),
-        channels,
+        channels * (2 * config.coarse.context + 1),
       ];
       coarseForwardMsPerSlice = await timeForward(
         () =>

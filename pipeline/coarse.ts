@@ -42,34 +42,56 @@ export interface SliceBatchOptions {
   height: number;
   /** Padded width `w` (at least every picked slice's). */
   width: number;
+  /**
+   * Neighbouring slices on each side stacked as extra channels (2.5D):
+   * slices `z - context … z + context`, repeated at the volume's ends.
+   * @default {0}
+   */
+  context?: number;
 }
 
 /**
- * Copies slices into a zero-padded batch.
+ * Copies slices into a zero-padded batch; with `context`, each slice's
+ * neighbours come with it as channels (`[z - context, …, z + context]`, each
+ * with the image's channels, the slice itself in the middle).
  *
  * @param cases The cases.
  * @param picks `[case index, slice]` of each batch item.
- * @param options The padded size.
- * @returns `x` `[b, h, w, channels]` and `y` `[b, h, w]` (0 where padded).
+ * @param options The padded size and the neighbouring slices.
+ * @returns `x` `[b, h, w, channels]` and `y` `[b, h, w]` (0 where padded);
+ *   `channels` is the image's times `2 context + 1`.
  */
 export function sliceBatch(
   cases: SliceSource[],
   picks: [number, number][],
   options: SliceBatchOptions,
 ): { x: Float32Array; y: Int32Array; channels: number } {
-  const { height: h, width: w } = options;
-  const channels = cases[picks[0]![0]]!.channels;
+  const { height: h, width: w, context = 0 } = options;
+  const ch = cases[picks[0]![0]]!.channels;
+  const depth = 2 * context + 1;
+  const channels = ch * depth;
   const x = new Float32Array(picks.length * h * w * channels);
   const y = new Int32Array(picks.length * h * w);
   picks.forEach(([ci, z], b) => {
     const c = cases[ci]!;
-    const [nx, ny] = c.dims;
+    const [nx, ny, nz] = c.dims;
     for (let r = 0; r < ny; r++) {
       const src = (z * ny + r) * nx;
-      x.set(
-        c.image.subarray(src * channels, (src + nx) * channels),
-        ((b * h + r) * w) * channels,
-      );
+      const dst = ((b * h + r) * w) * channels;
+      if (depth === 1) {
+        x.set(c.image.subarray(src * ch, (src + nx) * ch), dst);
+      } else {
+        for (let d = 0; d < depth; d++) {
+          const zz = Math.min(nz - 1, Math.max(0, z + d - context));
+          const from = ((zz * ny + r) * nx) * ch;
+          for (let col = 0; col < nx; col++) {
+            for (let q = 0; q < ch; q++) {
+              x[dst + col * channels + d * ch + q] = c
+                .image[from + col * ch + q]!;
+            }
+          }
+        }
+      }
       if (c.label) {
         for (let col = 0; col < nx; col++) {
           y[(b * h + r) * w + col] = c.label[src + col]!;
@@ -147,6 +169,8 @@ export interface PredictCoarseOptions extends CoarseTtaOptions {
   batchSize: number;
   /** The largest label id (sizes the label array). */
   maxLabel: number;
+  /** Neighbouring slices on each side as extra channels (`coarse.context`). @default {0} */
+  context?: number;
 }
 
 /**
@@ -173,7 +197,11 @@ export async function predictCoarse(
     for (let z = z0; z < Math.min(nz, z0 + options.batchSize); z++) {
       picks.push([0, z]);
     }
-    const { x, channels } = sliceBatch([c], picks, { height: h, width: w });
+    const { x, channels } = sliceBatch([c], picks, {
+      height: h,
+      width: w,
+      context: options.context ?? 0,
+    });
     const arg = tf.tidy(() =>
       coarseLabels(net, tf.tensor4d(x, [picks.length, h, w, channels]), {
         tta: options.tta ?? false,
@@ -386,10 +414,12 @@ export function coarseStage(
       const { x, y, channels } = sliceBatch(cases, picks, {
         height: h,
         width: w,
+        context: co.context,
       });
       if (augmenting) {
         augmentSliceBatch(x, y, {
           shape: [picks.length, h, w, channels],
+          imageChannels: cases[0]!.channels,
           ...augment,
           prng,
         });

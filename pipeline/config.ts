@@ -191,6 +191,13 @@ export interface CoarseConfig {
    * `model/config.json` (`coarseTta`).
    */
   tta: "auto" | "none" | "flip";
+  /**
+   * Neighbouring slices on each side given to stage 1 as extra input
+   * channels (2.5D): `1` stacks slices `z - 1, z, z + 1` (repeated at the
+   * volume's ends), `0` is one slice. It widens only the coarse network's
+   * first convolution; `deno task predict` stacks the same way.
+   */
+  context: number;
   /** Random rotation of training slices, uniform in ±degrees (0 = off). */
   rotation: number;
   /** Random zoom range of training slices (`[1, 1]` = off). */
@@ -450,6 +457,7 @@ const TINY: PipelineConfig = {
     folds: 3,
     flip: "auto",
     tta: "auto",
+    context: 0,
     rotation: 10,
     scale: [0.9, 1.1],
     translate: 0.05,
@@ -525,6 +533,7 @@ function paper(backbone: 50 | 101): PipelineConfig {
       folds: 2,
       flip: "auto",
       tta: "auto",
+      context: 0,
       rotation: 10,
       scale: [0.9, 1.1],
       translate: 0.05,
@@ -880,6 +889,7 @@ export function validateConfig(
   oneOf(c.coarse.schedule, "coarse.schedule", ["constant", "cosine"]);
   oneOf(c.coarse.flip, "coarse.flip", ["auto", "none", "horizontal"]);
   oneOf(c.coarse.tta, "coarse.tta", ["auto", "none", "flip"]);
+  num(c.coarse.context, "coarse.context", { int: true, min: 0, max: 4 });
   num(c.coarse.rotation, "coarse.rotation", { min: 0, max: 180 });
   if (
     !Array.isArray(c.coarse.scale) || c.coarse.scale.length !== 2 ||

@@ -118,6 +118,7 @@ async function attentionOf(
       batchSize: m.config.coarse.batchSize,
       maxLabel,
       tta: m.coarseTta,
+      context: m.config.coarse.context,
     });
     if (m.largestComponent.length > 0) {
       attention = keepLargestComponents(attention, c.dims, {

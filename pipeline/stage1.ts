@@ -247,6 +247,7 @@ export async function runStage1(
         batchSize: config.coarse.batchSize,
         maxLabel,
         tta: plan.tta,
+        context: config.coarse.context,
       });
       coarse.set(
         c.id,
@@ -291,6 +292,7 @@ export async function runStage1(
             ? coarseValidator(net, data.evaluation, {
               multiple: paddingMultiple(config),
               targets: data.targets,
+              context: config.coarse.context,
             })
             : null;
           if (check) spec.validate = check;

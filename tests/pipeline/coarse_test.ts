@@ -10,6 +10,7 @@ import {
   resolveCoarseFlip,
   resolveCoarseTta,
   resolveJitter,
+  sliceBatch,
   type SliceSource,
 } from "../../pipeline/coarse.ts";
 import { mergeConfig, PRESETS } from "../../pipeline/config.ts";
@@ -139,6 +140,104 @@ Deno.test("coarseStage: augmented steps are seeded, leak-free, and the cosine lr
   assert.equal(a[0]!.lr, config.coarse.lr);
   assert.ok(a[2]!.lr < a[1]!.lr && a[1]!.lr < a[0]!.lr);
   assert.ok(a.every((s) => Number.isFinite(s.loss)));
+});
+
+Deno.test("sliceBatch: context stacks each slice's neighbours as channels, repeated at the ends", () => {
+  // Two channels per pixel: 100 z + 10 r + c and its negative.
+  const [nx, ny, nz] = [3, 2, 4];
+  const image = new Float32Array(nx * ny * nz * 2);
+  for (let z = 0; z < nz; z++) {
+    for (let r = 0; r < ny; r++) {
+      for (let c = 0; c < nx; c++) {
+        const v = (z * ny + r) * nx + c;
+        image[2 * v] = 100 * z + 10 * r + c;
+        image[2 * v + 1] = -(100 * z + 10 * r + c);
+      }
+    }
+  }
+  const label = new Uint8Array(nx * ny * nz).map((_, i) => i % 3);
+  const cases: SliceSource[] = [{
+    dims: [nx, ny, nz],
+    channels: 2,
+    image,
+    label,
+  }];
+  const picks: [number, number][] = [[0, 0], [0, 2], [0, 3]];
+  const flat = sliceBatch(cases, picks, { height: 2, width: 4 });
+  const { x, y, channels } = sliceBatch(cases, picks, {
+    height: 2,
+    width: 4,
+    context: 1,
+  });
+  assert.equal(flat.channels, 2);
+  assert.equal(channels, 6);
+  assert.deepEqual(y, flat.y);
+  const at = (b: number, r: number, c: number, k: number) =>
+    x[((b * 2 + r) * 4 + c) * 6 + k]!;
+  picks.forEach(([, z], b) => {
+    const zs = [Math.max(0, z - 1), z, Math.min(nz - 1, z + 1)];
+    for (let r = 0; r < ny; r++) {
+      for (let c = 0; c < nx; c++) {
+        zs.forEach((zz, d) => {
+          assert.equal(at(b, r, c, 2 * d), 100 * zz + 10 * r + c);
+          assert.equal(at(b, r, c, 2 * d + 1), -(100 * zz + 10 * r + c));
+        });
+        // The middle of the stack is the plain batch.
+        assert.equal(at(b, r, c, 2), flat.x[((b * 2 + r) * 4 + c) * 2]);
+      }
+      for (let k = 0; k < 6; k++) assert.equal(at(b, r, 3, k), 0); // padding
+    }
+  });
+});
+
+Deno.test("coarseStage and predictCoarse with coarse.context: a 3-slice input, seeded, leak-free", async () => {
+  const config = mergeConfig(PRESETS.tiny, {
+    coarse: { epochs: 1, batchSize: 2, rotation: 20, context: 1 },
+  });
+  const net = buildCoarseNet(config, 1, 3, 7);
+  try {
+    const cases = tinyCases();
+    const spec = coarseStage(config, net, {
+      cases,
+      nClasses: 3,
+      seed: 5,
+      flip: true,
+      jitter: true,
+    });
+    const before = tf.memory().numTensors;
+    try {
+      const s = await spec.step(0, 0);
+      assert.ok(Number.isFinite(s.loss));
+      assert.equal(tf.memory().numTensors, before);
+    } finally {
+      spec.optimizer?.dispose();
+    }
+    const c = cases[0]!;
+    const options = { multiple: 8, batchSize: 2, maxLabel: 2, context: 1 };
+    const map = await predictCoarse(net, c, options);
+    assert.equal(map.length, c.dims[0] * c.dims[1] * c.dims[2]);
+    // The slice-1 labels are the network's on slices 0, 1, 2 stacked.
+    const { x } = sliceBatch([c], [[0, 1]], {
+      height: 16,
+      width: 16,
+      context: 1,
+    });
+    const t = tf.tidy(() => coarseLabels(net, tf.tensor4d(x, [1, 16, 16, 3])));
+    const want = await t.data();
+    t.dispose();
+    const [nx, ny] = c.dims;
+    for (let r = 0; r < ny; r++) {
+      for (let col = 0; col < nx; col++) {
+        assert.equal(map[(ny + r) * nx + col], want[r * 16 + col]);
+      }
+    }
+    await assertNoLeakAsync(async () => {
+      await predictCoarse(net, c, options);
+      return [];
+    });
+  } finally {
+    net.dispose();
+  }
 });
 
 Deno.test("inverseSqrtClassWeights: 1/sqrt(share), pixel-mean 1, absent classes 0", () => {

@@ -106,6 +106,15 @@ Deno.test("mergeConfig() checks the stage-1 augmentation fields", () => {
         /'coarse.tta': expected one of "auto", "none", "flip": current value is "horizontal"/,
     },
   );
+  assert.equal(PRESETS.tiny.coarse.context, 0);
+  assert.throws(
+    () => mergeConfig(PRESETS.tiny, { coarse: { context: 1.5 } }),
+    { name: "RangeError", message: /'coarse.context': expected an integer/ },
+  );
+  assert.throws(
+    () => mergeConfig(PRESETS.tiny, { coarse: { context: 5 } }),
+    { message: /'coarse.context': expected <= 4: current value is 5/ },
+  );
   assert.throws(() => mergeConfig(PRESETS.tiny, { coarse: { jitter: 1 } }), {
     message: /'coarse.jitter': expected one of "auto", true, false/,
   });
