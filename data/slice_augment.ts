@@ -259,6 +259,13 @@ export interface AugmentSliceBatchOptions extends SliceAugmentOptions {
   prng: Prng;
   /** Label written outside the slice. @default {0} */
   fill?: number;
+  /**
+   * Channels of the image itself when `shape`'s channels stack several
+   * slices of it (2.5D): the jitter is drawn for an image of this many
+   * channels (3 = colour) and applied alike to every slice of the stack.
+   * @default {shape[3]}
+   */
+  imageChannels?: number;
 }
 
 /**
@@ -295,7 +302,7 @@ export function augmentSliceBatch<L extends SliceLabels>(
   y: L,
   options: AugmentSliceBatchOptions,
 ): SliceTransform[] {
-  const { shape, prng, fill = 0, ...aug } = options;
+  const { shape, prng, fill = 0, imageChannels, ...aug } = options;
   const [b, h, w, ch] = shape;
   if (x.length !== b * h * w * ch || y.length !== b * h * w) {
     throw new TypeError(
@@ -308,7 +315,7 @@ export function augmentSliceBatch<L extends SliceLabels>(
     const t = sampleSliceTransform(prng, {
       ...aug,
       size: [h, w],
-      channels: ch,
+      channels: imageChannels ?? ch,
     });
     ts.push(t);
     const xs = x.slice(k * n * ch, (k + 1) * n * ch);

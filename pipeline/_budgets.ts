@@ -27,7 +27,7 @@ import {
 } from "./budget.ts";
 import { applyBudgets } from "./budget.ts";
 import type { PipelineConfig } from "./config.ts";
-import { coarseStage, paddingMultiple } from "./coarse.ts";
+import { coarseLabels, coarseStage, paddingMultiple } from "./coarse.ts";
 import type { PreparedData } from "./prepare.ts";
 import { pretrainStage } from "./pretrain.ts";
 import { foregroundProbability, segmentStage } from "./segment.ts";
@@ -46,7 +46,7 @@ import { roundUp } from "./_train_util.ts";
 export interface MeasuredTimes {
   /** Mean ms per optimisation step of each stage that trains. */
   msPerStep: Partial<Record<BudgetStage, number>>;
-  /** ms per slice of a stage-1 forward pass (`null`: stage 1 does not train). */
+  /** ms per slice of stage-1 prediction, both passes with `coarse.tta` (`null`: stage 1 does not train). */
   coarseForwardMsPerSlice: number | null;
   /** ms per window of a stage-3 forward pass (inference). */
   inferenceMsPerTile: number;
@@ -151,13 +151,11 @@ export async function measureStepTimes(
         b,
         roundUp(c.dims[1], m),
         roundUp(c.dims[0], m),
-        channels,
+        channels * (2 * config.coarse.context + 1),
       ];
       coarseForwardMsPerSlice = await timeForward(
         () =>
-          tf.tidy(() =>
-            net.apply(tf.zeros(shape), { training: false }).argMax(-1)
-          ),
+          tf.tidy(() => coarseLabels(net, tf.zeros(shape), { tta: plan.tta })),
         steps,
       ) / b;
     } finally {

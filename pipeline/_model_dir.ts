@@ -90,6 +90,11 @@ export interface ModelConfig {
    * (absent in model/ written before it existed: none).
    */
   largestComponent?: number[];
+  /**
+   * Whether stage 1 averages each slice's prediction with its mirror's (the
+   * resolved `coarse.tta`; absent in model/ written before it existed: no).
+   */
+  coarseTta?: boolean;
   /** The run's config (inference, patch size, intensity window, …). */
   pipeline: PipelineConfig;
 }
@@ -139,6 +144,8 @@ export interface TrainedNets {
   intensity: ModelConfig["intensity"];
   /** Targets whose stage-1 maps keep only their largest 3D component. */
   largestComponent: readonly number[];
+  /** The resolved `coarse.tta`. */
+  coarseTta: boolean;
 }
 
 /**
@@ -202,6 +209,7 @@ export async function writeModelDir(
     channels,
     intensity: nets.intensity,
     largestComponent: [...nets.largestComponent],
+    coarseTta: nets.coarseTta,
     pipeline: config,
   };
   await writeFileAtomic(

@@ -50,17 +50,20 @@ export function pickTrainable(
   return out;
 }
 
-/** The stage-1 multi-class network. */
+/**
+ * The stage-1 multi-class network, on `imageChannels` times the
+ * `2 coarse.context + 1` slices each input stacks.
+ */
 export function buildCoarseNet(
   config: PipelineConfig,
-  inChannels: number,
+  imageChannels: number,
   nClasses: number,
   seed: number,
 ): DeepLab {
   const m = config.model;
   return createDeepLab({
     depth: m.backbone,
-    inChannels,
+    inChannels: imageChannels * (2 * config.coarse.context + 1),
     stem: m.stem,
     outputStride: m.outputStride,
     widthMultiplier: config.coarse.widthMultiplier,

@@ -42,34 +42,56 @@ export interface SliceBatchOptions {
   height: number;
   /** Padded width `w` (at least every picked slice's). */
   width: number;
+  /**
+   * Neighbouring slices on each side stacked as extra channels (2.5D):
+   * slices `z - context … z + context`, repeated at the volume's ends.
+   * @default {0}
+   */
+  context?: number;
 }
 
 /**
- * Copies slices into a zero-padded batch.
+ * Copies slices into a zero-padded batch; with `context`, each slice's
+ * neighbours come with it as channels (`[z - context, …, z + context]`, each
+ * with the image's channels, the slice itself in the middle).
  *
  * @param cases The cases.
  * @param picks `[case index, slice]` of each batch item.
- * @param options The padded size.
- * @returns `x` `[b, h, w, channels]` and `y` `[b, h, w]` (0 where padded).
+ * @param options The padded size and the neighbouring slices.
+ * @returns `x` `[b, h, w, channels]` and `y` `[b, h, w]` (0 where padded);
+ *   `channels` is the image's times `2 context + 1`.
  */
 export function sliceBatch(
   cases: SliceSource[],
   picks: [number, number][],
   options: SliceBatchOptions,
 ): { x: Float32Array; y: Int32Array; channels: number } {
-  const { height: h, width: w } = options;
-  const channels = cases[picks[0]![0]]!.channels;
+  const { height: h, width: w, context = 0 } = options;
+  const ch = cases[picks[0]![0]]!.channels;
+  const depth = 2 * context + 1;
+  const channels = ch * depth;
   const x = new Float32Array(picks.length * h * w * channels);
   const y = new Int32Array(picks.length * h * w);
   picks.forEach(([ci, z], b) => {
     const c = cases[ci]!;
-    const [nx, ny] = c.dims;
+    const [nx, ny, nz] = c.dims;
     for (let r = 0; r < ny; r++) {
       const src = (z * ny + r) * nx;
-      x.set(
-        c.image.subarray(src * channels, (src + nx) * channels),
-        ((b * h + r) * w) * channels,
-      );
+      const dst = ((b * h + r) * w) * channels;
+      if (depth === 1) {
+        x.set(c.image.subarray(src * ch, (src + nx) * ch), dst);
+      } else {
+        for (let d = 0; d < depth; d++) {
+          const zz = Math.min(nz - 1, Math.max(0, z + d - context));
+          const from = ((zz * ny + r) * nx) * ch;
+          for (let col = 0; col < nx; col++) {
+            for (let q = 0; q < ch; q++) {
+              x[dst + col * channels + d * ch + q] = c
+                .image[from + col * ch + q]!;
+            }
+          }
+        }
+      }
       if (c.label) {
         for (let col = 0; col < nx; col++) {
           y[(b * h + r) * w + col] = c.label[src + col]!;
@@ -80,19 +102,91 @@ export function sliceBatch(
   return { x, y, channels };
 }
 
+/** Options of {@linkcode coarseProbabilities} and {@linkcode coarseLabels}. */
+export interface CoarseTtaOptions {
+  /**
+   * Test-time flip: also predict the left-right mirrored slices and average
+   * the two softmaxes (resolved `coarse.tta`). @default {false}
+   */
+  tta?: boolean;
+}
+
+/**
+ * Stage 1's class probabilities of a batch of slices: the softmax of the
+ * network's logits or, with `tta`, the mean of that softmax and the softmax
+ * of the left-right mirrored batch, mirrored back.
+ *
+ * @param net The stage-1 network.
+ * @param input `[b, h, w, channels]` slices, zero-padded as in training.
+ * @param options Whether to add the mirrored prediction.
+ * @returns `[b, h, w, classes]` probabilities.
+ */
+export function coarseProbabilities(
+  net: DeepLab,
+  input: tf.Tensor4D,
+  options: CoarseTtaOptions = {},
+): tf.Tensor4D {
+  const { tta = false } = options;
+  return tf.tidy(() => {
+    const p = tf.softmax(net.apply(input, { training: false })) as tf.Tensor4D;
+    if (!tta) return p;
+    // Axis 2 of [b, h, w, c] is the width: the whole padded batch is
+    // mirrored, about the same centre as the training flip mirrors it.
+    const mirrored = net.apply(tf.reverse(input, 2), { training: false });
+    const back = tf.reverse(tf.softmax(mirrored), 2);
+    return tf.mul(tf.add(p, back), 0.5) as tf.Tensor4D;
+  });
+}
+
+/**
+ * Stage 1's label of every pixel of a batch of slices: the argmax of the
+ * logits or, with `tta`, of {@linkcode coarseProbabilities}' average.
+ *
+ * @param net The stage-1 network.
+ * @param input `[b, h, w, channels]` slices, zero-padded as in training.
+ * @param options Whether to add the mirrored prediction.
+ * @returns `[b, h, w]` int32 labels.
+ */
+export function coarseLabels(
+  net: DeepLab,
+  input: tf.Tensor4D,
+  options: CoarseTtaOptions = {},
+): tf.Tensor3D {
+  return tf.tidy(() =>
+    // Without the flip, the logits' argmax: the same labels as the softmax's
+    // but bit for bit those of runs from before `coarse.tta`.
+    (options.tta
+      ? coarseProbabilities(net, input, options)
+      : net.apply(input, { training: false })).argMax(-1) as tf.Tensor3D
+  );
+}
+
+/** Options of {@linkcode predictCoarse}. */
+export interface PredictCoarseOptions extends CoarseTtaOptions {
+  /** Slice sides are padded to a multiple of this ({@linkcode paddingMultiple}). */
+  multiple: number;
+  /** Slices per forward pass. */
+  batchSize: number;
+  /** The largest label id (sizes the label array). */
+  maxLabel: number;
+  /** Neighbouring slices on each side as extra channels (`coarse.context`). @default {0} */
+  context?: number;
+}
+
 /**
  * Predicts a case's coarse label map with the stage-1 network (argmax over
- * classes per pixel, slice by slice).
+ * classes per pixel, slice by slice; with `tta`, of the softmax averaged
+ * with the mirrored slices').
  *
  * @param net The stage-1 network.
  * @param c The case.
- * @param options Padding multiple and slices per forward pass.
+ * @param options Padding multiple, slices per forward pass, test-time flip.
  * @returns `[nz, ny, nx]` labels.
  */
 export async function predictCoarse(
   net: DeepLab,
   c: SliceSource,
-  options: { multiple: number; batchSize: number; maxLabel: number },
+  options: PredictCoarseOptions,
 ): Promise<LabelMap> {
   const [nx, ny, nz] = c.dims;
   const h = roundUp(ny, options.multiple);
@@ -103,11 +197,16 @@ export async function predictCoarse(
     for (let z = z0; z < Math.min(nz, z0 + options.batchSize); z++) {
       picks.push([0, z]);
     }
-    const { x, channels } = sliceBatch([c], picks, { height: h, width: w });
-    const arg = tf.tidy(() => {
-      const input = tf.tensor4d(x, [picks.length, h, w, channels]);
-      return net.apply(input, { training: false }).argMax(-1);
+    const { x, channels } = sliceBatch([c], picks, {
+      height: h,
+      width: w,
+      context: options.context ?? 0,
     });
+    const arg = tf.tidy(() =>
+      coarseLabels(net, tf.tensor4d(x, [picks.length, h, w, channels]), {
+        tta: options.tta ?? false,
+      })
+    );
     const labels = await arg.data();
     arg.dispose();
     picks.forEach(([, z], b) => {
@@ -161,6 +260,32 @@ export function resolveCoarseFlip(
   if (flip !== "auto") return flip === "horizontal";
   return cases.length > 0 && cases.every((c) => c.dims[2] > 1) &&
     !labelNames.some((n) => SIDE.test(n));
+}
+
+/**
+ * Resolves `config.coarse.tta`: `"auto"` flips at test time exactly when
+ * stage 1 mirrors its training slices (the resolved `coarse.flip`), since a
+ * mirrored slice is then as valid an input as the slice itself.
+ *
+ * @param tta The configured value.
+ * @param flip The resolved `coarse.flip` ({@linkcode resolveCoarseFlip}).
+ * @returns Whether stage 1 averages each slice's prediction with its mirror's.
+ *
+ * @example
+ * ```ts
+ * import { resolveCoarseTta } from "@agcl/agcl/pipeline";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(resolveCoarseTta("auto", true), true);
+ * assert.equal(resolveCoarseTta("auto", false), false);
+ * assert.equal(resolveCoarseTta("none", true), false);
+ * ```
+ */
+export function resolveCoarseTta(
+  tta: PipelineConfig["coarse"]["tta"],
+  flip: boolean,
+): boolean {
+  return tta === "auto" ? flip : tta === "flip";
 }
 
 /**
@@ -289,10 +414,12 @@ export function coarseStage(
       const { x, y, channels } = sliceBatch(cases, picks, {
         height: h,
         width: w,
+        context: co.context,
       });
       if (augmenting) {
         augmentSliceBatch(x, y, {
           shape: [picks.length, h, w, channels],
+          imageChannels: cases[0]!.channels,
           ...augment,
           prng,
         });

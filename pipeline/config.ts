@@ -180,6 +180,24 @@ export interface CoarseConfig {
    * are not mirrored. The run records the resolved choice in `config.json`.
    */
   flip: "auto" | "none" | "horizontal";
+  /**
+   * Test-time flip of stage-1 prediction: `"flip"` averages the softmax of
+   * each slice with that of its left-right mirror (mirrored back), `"none"`,
+   * or `"auto"` = `"flip"` exactly when the resolved `flip` mirrors the
+   * training slices (so never for sided labels or 2D images). It applies
+   * wherever stage 1 predicts: the evaluation cases, the training cases'
+   * attention (cross-fitted or not) and `deno task predict`. The run
+   * records the resolved choice in `config.json` (`coarseTtaResolved`) and
+   * `model/config.json` (`coarseTta`).
+   */
+  tta: "auto" | "none" | "flip";
+  /**
+   * Neighbouring slices on each side given to stage 1 as extra input
+   * channels (2.5D): `1` stacks slices `z - 1, z, z + 1` (repeated at the
+   * volume's ends), `0` is one slice. It widens only the coarse network's
+   * first convolution; `deno task predict` stacks the same way.
+   */
+  context: number;
   /** Random rotation of training slices, uniform in ±degrees (0 = off). */
   rotation: number;
   /** Random zoom range of training slices (`[1, 1]` = off). */
@@ -438,6 +456,8 @@ const TINY: PipelineConfig = {
     trainAttention: "crossfit",
     folds: 3,
     flip: "auto",
+    tta: "auto",
+    context: 0,
     rotation: 10,
     scale: [0.9, 1.1],
     translate: 0.05,
@@ -512,6 +532,8 @@ function paper(backbone: 50 | 101): PipelineConfig {
       trainAttention: "crossfit",
       folds: 2,
       flip: "auto",
+      tta: "auto",
+      context: 0,
       rotation: 10,
       scale: [0.9, 1.1],
       translate: 0.05,
@@ -866,6 +888,8 @@ export function validateConfig(
   num(c.coarse.folds, "coarse.folds", { int: true, min: 2, max: 10 });
   oneOf(c.coarse.schedule, "coarse.schedule", ["constant", "cosine"]);
   oneOf(c.coarse.flip, "coarse.flip", ["auto", "none", "horizontal"]);
+  oneOf(c.coarse.tta, "coarse.tta", ["auto", "none", "flip"]);
+  num(c.coarse.context, "coarse.context", { int: true, min: 0, max: 4 });
   num(c.coarse.rotation, "coarse.rotation", { min: 0, max: 180 });
   if (
     !Array.isArray(c.coarse.scale) || c.coarse.scale.length !== 2 ||

@@ -26,6 +26,7 @@ export * from "./evaluate_files.ts";
 export {
   resolveCoarseFlip,
   type ResolveCoarseFlipOptions,
+  resolveCoarseTta,
   resolveJitter,
 } from "./coarse.ts";
 export { crossfitFolds } from "./stage1.ts";

@@ -52,6 +52,11 @@ export interface TrainedModel {
   channels: number;
   /** Targets whose stage-1 maps keep only their largest 3D component. */
   largestComponent: number[];
+  /**
+   * Whether stage 1 averages each slice's prediction with its left-right
+   * mirror's (the run's resolved `coarse.tta`).
+   */
+  coarseTta: boolean;
   /** Stage-1 network, or `null` when the run used given coarse masks. */
   coarse: DeepLab | null;
   /** The frozen encoder. */
@@ -85,6 +90,7 @@ export async function loadTrainedModel(runDir: string): Promise<TrainedModel> {
     intensity: model.intensity,
     channels: model.channels,
     largestComponent: model.largestComponent ?? [],
+    coarseTta: model.coarseTta ?? false,
     coarse,
     encoder,
     segment,
@@ -111,6 +117,8 @@ async function attentionOf(
       multiple: paddingMultiple(m.config),
       batchSize: m.config.coarse.batchSize,
       maxLabel,
+      tta: m.coarseTta,
+      context: m.config.coarse.context,
     });
     if (m.largestComponent.length > 0) {
       attention = keepLargestComponents(attention, c.dims, {

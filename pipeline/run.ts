@@ -203,6 +203,7 @@ export async function runPipeline(
     intensityResolved: data.intensity,
     channels: data.train[0]!.channels,
     coarseFlipResolved: plan.flip,
+    coarseTtaResolved: plan.tta,
     coarseJitterResolved: plan.jitter,
     trainAttentionResolved: plan.trainSource,
     coarseLargestComponentResolved: plan.largestComponent,
@@ -315,6 +316,7 @@ export async function runPipeline(
       channels,
       intensity: data.intensity,
       largestComponent: plan.largestComponent,
+      coarseTta: plan.tta,
     });
 
     // Inference, label fusion, metrics and the stage evidence.

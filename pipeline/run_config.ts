@@ -53,7 +53,9 @@ export async function readRunConfig(runDir: string): Promise<{
  * Fills in, in place, the config fields that a run or `model/` written by
  * an older version lacks, with the values those versions used: no
  * wall-clock `budget`, the low-level skip from `layer1`, stage 2's views
- * mirrored (`pretrain.flip: "horizontal"`), stage 3's lr constant
+ * mirrored (`pretrain.flip: "horizontal"`), stage 1 predicting without a
+ * test-time flip (`coarse.tta: "none"`) from one slice (`coarse.context:
+ * 0`), stage 3's lr constant
  * (`segment.schedule: "constant"`), a two-class decoder (`segment.head:
  * "binary"`), and a bare intensity mode with the
  * default window and percentiles.
@@ -75,6 +77,9 @@ export function upgradeSavedConfig(plain: Record<string, unknown>): void {
   plain.budget ??= structuredClone(PRESETS.tiny.budget);
   // Written before `model.lowLevelSource`: the skip came from layer1.
   fill("model", { lowLevelSource: "layer1" });
+  // Written before `coarse.tta` / `coarse.context`: stage 1 predicted each
+  // slice once, from that slice alone.
+  fill("coarse", { tta: "none", context: 0 });
   // Written before `pretrain.flip`: every view was mirrored with p = 0.5.
   fill("pretrain", { flip: "horizontal" });
   // Written before `segment.schedule` (stage 3's lr was constant) or

@@ -19,6 +19,7 @@ import {
   paddingMultiple,
   predictCoarse,
   resolveCoarseFlip,
+  resolveCoarseTta,
   resolveJitter,
 } from "./coarse.ts";
 import type { PipelineConfig } from "./config.ts";
@@ -126,6 +127,8 @@ function fillBackground(map: LabelMap, truth: LabelMap): void {
 export interface Stage1Plan {
   /** Mirroring of training slices (`coarse.flip` resolved). */
   flip: boolean;
+  /** Test-time flip of every stage-1 prediction (`coarse.tta` resolved). */
+  tta: boolean;
   /** Intensity jitter (`coarse.jitter` resolved). */
   jitter: boolean;
   /** How the training cases' attention is made (`crossfit` resolved). */
@@ -155,11 +158,15 @@ export function planStage1(
   data: PreparedData,
   options: { seed: number },
 ): Stage1Plan {
+  const flip = resolveCoarseFlip(config.coarse.flip, {
+    labelNames: data.targets.map((t) => t.name),
+    cases: data.train,
+  });
   const plan: Stage1Plan = {
-    flip: resolveCoarseFlip(config.coarse.flip, {
-      labelNames: data.targets.map((t) => t.name),
-      cases: data.train,
-    }),
+    flip,
+    // Given coarse masks are read, never predicted.
+    tta: config.coarse.masks === null &&
+      resolveCoarseTta(config.coarse.tta, flip),
     jitter: resolveJitter(config.coarse.jitter, data.intensity),
     trainSource: config.coarse.masks !== null
       ? "given"
@@ -239,6 +246,8 @@ export async function runStage1(
         multiple: paddingMultiple(config),
         batchSize: config.coarse.batchSize,
         maxLabel,
+        tta: plan.tta,
+        context: config.coarse.context,
       });
       coarse.set(
         c.id,
@@ -283,6 +292,7 @@ export async function runStage1(
             ? coarseValidator(net, data.evaluation, {
               multiple: paddingMultiple(config),
               targets: data.targets,
+              context: config.coarse.context,
             })
             : null;
           if (check) spec.validate = check;

@@ -121,9 +121,11 @@ export function coarseValidator(
     multiple: number;
     targets: { id: number; name: string }[];
     slices?: number;
+    /** Neighbouring slices on each side as channels (`coarse.context`). */
+    context?: number;
   },
 ): (() => Promise<StageValidation>) | null {
-  const { multiple, targets, slices = 4 } = options;
+  const { multiple, targets, slices = 4, context = 0 } = options;
   const picks = pickValidationSlices(cases, slices);
   if (picks.length === 0) return null;
   const used = [...new Set(picks.map(([i]) => i))].map((i) => cases[i]!);
@@ -133,7 +135,11 @@ export function coarseValidator(
   ][];
   const h = roundUp(Math.max(...used.map((c) => c.dims[1])), multiple);
   const w = roundUp(Math.max(...used.map((c) => c.dims[0])), multiple);
-  const { x, y, channels } = sliceBatch(used, local, { height: h, width: w });
+  const { x, y, channels } = sliceBatch(used, local, {
+    height: h,
+    width: w,
+    context,
+  });
   // Pixels outside a case's own slice (padding) are left out of the counts.
   const inside = new Uint8Array(local.length * h * w);
   local.forEach(([ci, _z], b) => {

@@ -176,6 +176,36 @@ Deno.test("augmentSlice: wrong array lengths are a TypeError naming the shapes",
   );
 });
 
+Deno.test("augmentSliceBatch: imageChannels draws a grey image's jitter for a 3-slice stack, applied alike to each", () => {
+  const x = new Float32Array(2 * 3 * 4 * 3).fill(0.5);
+  const y = new Int32Array(2 * 3 * 4);
+  const ts = augmentSliceBatch(x, y, {
+    shape: [2, 3, 4, 3],
+    imageChannels: 1,
+    prng: new Prng(1),
+    intensity: { p: 1 },
+  });
+  // Drawn as a grey image: an intensity transform, never a colour one.
+  assert.ok(
+    ts.every((t) => t.intensity !== undefined && t.color === undefined),
+  );
+  for (let v = 0; v < x.length; v += 3) {
+    assert.equal(x[v], x[v + 1]);
+    assert.equal(x[v], x[v + 2]);
+  }
+  // Without it, three channels read as RGB.
+  const rgb = augmentSliceBatch(
+    new Float32Array(x.length),
+    new Int32Array(y.length),
+    {
+      shape: [2, 3, 4, 3],
+      prng: new Prng(1),
+      intensity: { p: 1 },
+    },
+  );
+  assert.ok(rgb.every((t) => t.intensity === undefined));
+});
+
 Deno.test("sampleSliceTransform: off by default, no draws; seeded and within ranges when on", () => {
   const prng = new Prng(5);
   const before = JSON.stringify(prng.getState());

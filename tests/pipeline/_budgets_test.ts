@@ -44,6 +44,7 @@ const MEASURED: MeasuredTimes = {
 
 const PLAN = {
   flip: false,
+  tta: false,
   jitter: false,
   trainSource: "predicted",
   largestComponent: [],

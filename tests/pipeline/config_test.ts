@@ -93,6 +93,28 @@ Deno.test("mergeConfig() checks the stage-1 augmentation fields", () => {
     () => mergeConfig(PRESETS.tiny, { coarse: { translate: 0.7 } }),
     { message: /'coarse.translate': expected <= 0.5: current value is 0.7/ },
   );
+  assert.equal(PRESETS.tiny.coarse.tta, "auto");
+  assert.equal(
+    mergeConfig(PRESETS.tiny, { coarse: { tta: "flip" } }).coarse.tta,
+    "flip",
+  );
+  assert.throws(
+    () => mergeConfig(PRESETS.tiny, { coarse: { tta: "horizontal" } }),
+    {
+      name: "RangeError",
+      message:
+        /'coarse.tta': expected one of "auto", "none", "flip": current value is "horizontal"/,
+    },
+  );
+  assert.equal(PRESETS.tiny.coarse.context, 0);
+  assert.throws(
+    () => mergeConfig(PRESETS.tiny, { coarse: { context: 1.5 } }),
+    { name: "RangeError", message: /'coarse.context': expected an integer/ },
+  );
+  assert.throws(
+    () => mergeConfig(PRESETS.tiny, { coarse: { context: 5 } }),
+    { message: /'coarse.context': expected <= 4: current value is 5/ },
+  );
   assert.throws(() => mergeConfig(PRESETS.tiny, { coarse: { jitter: 1 } }), {
     message: /'coarse.jitter': expected one of "auto", true, false/,
   });

@@ -224,7 +224,7 @@ Deno.test("loadTrainedModel() reads a run's model/ folder on its own, and names 
   });
 });
 
-Deno.test("loadTrainedModel() reads a model/ whose config.json predates the budget, pretrain.flip and segment.schedule fields", async () => {
+Deno.test("loadTrainedModel() reads a model/ whose config.json predates the budget, pretrain.flip, segment.schedule and coarse.tta fields", async () => {
   await tempDir(async (dir) => {
     for (const name of await listing(join(PHANTOM_RUN, "model"))) {
       await Deno.copyFile(join(PHANTOM_RUN, "model", name), join(dir, name));
@@ -235,12 +235,18 @@ Deno.test("loadTrainedModel() reads a model/ whose config.json predates the budg
     delete c.pipeline.budget;
     delete c.pipeline.pretrain.flip;
     delete c.pipeline.segment.schedule;
+    // The phantom's labels name sides: its run resolved no test-time flip.
+    assert.equal(c.coarseTta, false);
+    delete c.coarseTta;
+    delete c.pipeline.coarse.tta;
     await Deno.writeTextFile(path, JSON.stringify(c));
     const m = await loadTrainedModel(dir);
     try {
       assert.deepEqual(m.config.budget, { minutes: null, fill: false });
       assert.equal(m.config.pretrain.flip, "horizontal");
       assert.equal(m.config.segment.schedule, "constant");
+      assert.equal(m.config.coarse.tta, "none");
+      assert.equal(m.coarseTta, false);
     } finally {
       m.dispose();
     }

@@ -39,6 +39,21 @@ Deno.test("readRunConfig() reads a run from before model.lowLevelSource as a lay
   }
 });
 
+Deno.test("readRunConfig() reads a run from before coarse.tta and coarse.context as predicting from one slice without the test-time flip", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const { tta: _, context: _c, ...coarse } = PRESETS.tiny.coarse;
+    const saved = { ...PRESETS.tiny, coarse, coarseFlipResolved: true };
+    await Deno.writeTextFile(join(dir, "config.json"), JSON.stringify(saved));
+    const r = await readRunConfig(dir);
+    assert.equal(r.config.coarse.tta, "none");
+    assert.equal(r.config.coarse.context, 0);
+    assert.equal("tta" in (r.saved.coarse as object), false);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("readRunConfig() reads a run from before pretrain.flip, segment.schedule and segment.head as mirroring every view with a constant stage-3 lr and a two-class decoder", async () => {
   const dir = await Deno.makeTempDir();
   try {

@@ -6,7 +6,7 @@ import { parseTrainArgs } from "../../cli/train.ts";
 const MICRO =
   new URL("../testdata/micro_config.json", import.meta.url).pathname;
 
-Deno.test("runPipeline() cross-fits the training attention and records the stage evidence; a decoder with a class per target predicts again from model/", async () => {
+Deno.test("runPipeline() cross-fits the training attention and records the stage evidence; a decoder with a class per target and stage 1's test-time flip predict again from model/", async () => {
   const out = await Deno.makeTempDir();
   try {
     // 6 phantom cases: 4 training cases, two per domain, so 2 folds work.
@@ -21,6 +21,9 @@ Deno.test("runPipeline() cross-fits the training attention and records the stage
       "coarse.folds=2",
       "--set",
       "segment.head=targets",
+      // Asked for: "auto" would not flip the phantom's sided labels.
+      "--set",
+      "coarse.tta=flip",
     ]);
     const lines: string[] = [];
     const result = await runPipeline(config, {
@@ -31,6 +34,8 @@ Deno.test("runPipeline() cross-fits the training attention and records the stage
     });
     const saved = JSON.parse(await Deno.readTextFile(join(out, "config.json")));
     assert.equal(saved.trainAttentionResolved, "crossfit");
+    assert.equal(saved.coarseFlipResolved, false);
+    assert.equal(saved.coarseTtaResolved, true);
     // The phantom's labels name sides (kidney_left) and its CT comes
     // through a HU window: stage 2 neither mirrors nor jitters its views.
     assert.equal(saved.pretrainFlipResolved, false);
@@ -138,6 +143,8 @@ Deno.test("runPipeline() cross-fits the training attention and records the stage
       model.nets.segment.options.nClasses,
       Object.keys(metrics.targets).length + 1,
     );
+    // predict flips stage 1's slices as the run did.
+    assert.equal(model.coarseTta, true);
     const image: string = metrics.cases[0].image;
     const id = basename(image).replace(/\.nii(\.gz)?$/, "");
     const again = join(out, `again-${id}.nii.gz`);

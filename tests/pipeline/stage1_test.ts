@@ -66,6 +66,7 @@ Deno.test("planStage1() resolves crossfit, its fallback, given masks and the aut
   assert.equal(plan.trainSource, "crossfit");
   assert.equal(Object.keys(plan.folds!).length, 4);
   assert.equal(plan.flip, true); // volumes, no sided label
+  assert.equal(plan.tta, true); // auto: test-time flip where training flips
   assert.equal(plan.jitter, false); // HU window
   assert.deepEqual(plan.largestComponent, [1]); // no truth shows it split
   const fallback = planStage1(tiny, fakeData([0, 1]), { seed: 1 });
@@ -79,6 +80,7 @@ Deno.test("planStage1() resolves crossfit, its fallback, given masks and the aut
   );
   assert.equal(given.trainSource, "given");
   assert.deepEqual(given.largestComponent, []); // given maps are kept as they are
+  assert.equal(given.tta, false); // and not predicted
   const union = planStage1(
     mergeConfig(tiny, { coarse: { trainAttention: "union" } }),
     fakeData([0, 0]),
@@ -92,4 +94,33 @@ Deno.test("planStage1() resolves crossfit, its fallback, given masks and the aut
   label[7] = 1;
   (split.train[0] as { label?: Uint8Array }).label = label;
   assert.deepEqual(planStage1(tiny, split, { seed: 1 }).largestComponent, []);
+});
+
+Deno.test("planStage1() resolves coarse.tta from the resolved flip: no test-time flip for sided labels unless asked", () => {
+  const sided = fakeData([0, 0]);
+  sided.targets = [{ id: 1, name: "kidney_left" }, {
+    id: 2,
+    name: "kidney_right",
+  }];
+  const tiny = PRESETS.tiny;
+  const auto = planStage1(tiny, sided, { seed: 1 });
+  assert.deepEqual([auto.flip, auto.tta], [false, false]);
+  const flipped = planStage1(
+    mergeConfig(tiny, { coarse: { flip: "horizontal" } }),
+    sided,
+    { seed: 1 },
+  );
+  assert.deepEqual([flipped.flip, flipped.tta], [true, true]);
+  const none = planStage1(
+    mergeConfig(tiny, { coarse: { tta: "none" } }),
+    fakeData([0, 0]),
+    { seed: 1 },
+  );
+  assert.deepEqual([none.flip, none.tta], [true, false]);
+  const forced = planStage1(
+    mergeConfig(tiny, { coarse: { tta: "flip" } }),
+    sided,
+    { seed: 1 },
+  );
+  assert.deepEqual([forced.flip, forced.tta], [false, true]);
 });
