@@ -46,11 +46,14 @@ export function dilatedConvGrads(
   rate: number,
 ): [tf.Tensor4D, tf.Tensor4D] | undefined {
   if (!routed.has(tf.getBackend())) return undefined;
+  const [kh, kw] = filter.shape;
   const common = {
     strides: 1,
     pad: "same",
     dataFormat: "NHWC",
-    dilations: rate,
+    // Along a kernel axis of size 1 the rate changes nothing: 1 there keeps
+    // a 1×1 kernel (a centre tap alone) the backends' ordinary 1×1 case.
+    dilations: [kh > 1 ? rate : 1, kw > 1 ? rate : 1],
   };
   const engine = tf.engine();
   const dx = engine.runKernel("Conv2DBackpropInput", { dy, filter }, {
