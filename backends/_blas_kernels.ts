@@ -12,6 +12,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import type { Blas } from "./_blas.ts";
+import { routeDilatedGrads } from "./_dilated_grads.ts";
 import {
   biasActivation,
   col2imRows,
@@ -402,10 +403,14 @@ export function blasKernelsInstalled(): boolean {
 export function installBlasKernels(blas: Blas): void {
   if (uninstall) return;
   uninstall = applyPatches("wasm", blasKernelPatches(blas));
+  // Both convolution gradients now honour `dilations` in one product (and
+  // the oneDNN layers, installed above these, too).
+  routeDilatedGrads("wasm", true);
 }
 
 /** Removes the BLAS layers, leaving the kernels below them as they were. */
 export function uninstallBlasKernels(): void {
   uninstall?.();
   uninstall = undefined;
+  routeDilatedGrads("wasm", false);
 }

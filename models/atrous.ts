@@ -15,8 +15,14 @@
  * Taps whose shift is at least the map size only ever read zero padding:
  * they are skipped (on a 16×16 map the rate-18 branch reduces to its centre
  * tap, a 1×1 convolution).
+ *
+ * Where the backend's own gradient kernels honour dilations (wasm with its
+ * oneDNN or BLAS layers, see `backends/_dilated_grads.ts`), both gradients
+ * are those kernels' instead: one dilated convolution gradient each, over
+ * the block of live taps, in place of a matrix product per tap.
  */
 import * as tf from "@tensorflow/tfjs";
+import { dilatedConvGrads } from "../backends/_dilated_grads.ts";
 
 /** Options for {@linkcode atrousConv2d}. */
 export interface AtrousConv2dOptions {
@@ -102,6 +108,33 @@ function forward(
   return tapSum(x, filter, taps);
 }
 
+/**
+ * Both gradients from the backend's dilated gradient kernels, or
+ * `undefined` where it has none. The live taps are a block centred in the
+ * kernel (a tap is live when its row's and its column's shifts both fit in
+ * the map), so they run as a smaller 'same' convolution: the dead taps'
+ * gradient is the zero padding around the block's.
+ */
+function kernelBackward(
+  dy: tf.Tensor4D,
+  x: tf.Tensor4D,
+  filter: tf.Tensor4D,
+  rate: number,
+  taps: Tap[],
+): [tf.Tensor4D, tf.Tensor4D] | undefined {
+  const [kh, kw, ci, co] = filter.shape;
+  const ky0 = Math.min(...taps.map((t) => t.ky));
+  const kx0 = Math.min(...taps.map((t) => t.kx));
+  const live = ky0 === 0 && kx0 === 0
+    ? filter
+    : filter.slice([ky0, kx0, 0, 0], [kh - 2 * ky0, kw - 2 * kx0, ci, co]);
+  const grads = dilatedConvGrads({ dy, x, filter: live }, rate);
+  if (!grads) return undefined;
+  const [dx, dLive] = grads;
+  if (live === filter) return [dx, dLive];
+  return [dx, dLive.pad([[ky0, ky0], [kx0, kx0], [0, 0], [0, 0]])];
+}
+
 function backward(
   dy: tf.Tensor4D,
   x: tf.Tensor4D,
@@ -109,6 +142,8 @@ function backward(
   rate: number,
   taps: Tap[],
 ): [tf.Tensor4D, tf.Tensor4D] {
+  const fast = kernelBackward(dy, x, filter, rate, taps);
+  if (fast) return fast;
   const [b, h, w, ci] = x.shape;
   const [kh, kw, , co] = filter.shape;
   const dy2 = dy.reshape([b * h * w, co]); // [N, co]
