@@ -29,6 +29,11 @@ export function routeDilatedGrads(backend: string, on: boolean): void {
   else routed.delete(backend);
 }
 
+/** Whether the active backend takes the route ({@linkcode routeDilatedGrads}). */
+export function dilatedGradsRouted(): boolean {
+  return routed.has(tf.getBackend());
+}
+
 /**
  * `[dx, dFilter]` of a stride-1 'same' NHWC convolution of `x` with
  * `filter` at dilation `rate`, for the incoming gradient `dy`, from the
@@ -45,7 +50,7 @@ export function dilatedConvGrads(
   { dy, x, filter }: { dy: tf.Tensor4D; x: tf.Tensor4D; filter: tf.Tensor4D },
   rate: number,
 ): [tf.Tensor4D, tf.Tensor4D] | undefined {
-  if (!routed.has(tf.getBackend())) return undefined;
+  if (!dilatedGradsRouted()) return undefined;
   const [kh, kw] = filter.shape;
   const common = {
     strides: 1,

@@ -22,7 +22,10 @@
  * the block of live taps, in place of a matrix product per tap.
  */
 import * as tf from "@tensorflow/tfjs";
-import { dilatedConvGrads } from "../backends/_dilated_grads.ts";
+import {
+  dilatedConvGrads,
+  dilatedGradsRouted,
+} from "../backends/_dilated_grads.ts";
 
 /** Options for {@linkcode atrousConv2d}. */
 export interface AtrousConv2dOptions {
@@ -122,6 +125,8 @@ function kernelBackward(
   rate: number,
   taps: Tap[],
 ): [tf.Tensor4D, tf.Tensor4D] | undefined {
+  // Checked first, so other backends cut no live block they cannot use.
+  if (!dilatedGradsRouted()) return undefined;
   const [kh, kw, ci, co] = filter.shape;
   const ky0 = Math.min(...taps.map((t) => t.ky));
   const kx0 = Math.min(...taps.map((t) => t.kx));

@@ -39,6 +39,7 @@ import {
   buildEncoder,
   buildHead,
   buildSegNet,
+  coarseInChannels,
 } from "./_models.ts";
 import { roundUp } from "./_train_util.ts";
 
@@ -151,7 +152,7 @@ export async function measureStepTimes(
         b,
         roundUp(c.dims[1], m),
         roundUp(c.dims[0], m),
-        channels * (2 * config.coarse.context + 1),
+        coarseInChannels(config, channels),
       ];
       coarseForwardMsPerSlice = await timeForward(
         () =>

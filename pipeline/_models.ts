@@ -51,9 +51,17 @@ export function pickTrainable(
 }
 
 /**
- * The stage-1 multi-class network, on `imageChannels` times the
+ * Input channels of the stage-1 network: the image's, times the
  * `2 coarse.context + 1` slices each input stacks.
  */
+export function coarseInChannels(
+  config: PipelineConfig,
+  imageChannels: number,
+): number {
+  return imageChannels * (2 * config.coarse.context + 1);
+}
+
+/** The stage-1 multi-class network, on {@linkcode coarseInChannels} channels. */
 export function buildCoarseNet(
   config: PipelineConfig,
   imageChannels: number,
@@ -63,7 +71,7 @@ export function buildCoarseNet(
   const m = config.model;
   return createDeepLab({
     depth: m.backbone,
-    inChannels: imageChannels * (2 * config.coarse.context + 1),
+    inChannels: coarseInChannels(config, imageChannels),
     stem: m.stem,
     outputStride: m.outputStride,
     widthMultiplier: config.coarse.widthMultiplier,
