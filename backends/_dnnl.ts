@@ -1,8 +1,9 @@
 /**
  * Optional oneDNN (Debian `libdnnl2`) through Deno FFI: multi-threaded,
  * JIT-compiled 2-D convolutions (forward, backward data, backward weights)
- * over NHWC data and HWIO filters, read and written in place on any memory
- * a pointer reaches (the wasm heap). Detected at runtime; absent library,
+ * over NHWC data and HWIO filters, and training-mode batch normalisation
+ * (forward with the batch statistics, backward), read and written in place
+ * on any memory a pointer reaches (the wasm heap). Detected at runtime; absent library,
  * wrong API version or no permission → undefined, with the reason.
  *
  * Only the oneDNN 2.x C API is spoken (the one Debian 12 ships, the one
@@ -22,6 +23,19 @@ export interface DnnlConv extends ConvGeometry {
   /** Zero padding below the last row and after the last column. */
   bottom: number;
   right: number;
+}
+
+/**
+ * A training-mode batch normalisation over NHWC data `[n, h, w, c]`:
+ * per-channel statistics of the batch's `n·h·w` values.
+ */
+export interface DnnlBatchNorm {
+  n: number;
+  h: number;
+  w: number;
+  c: number;
+  /** Added to the variance before its square root. */
+  epsilon: number;
 }
 
 import type { Blas, GemmOp, GemvOp } from "./_blas.ts";
@@ -61,6 +75,34 @@ export interface Dnnl {
     src: Pointer,
     diffDst: Pointer,
     diffWeights: Pointer,
+  ): void;
+  /**
+   * Batch norm in training mode: dst = γ·(src − mean)/√(variance + ε) + β
+   * with the batch's mean and (biased) variance, written to `mean` and
+   * `variance` ([c] each). `scaleShift` is `[2, c]`: γ, then β.
+   */
+  batchNormForward(
+    bn: DnnlBatchNorm,
+    src: Pointer,
+    scaleShift: Pointer,
+    dst: Pointer,
+    mean: Pointer,
+    variance: Pointer,
+  ): void;
+  /**
+   * The gradients of {@linkcode Dnnl.batchNormForward} for diffDst:
+   * diffSrc (NHWC) and diffScaleShift (`[2, c]`: dγ, then dβ), from the
+   * forward's src, mean and variance and `scaleShift`.
+   */
+  batchNormBackward(
+    bn: DnnlBatchNorm,
+    src: Pointer,
+    mean: Pointer,
+    variance: Pointer,
+    diffDst: Pointer,
+    scaleShift: Pointer,
+    diffSrc: Pointer,
+    diffScaleShift: Pointer,
   ): void;
   /**
    * The oneDNN implementation chosen for one convolution (e.g.
@@ -115,6 +157,14 @@ const SYMBOLS = {
     parameters: [P, "i32", P, P, P, P, B, B, B, B],
     result: "i32",
   },
+  dnnl_batch_normalization_forward_desc_init: {
+    parameters: [P, "i32", P, "f32", "u32"],
+    result: "i32",
+  },
+  dnnl_batch_normalization_backward_desc_init: {
+    parameters: [P, "i32", P, P, "f32", "u32"],
+    result: "i32",
+  },
   dnnl_primitive_desc_create: { parameters: [P, P, P, P, P], result: "i32" },
   dnnl_primitive_desc_query: {
     parameters: [P, "i32", "i32", P],
@@ -164,6 +214,7 @@ const TAG_HWIO = 30;
 const CPU = 1;
 const STREAM_DEFAULT = 1;
 const FORWARD_TRAINING = 64;
+const BACKWARD = 128;
 const BACKWARD_DATA = 160;
 const BACKWARD_WEIGHTS = 192;
 const CONVOLUTION_DIRECT = 1;
@@ -171,12 +222,20 @@ const ARG_SRC = 1;
 const ARG_DST = 17;
 const ARG_WEIGHTS = 33;
 const ARG_BIAS = 41;
+const ARG_MEAN = 49;
+const ARG_VARIANCE = 50;
 const ARG_DIFF_SRC = 129;
 const ARG_DIFF_DST = 145;
 const ARG_DIFF_WEIGHTS = 161;
 const QUERY_IMPL_INFO_STR = 8;
+const QUERY_SRC_MD = 129;
+const QUERY_DIFF_SRC_MD = 130;
 const QUERY_WEIGHTS_MD = 131;
 const QUERY_DIFF_WEIGHTS_MD = 132;
+const QUERY_DST_MD = 133;
+const QUERY_DIFF_DST_MD = 134;
+/** dnnl_use_scaleshift: γ and β in one `[2, c]` argument (every 2.x has it). */
+const USE_SCALESHIFT = 0x2;
 /** sizeof(dnnl_memory_desc_t) is 696 and of dnnl_convolution_desc_t 5976 in 2.6; room to spare. */
 const MD_BYTES = 1024;
 const OP_DESC_BYTES = 8192;
@@ -595,12 +654,156 @@ class Library implements Dnnl {
     const key = `${kind}|${
       withBias ? 1 : 0
     }|${conv.n},${conv.h},${conv.w},${conv.c}|${conv.oh},${conv.ow},${conv.co}|${conv.kh},${conv.kw}|${conv.sh},${conv.sw}|${conv.dh},${conv.dw}|${conv.top},${conv.bottom},${conv.left},${conv.right}`;
+    return this.#cachedPlan(key, () => this.#build(kind, conv, withBias));
+  }
+
+  /** The plan cached under `key`, built (and cached, null included) on a miss. */
+  #cachedPlan(key: string, build: () => Plan | null): Plan | null {
     const hit = this.#plans.get(key);
     if (hit !== undefined) return hit;
     if (this.#plans.size >= MAX_PLANS) this.#clear();
-    const plan = this.#build(kind, conv, withBias);
+    const plan = build();
     this.#plans.set(key, plan);
     return plan;
+  }
+
+  /** Builds one batch norm primitive (forward training or backward), or null when unsupported. */
+  #buildBatchNorm(backward: boolean, bn: DnnlBatchNorm): Plan | null {
+    const owned: Plan["owned"] = { pds: [], prims: [], mems: [] };
+    try {
+      return this.#buildBatchNormInto(backward, bn, owned);
+    } catch (e) {
+      this.#release(owned);
+      throw e;
+    }
+  }
+
+  #buildBatchNormInto(
+    backward: boolean,
+    bn: DnnlBatchNorm,
+    owned: Plan["owned"],
+  ): Plan | null {
+    const L = this.#lib;
+    const data = ptrOf(this.#md([bn.n, bn.c, bn.h, bn.w], TAG_NHWC));
+    const fwdDesc = new Uint8Array(OP_DESC_BYTES);
+    this.#check(
+      L.dnnl_batch_normalization_forward_desc_init(
+        ptrOf(fwdDesc),
+        FORWARD_TRAINING,
+        data,
+        bn.epsilon,
+        USE_SCALESHIFT,
+      ),
+      "batch_normalization_forward_desc_init",
+    );
+    // The backward primitive needs the forward one as a hint.
+    const fwd = this.#pd(fwdDesc, null);
+    if (fwd === null) return null;
+    owned.pds.push(fwd);
+    let pd: Pointer = fwd;
+    if (backward) {
+      const desc = new Uint8Array(OP_DESC_BYTES);
+      this.#check(
+        L.dnnl_batch_normalization_backward_desc_init(
+          ptrOf(desc),
+          BACKWARD,
+          data,
+          data,
+          bn.epsilon,
+          USE_SCALESHIFT,
+        ),
+        "batch_normalization_backward_desc_init",
+      );
+      pd = this.#pd(desc, fwd);
+      if (pd === null) return null;
+      owned.pds.push(pd);
+    }
+    // Every argument in the primitive's own description: NHWC data, [c]
+    // statistics, [2, c] scale and shift.
+    const mem = (query: number, index: number) =>
+      this.#memory(L.dnnl_primitive_desc_query_md(pd, query, index), owned);
+    // The statistics are outputs 1 and 2 forward, inputs 1 and 2 backward.
+    const stats = backward ? QUERY_SRC_MD : QUERY_DST_MD;
+    const args = new Map<number, Pointer>([
+      [ARG_SRC, mem(QUERY_SRC_MD, 0)],
+      [ARG_MEAN, mem(stats, 1)],
+      [ARG_VARIANCE, mem(stats, 2)],
+      [ARG_WEIGHTS, mem(QUERY_WEIGHTS_MD, 0)],
+    ]);
+    if (backward) {
+      args.set(ARG_DIFF_DST, mem(QUERY_DIFF_DST_MD, 0))
+        .set(ARG_DIFF_SRC, mem(QUERY_DIFF_SRC_MD, 0))
+        .set(ARG_DIFF_WEIGHTS, mem(QUERY_DIFF_WEIGHTS_MD, 0));
+    } else {
+      args.set(ARG_DST, mem(QUERY_DST_MD, 0));
+    }
+    return {
+      main: this.#step(pd, args, owned),
+      impl: this.#implName(pd),
+      owned,
+    };
+  }
+
+  /** Runs the batch norm primitive of `bn` on `handles` (argument → address). */
+  #execBatchNorm(
+    backward: boolean,
+    bn: DnnlBatchNorm,
+    handles: [number, Pointer][],
+  ): void {
+    const key = `bn|${
+      backward ? 1 : 0
+    }|${bn.n},${bn.h},${bn.w},${bn.c}|${bn.epsilon}`;
+    const plan = this.#cachedPlan(
+      key,
+      () => this.#buildBatchNorm(backward, bn),
+    );
+    if (!plan) {
+      throw new Error(`oneDNN has no batch norm for ${JSON.stringify(bn)}`);
+    }
+    const L = this.#lib;
+    for (const [arg, handle] of handles) {
+      L.dnnl_memory_set_data_handle(plan.main.args.get(arg)!, handle);
+    }
+    this.#run(plan.main);
+    this.#check(L.dnnl_stream_wait(this.#stream), "stream_wait");
+  }
+
+  batchNormForward(
+    bn: DnnlBatchNorm,
+    src: Pointer,
+    scaleShift: Pointer,
+    dst: Pointer,
+    mean: Pointer,
+    variance: Pointer,
+  ): void {
+    this.#execBatchNorm(false, bn, [
+      [ARG_SRC, src],
+      [ARG_WEIGHTS, scaleShift],
+      [ARG_DST, dst],
+      [ARG_MEAN, mean],
+      [ARG_VARIANCE, variance],
+    ]);
+  }
+
+  batchNormBackward(
+    bn: DnnlBatchNorm,
+    src: Pointer,
+    mean: Pointer,
+    variance: Pointer,
+    diffDst: Pointer,
+    scaleShift: Pointer,
+    diffSrc: Pointer,
+    diffScaleShift: Pointer,
+  ): void {
+    this.#execBatchNorm(true, bn, [
+      [ARG_SRC, src],
+      [ARG_MEAN, mean],
+      [ARG_VARIANCE, variance],
+      [ARG_DIFF_DST, diffDst],
+      [ARG_WEIGHTS, scaleShift],
+      [ARG_DIFF_SRC, diffSrc],
+      [ARG_DIFF_WEIGHTS, diffScaleShift],
+    ]);
   }
 
   #clear(): void {
