@@ -105,6 +105,21 @@ export interface Dnnl {
     diffScaleShift: Pointer,
   ): void;
   /**
+   * dst = relu(dst + other) over `size` floats in place; without `other`
+   * no sum, without `relu` no ReLU.
+   */
+  addRelu(size: number, dst: Pointer, other: Pointer, relu: boolean): void;
+  /**
+   * diffSrc = diffDst where dst > 0, else 0: ReLU's gradient from its
+   * output `dst`, over `size` floats.
+   */
+  reluBackward(
+    size: number,
+    dst: Pointer,
+    diffDst: Pointer,
+    diffSrc: Pointer,
+  ): void;
+  /**
    * The oneDNN implementation chosen for one convolution (e.g.
    * `"jit:avx512_core"`), or `undefined` when oneDNN refuses it.
    */
@@ -165,6 +180,24 @@ const SYMBOLS = {
     parameters: [P, "i32", P, P, "f32", "u32"],
     result: "i32",
   },
+  dnnl_eltwise_forward_desc_init: {
+    parameters: [P, "i32", "i32", P, "f32", "f32"],
+    result: "i32",
+  },
+  dnnl_eltwise_backward_desc_init: {
+    parameters: [P, "i32", P, P, "f32", "f32"],
+    result: "i32",
+  },
+  dnnl_binary_desc_init: { parameters: [P, "i32", P, P, P], result: "i32" },
+  dnnl_primitive_attr_create: { parameters: [P], result: "i32" },
+  dnnl_primitive_attr_destroy: { parameters: [P], result: "i32" },
+  dnnl_primitive_attr_set_post_ops: { parameters: [P, P], result: "i32" },
+  dnnl_post_ops_create: { parameters: [P], result: "i32" },
+  dnnl_post_ops_destroy: { parameters: [P], result: "i32" },
+  dnnl_post_ops_append_eltwise: {
+    parameters: [P, "f32", "i32", "f32", "f32"],
+    result: "i32",
+  },
   dnnl_primitive_desc_create: { parameters: [P, P, P, P, P], result: "i32" },
   dnnl_primitive_desc_query: {
     parameters: [P, "i32", "i32", P],
@@ -205,6 +238,23 @@ const SYMBOLS = {
 
 type Lib = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
 
+/** libgomp's thread count, which oneDNN 2.x reads per parallel region. */
+const OPENMP_SYMBOLS = {
+  omp_get_max_threads: { parameters: [], result: "i32" },
+  omp_set_num_threads: { parameters: ["i32"], result: "void" },
+} as const;
+
+type OpenMp = Deno.DynamicLibrary<typeof OPENMP_SYMBOLS>["symbols"];
+
+/** The OpenMP runtime oneDNN loaded (Debian's is built on libgomp), if any. */
+function openOpenMp(): OpenMp | undefined {
+  try {
+    return Deno.dlopen("libgomp.so.1", OPENMP_SYMBOLS).symbols;
+  } catch {
+    return undefined;
+  }
+}
+
 // Values from oneDNN 2.x's dnnl_types.h.
 const F32 = 3;
 const TAG_ANY = 1;
@@ -218,7 +268,11 @@ const BACKWARD = 128;
 const BACKWARD_DATA = 160;
 const BACKWARD_WEIGHTS = 192;
 const CONVOLUTION_DIRECT = 1;
+const ELTWISE_RELU = 0x1f;
+const ELTWISE_RELU_USE_DST_FOR_BWD = 0x100;
+const BINARY_ADD = 0x1fff0;
 const ARG_SRC = 1;
+const ARG_SRC_1 = 2;
 const ARG_DST = 17;
 const ARG_WEIGHTS = 33;
 const ARG_BIAS = 41;
@@ -293,10 +347,13 @@ class Library implements Dnnl {
   #stream: Pointer;
   #plans = new Map<string, Plan | null>();
 
-  constructor(path: string, lib: Lib, version: string) {
+  #openmp: OpenMp | undefined;
+
+  constructor(path: string, lib: Lib, version: string, openmp?: OpenMp) {
     this.path = path;
     this.version = version;
     this.#lib = lib;
+    this.#openmp = openmp;
     const e = outPtr();
     this.#check(lib.dnnl_engine_create(ptrOf(e), CPU, 0n), "engine_create");
     this.#engine = read(e);
@@ -521,12 +578,12 @@ class Library implements Dnnl {
   }
 
   /** A primitive descriptor, or null when oneDNN has no implementation. */
-  #pd(desc: Uint8Array<ArrayBuffer>, hint: Pointer): Pointer {
+  #pd(desc: Uint8Array<ArrayBuffer>, hint: Pointer, attr?: Pointer): Pointer {
     const out = outPtr();
     const status = this.#lib.dnnl_primitive_desc_create(
       ptrOf(out),
       ptrOf(desc),
-      null,
+      attr ?? null,
       this.#engine,
       hint,
     );
@@ -669,13 +726,9 @@ class Library implements Dnnl {
 
   /** Builds one batch norm primitive (forward training or backward), or null when unsupported. */
   #buildBatchNorm(backward: boolean, bn: DnnlBatchNorm): Plan | null {
-    const owned: Plan["owned"] = { pds: [], prims: [], mems: [] };
-    try {
-      return this.#buildBatchNormInto(backward, bn, owned);
-    } catch (e) {
-      this.#release(owned);
-      throw e;
-    }
+    return this.#guarded((owned) =>
+      this.#buildBatchNormInto(backward, bn, owned)
+    );
   }
 
   #buildBatchNormInto(
@@ -753,19 +806,223 @@ class Library implements Dnnl {
     const key = `bn|${
       backward ? 1 : 0
     }|${bn.n},${bn.h},${bn.w},${bn.c}|${bn.epsilon}`;
-    const plan = this.#cachedPlan(
-      key,
-      () => this.#buildBatchNorm(backward, bn),
-    );
-    if (!plan) {
-      throw new Error(`oneDNN has no batch norm for ${JSON.stringify(bn)}`);
+    // One thread, when built as when run: oneDNN sizes a primitive's
+    // scratch for the threads it sees at creation.
+    this.#oneThread(() => {
+      const plan = this.#cachedPlan(
+        key,
+        () => this.#buildBatchNorm(backward, bn),
+      );
+      if (!plan) {
+        throw new Error(`oneDNN has no batch norm for ${JSON.stringify(bn)}`);
+      }
+      const L = this.#lib;
+      for (const [arg, handle] of handles) {
+        L.dnnl_memory_set_data_handle(plan.main.args.get(arg)!, handle);
+      }
+      this.#run(plan.main);
+      this.#check(L.dnnl_stream_wait(this.#stream), "stream_wait");
+    });
+  }
+
+  /**
+   * Runs `fn` with oneDNN's OpenMP parallel regions on the calling thread
+   * alone (as many as before, after). oneDNN's JIT batch norm meets its
+   * threads at spinning barriers a few times per call: on a shared machine
+   * (more runnable threads than cores) every call then waits for a
+   * descheduled thread, ~15 ms per call of any size (R18 DeepLab's full
+   * step, 2 busy cores: 1.9 s against 0.9 s before), against 1-3 ms for the
+   * largest on one thread. Without libgomp's entry points, as they are.
+   */
+  #oneThread(fn: () => void): void {
+    const omp = this.#openmp;
+    if (!omp) return fn();
+    const threads = omp.omp_get_max_threads();
+    if (threads <= 1) return fn();
+    omp.omp_set_num_threads(1);
+    try {
+      fn();
+    } finally {
+      omp.omp_set_num_threads(threads);
     }
+  }
+
+  /**
+   * Builds one element-wise primitive over `size` floats (every argument
+   * that flat f32 vector), or null when unsupported: `init` fills the
+   * operation descriptor (and the forward one a backward needs as a hint).
+   */
+  #buildElementwise(
+    size: number,
+    init: (desc: Pointer, md: Pointer) => { status: number; hint?: Pointer },
+    args: number[],
+    attr: Pointer,
+    owned: Plan["owned"],
+  ): Plan | null {
+    const md = ptrOf(this.#md([size], TAG_X));
+    const desc = new Uint8Array(OP_DESC_BYTES);
+    const { status, hint = null } = init(ptrOf(desc), md);
+    this.#check(status, "elementwise desc_init");
+    const pd = this.#pd(desc, hint, attr);
+    if (pd === null) return null;
+    owned.pds.push(pd);
+    const mems = new Map(args.map((a) => [a, this.#memory(md, owned)]));
+    return {
+      main: this.#step(pd, mems, owned),
+      impl: this.#implName(pd),
+      owned,
+    };
+  }
+
+  /** An owned-objects record released when `build` throws. */
+  #guarded(build: (owned: Plan["owned"]) => Plan | null): Plan | null {
+    const owned: Plan["owned"] = { pds: [], prims: [], mems: [] };
+    try {
+      return build(owned);
+    } catch (e) {
+      this.#release(owned);
+      throw e;
+    }
+  }
+
+  /** dst = relu?(dst + other?), one binary (ReLU as its post-op) or eltwise primitive. */
+  #buildAddRelu(size: number, sum: boolean, relu: boolean): Plan | null {
     const L = this.#lib;
-    for (const [arg, handle] of handles) {
-      L.dnnl_memory_set_data_handle(plan.main.args.get(arg)!, handle);
-    }
-    this.#run(plan.main);
-    this.#check(L.dnnl_stream_wait(this.#stream), "stream_wait");
+    return this.#guarded((owned) => {
+      if (!sum) {
+        return this.#buildElementwise(
+          size,
+          (desc, md) => ({
+            status: L.dnnl_eltwise_forward_desc_init(
+              desc,
+              FORWARD_TRAINING,
+              ELTWISE_RELU,
+              md,
+              0,
+              0,
+            ),
+          }),
+          [ARG_SRC, ARG_DST],
+          null,
+          owned,
+        );
+      }
+      const attr = outPtr();
+      const ops = outPtr();
+      this.#check(L.dnnl_primitive_attr_create(ptrOf(attr)), "attr_create");
+      try {
+        if (relu) {
+          this.#check(L.dnnl_post_ops_create(ptrOf(ops)), "post_ops_create");
+          try {
+            this.#check(
+              L.dnnl_post_ops_append_eltwise(read(ops), 1, ELTWISE_RELU, 0, 0),
+              "post_ops_append_eltwise",
+            );
+            this.#check(
+              L.dnnl_primitive_attr_set_post_ops(read(attr), read(ops)),
+              "attr_set_post_ops",
+            );
+          } finally {
+            L.dnnl_post_ops_destroy(read(ops));
+          }
+        }
+        return this.#buildElementwise(
+          size,
+          (desc, md) => ({
+            status: L.dnnl_binary_desc_init(desc, BINARY_ADD, md, md, md),
+          }),
+          [ARG_SRC, ARG_SRC_1, ARG_DST],
+          read(attr),
+          owned,
+        );
+      } finally {
+        L.dnnl_primitive_attr_destroy(read(attr));
+      }
+    });
+  }
+
+  /** ReLU's backward from its output (the forward, a hint, is kept in `owned`). */
+  #buildReluBackward(size: number): Plan | null {
+    const L = this.#lib;
+    return this.#guarded((owned) =>
+      this.#buildElementwise(
+        size,
+        (desc, md) => {
+          const fwdDesc = new Uint8Array(OP_DESC_BYTES);
+          this.#check(
+            L.dnnl_eltwise_forward_desc_init(
+              ptrOf(fwdDesc),
+              FORWARD_TRAINING,
+              ELTWISE_RELU_USE_DST_FOR_BWD,
+              md,
+              0,
+              0,
+            ),
+            "eltwise_forward_desc_init",
+          );
+          const fwd = this.#pd(fwdDesc, null);
+          if (fwd === null) return { status: 3 }; // dnnl_unimplemented
+          owned.pds.push(fwd);
+          return {
+            status: L.dnnl_eltwise_backward_desc_init(
+              desc,
+              ELTWISE_RELU_USE_DST_FOR_BWD,
+              md,
+              md,
+              0,
+              0,
+            ),
+            hint: fwd,
+          };
+        },
+        [ARG_DST, ARG_DIFF_DST, ARG_DIFF_SRC],
+        null,
+        owned,
+      )
+    );
+  }
+
+  /** Runs the element-wise plan of `key` on `handles`, on one thread. */
+  #execElementwise(
+    key: string,
+    build: () => Plan | null,
+    handles: [number, Pointer][],
+  ): void {
+    this.#oneThread(() => {
+      const plan = this.#cachedPlan(key, build);
+      if (!plan) throw new Error(`oneDNN has no primitive for ${key}`);
+      const L = this.#lib;
+      for (const [arg, handle] of handles) {
+        L.dnnl_memory_set_data_handle(plan.main.args.get(arg)!, handle);
+      }
+      this.#run(plan.main);
+      this.#check(L.dnnl_stream_wait(this.#stream), "stream_wait");
+    });
+  }
+
+  addRelu(size: number, dst: Pointer, other: Pointer, relu: boolean): void {
+    if (!other && !relu) return;
+    const sum = Boolean(other);
+    this.#execElementwise(
+      `addrelu|${size}|${sum ? 1 : 0}|${relu ? 1 : 0}`,
+      () => this.#buildAddRelu(size, sum, relu),
+      sum
+        ? [[ARG_SRC, dst], [ARG_SRC_1, other], [ARG_DST, dst]]
+        : [[ARG_SRC, dst], [ARG_DST, dst]],
+    );
+  }
+
+  reluBackward(
+    size: number,
+    dst: Pointer,
+    diffDst: Pointer,
+    diffSrc: Pointer,
+  ): void {
+    this.#execElementwise(
+      `relubwd|${size}`,
+      () => this.#buildReluBackward(size),
+      [[ARG_DST, dst], [ARG_DIFF_DST, diffDst], [ARG_DIFF_SRC, diffSrc]],
+    );
   }
 
   batchNormForward(
@@ -996,7 +1253,7 @@ export function openDnnl(): { dnnl?: Dnnl; reason: string } {
     }
     try {
       pinLibrary(path);
-      const dnnl = new Library(path, lib.symbols, version);
+      const dnnl = new Library(path, lib.symbols, version, openOpenMp());
       return cached = { dnnl, reason: `oneDNN ${version} from ${path}` };
     } catch (e) {
       errors.push(`${path}: ${e instanceof Error ? e.message : e}`);

@@ -7,13 +7,20 @@
  * convolutions, other data formats and shapes oneDNN refuses fall through
  * to the kernel below (the BLAS layer when installed, else the wasm
  * backend's own). {@linkcode installDnnlKernels} layers them over the wasm
- * backend's kernels (see `_patches.ts`), above the BLAS layers;
- * {@linkcode uninstallDnnlKernels} removes exactly those layers.
+ * backend's kernels (see `_patches.ts`), above the BLAS layers, and
+ * registers the training batch norm kernels of `_batch_norm.ts` on oneDNN's
+ * batch normalisation; {@linkcode uninstallDnnlKernels} removes exactly
+ * those layers and kernels.
  *
  * @module
  */
-import type * as tf from "@tensorflow/tfjs";
-import type { Dnnl, DnnlConv, Pointer } from "./_dnnl.ts";
+import * as tf from "@tensorflow/tfjs";
+import {
+  BATCH_NORM_TRAINING,
+  BATCH_NORM_TRAINING_GRAD,
+  type BatchNormTrainingAttrs,
+} from "./_batch_norm.ts";
+import type { Dnnl, DnnlBatchNorm, DnnlConv, Pointer } from "./_dnnl.ts";
 import {
   biasActivation,
   convInfoFromAttrs,
@@ -21,7 +28,7 @@ import {
   isActivation,
 } from "./_im2col.ts";
 import { limits } from "./_limits.ts";
-import { applyPatches, type KernelPatch } from "./_patches.ts";
+import { applyPatches, type KernelPatch, registerMissing } from "./_patches.ts";
 import {
   heapF32,
   heapU8,
@@ -195,6 +202,167 @@ function backpropFilter(dnnl: Dnnl, original: tf.KernelFunc): tf.KernelFunc {
   };
 }
 
+/** γ and β packed as oneDNN's `[2, c]` scale-and-shift argument. */
+let scaleShift = new Float32Array(0);
+
+function packScaleShift(
+  heap: Float32Array,
+  gammaOff: number,
+  betaOff: number,
+  c: number,
+): Pointer {
+  if (scaleShift.length < 2 * c) scaleShift = new Float32Array(2 * c);
+  scaleShift.set(heap.subarray(gammaOff, gammaOff + c), 0);
+  if (betaOff >= 0) scaleShift.set(heap.subarray(betaOff, betaOff + c), c);
+  else scaleShift.fill(0, c, 2 * c);
+  return Deno.UnsafePointer.of(scaleShift);
+}
+
+/** `[dγ, dβ]` as oneDNN writes them (`[2, c]`). */
+let diffScaleShift = new Float32Array(0);
+
+function batchNormShape(x: tf.TensorInfo, epsilon: number): DnnlBatchNorm {
+  const [n = 0, h = 0, w = 0, c = 0] = x.shape;
+  return { n, h, w, c, epsilon };
+}
+
+function checkBatchNormInputs(
+  kernel: string,
+  ...ts: (tf.TensorInfo | undefined)[]
+): void {
+  for (const t of ts) {
+    if (t && t.dtype !== "float32") {
+      throw new TypeError(
+        `${kernel} on wasm (oneDNN) expects float32 tensors: found ${t.dtype}`,
+      );
+    }
+  }
+}
+
+/**
+ * {@linkcode BATCH_NORM_TRAINING}: oneDNN's forward batch normalisation with
+ * the batch statistics, then the residual sum and the ReLU in one more
+ * oneDNN pass.
+ */
+function batchNormTraining(dnnl: Dnnl): tf.KernelFunc {
+  return (args) => {
+    const { x, gamma, beta, residual } = args.inputs as Record<
+      string,
+      tf.TensorInfo | undefined
+    >;
+    const { epsilon, relu } = args.attrs as unknown as BatchNormTrainingAttrs;
+    checkBatchNormInputs(BATCH_NORM_TRAINING, x, gamma, beta, residual);
+    const bn = batchNormShape(x!, epsilon);
+    const backend = args.backend as unknown as WasmBackendLike;
+    const y = backend.makeOutput([...x!.shape], "float32");
+    const mean = backend.makeOutput([bn.c], "float32");
+    const variance = backend.makeOutput([bn.c], "float32");
+    try {
+      const heap = heapF32(backend);
+      const ss = packScaleShift(
+        heap,
+        offsetOf(backend, gamma!),
+        offsetOf(backend, beta!),
+        bn.c,
+      );
+      const at = addresses(backend);
+      dnnl.batchNormForward(bn, at(x!), ss, at(y), at(mean), at(variance));
+      dnnl.addRelu(
+        sizeOf(x!.shape),
+        at(y),
+        residual ? at(residual) : null,
+        relu,
+      );
+    } catch (e) {
+      for (const t of [y, mean, variance]) backend.disposeData(t.dataId);
+      throw e;
+    }
+    return [y, mean, variance];
+  };
+}
+
+/**
+ * {@linkcode BATCH_NORM_TRAINING_GRAD}: with a ReLU, the incoming gradient
+ * masked where the output is zero (oneDNN's ReLU backward; also returned:
+ * the residual's gradient), then oneDNN's backward batch normalisation.
+ */
+function batchNormTrainingGrad(dnnl: Dnnl): tf.KernelFunc {
+  return (args) => {
+    const { dy, x, mean, variance, gamma, y } = args.inputs as Record<
+      string,
+      tf.TensorInfo | undefined
+    >;
+    const { epsilon, relu } = args.attrs as unknown as BatchNormTrainingAttrs;
+    checkBatchNormInputs(
+      BATCH_NORM_TRAINING_GRAD,
+      dy,
+      x,
+      mean,
+      variance,
+      gamma,
+      y,
+    );
+    if (relu && !y) {
+      throw new TypeError(
+        `${BATCH_NORM_TRAINING_GRAD} with a ReLU needs the forward output 'y'`,
+      );
+    }
+    const bn = batchNormShape(x!, epsilon);
+    const backend = args.backend as unknown as WasmBackendLike;
+    const dx = backend.makeOutput([...x!.shape], "float32");
+    const dGamma = backend.makeOutput([bn.c], "float32");
+    const dBeta = backend.makeOutput([bn.c], "float32");
+    const dRelu = relu ? backend.makeOutput([...x!.shape], "float32") : null;
+    const outs = dRelu ? [dx, dGamma, dBeta, dRelu] : [dx, dGamma, dBeta];
+    try {
+      const heap = heapF32(backend);
+      const at = addresses(backend);
+      if (dRelu) {
+        dnnl.reluBackward(sizeOf(x!.shape), at(y!), at(dy!), at(dRelu));
+      }
+      const ss = packScaleShift(heap, offsetOf(backend, gamma!), -1, bn.c);
+      if (diffScaleShift.length < 2 * bn.c) {
+        diffScaleShift = new Float32Array(2 * bn.c);
+      }
+      dnnl.batchNormBackward(
+        bn,
+        at(x!),
+        at(mean!),
+        at(variance!),
+        at(dRelu ?? dy!),
+        ss,
+        at(dx),
+        Deno.UnsafePointer.of(diffScaleShift),
+      );
+      heap.set(diffScaleShift.subarray(0, bn.c), offsetOf(backend, dGamma));
+      heap.set(
+        diffScaleShift.subarray(bn.c, 2 * bn.c),
+        offsetOf(backend, dBeta),
+      );
+    } catch (e) {
+      for (const t of outs) backend.disposeData(t.dataId);
+      throw e;
+    }
+    return outs;
+  };
+}
+
+/** The kernels oneDNN adds to wasm (it has no kernel of these names). */
+function dnnlKernelConfigs(dnnl: Dnnl): tf.KernelConfig[] {
+  return [
+    {
+      kernelName: BATCH_NORM_TRAINING,
+      backendName: "wasm",
+      kernelFunc: batchNormTraining(dnnl),
+    },
+    {
+      kernelName: BATCH_NORM_TRAINING_GRAD,
+      backendName: "wasm",
+      kernelFunc: batchNormTrainingGrad(dnnl),
+    },
+  ];
+}
+
 /**
  * The oneDNN patch table: each wrap closes over the opened library, so the
  * table is built per library.
@@ -223,16 +391,25 @@ export function dnnlKernelsInstalled(): boolean {
 
 /**
  * Layers the oneDNN kernels ({@linkcode dnnlKernelPatches}) over the wasm
- * backend's (and over the BLAS layers, when installed first). Idempotent.
+ * backend's (and over the BLAS layers, when installed first), and registers
+ * the training batch norm kernels (`_batch_norm.ts`). Idempotent.
  *
  * @throws {Error} When wasm lacks one of the kernels (nothing is installed).
  */
 export function installDnnlKernels(dnnl: Dnnl): void {
   if (uninstall) return;
-  uninstall = applyPatches("wasm", dnnlKernelPatches(dnnl));
+  const unpatch = applyPatches("wasm", dnnlKernelPatches(dnnl));
+  const added = registerMissing(dnnlKernelConfigs(dnnl));
+  uninstall = () => {
+    for (const name of added) tf.unregisterKernel(name, "wasm");
+    unpatch();
+  };
 }
 
-/** Removes the oneDNN layers, leaving the kernels below them as they were. */
+/**
+ * Removes the oneDNN layers, leaving the kernels below them as they were,
+ * and the batch norm kernels.
+ */
 export function uninstallDnnlKernels(): void {
   uninstall?.();
   uninstall = undefined;

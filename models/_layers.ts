@@ -5,6 +5,11 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import type { Prng } from "../random/prng.ts";
+import {
+  batchNormTraining,
+  batchNormTrainingGrad,
+  batchNormTrainingRouted,
+} from "../backends/_batch_norm.ts";
 import { atrousConv2d } from "./atrous.ts";
 
 /** PyTorch's `BatchNorm2d` defaults. */
@@ -245,7 +250,9 @@ function updateRunningStats(
  * layer for the backward pass; this keeps the input and the output only
  * (the output is the next layer's input, so it costs nothing extra), about
  * halving a training step's memory, which decides whether ResNet-50 at
- * batch 4 fits the wasm backend's heap.
+ * batch 4 fits the wasm backend's heap. On backends with a training batch
+ * norm kernel pair (wasm with oneDNN, see `backends/_batch_norm.ts`), both
+ * directions are those kernels.
  */
 export function batchNorm(
   x: tf.Tensor4D,
@@ -266,6 +273,7 @@ export function batchNorm(
     return relu ? tf.relu(y) : y;
   }
   const n = x.size / x.shape[3];
+  if (batchNormTrainingRouted(x)) return routedBatchNorm(x, bn, n, options);
   const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [xi, gamma, beta] = args as [tf.Tensor4D, tf.Tensor1D, tf.Tensor1D];
     const res = residual ? args[3] as tf.Tensor4D : undefined;
@@ -303,6 +311,62 @@ export function batchNorm(
           );
           // The residual's gradient is the masked incoming one.
           return res ? [dx, dGamma, dBeta, d] : [dx, dGamma, dBeta];
+        }),
+    };
+  });
+  return (residual
+    ? op(x, bn.gamma, bn.beta, residual)
+    : op(x, bn.gamma, bn.beta)) as tf.Tensor4D;
+}
+
+/**
+ * {@linkcode batchNorm} in training mode on the backend's kernel pair: the
+ * same saved tensors (input, statistics, γ, and the output with a ReLU).
+ */
+function routedBatchNorm(
+  x: tf.Tensor4D,
+  bn: BatchNormVars,
+  n: number,
+  options: { relu: boolean; residual?: tf.Tensor4D },
+): tf.Tensor4D {
+  const { relu, residual } = options;
+  const attrs = { epsilon: BN_EPS, relu };
+  const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [xi, gamma, beta] = args as [tf.Tensor4D, tf.Tensor1D, tf.Tensor1D];
+    const res = residual ? args[3] as tf.Tensor4D : undefined;
+    const save = args[args.length - 1] as tf.GradSaveFunc;
+    const { y, mean, variance } = batchNormTraining(
+      res ? { x: xi, gamma, beta, residual: res } : { x: xi, gamma, beta },
+      attrs,
+    );
+    updateRunningStats(bn, mean, variance, n);
+    save(relu ? [xi, mean, variance, gamma, y] : [xi, mean, variance, gamma]);
+    return {
+      value: y,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
+        tf.tidy(() => {
+          const [xs, mu, v, g, out] = saved as [
+            tf.Tensor4D,
+            tf.Tensor1D,
+            tf.Tensor1D,
+            tf.Tensor1D,
+            tf.Tensor4D?,
+          ];
+          const d = batchNormTrainingGrad(
+            {
+              dy: dy as tf.Tensor4D,
+              x: xs,
+              mean: mu,
+              variance: v,
+              gamma: g,
+              ...(out ? { y: out } : {}),
+            },
+            attrs,
+          );
+          // The residual's gradient is the one reaching the ReLU's input.
+          return res
+            ? [d.dx, d.dGamma, d.dBeta, d.dRelu ?? dy]
+            : [d.dx, d.dGamma, d.dBeta];
         }),
     };
   });

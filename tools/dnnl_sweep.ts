@@ -318,9 +318,9 @@ function bytesOf(kind: "fwd" | "bwdData" | "bwdWeights", g: DnnlConv): number {
 }
 
 /**
- * A proxy of `dnnl` that, around each call, fills the output with NaN,
- * snapshots the wasm heap and then checks that nothing outside the output
- * changed and that the whole output was written.
+ * A proxy of `dnnl` that, around each convolution call, fills the output
+ * with NaN, snapshots the wasm heap and then checks that nothing outside
+ * the output changed and that the whole output was written.
  */
 function checkedDnnl(
   dnnl: Dnnl,
@@ -379,6 +379,11 @@ function checkedDnnl(
     convBackwardWeights(g, x, dy, dw) {
       run("bwdWeights", g, dw, () => dnnl.convBackwardWeights(g, x, dy, dw));
     },
+    // The batch norm kernels' calls pass through unchecked.
+    batchNormForward: (...a) => dnnl.batchNormForward(...a),
+    batchNormBackward: (...a) => dnnl.batchNormBackward(...a),
+    addRelu: (...a) => dnnl.addRelu(...a),
+    reluBackward: (...a) => dnnl.reluBackward(...a),
   };
 }
 
