@@ -226,15 +226,32 @@ function batchNormShape(x: tf.TensorInfo, epsilon: number): DnnlBatchNorm {
   return { n, h, w, c, epsilon };
 }
 
+/**
+ * Throws a TypeError unless `x` is a float32 `[n, h, w, c]`, each of
+ * `maps` float32 of its shape and each of `vectors` float32 `[c]`.
+ */
 function checkBatchNormInputs(
   kernel: string,
-  ...ts: (tf.TensorInfo | undefined)[]
+  x: tf.TensorInfo | undefined,
+  maps: (tf.TensorInfo | undefined)[],
+  vectors: (tf.TensorInfo | undefined)[],
 ): void {
-  for (const t of ts) {
-    if (t && t.dtype !== "float32") {
-      throw new TypeError(
-        `${kernel} on wasm (oneDNN) expects float32 tensors: found ${t.dtype}`,
-      );
+  const fail = (what: string) => {
+    throw new TypeError(`${kernel} on wasm (oneDNN) expects ${what}`);
+  };
+  if (!x || x.shape.length !== 4) fail(`a rank-4 x: found [${x?.shape}]`);
+  const c = x!.shape[3];
+  for (const t of [x, ...maps, ...vectors]) {
+    if (t && t.dtype !== "float32") fail(`float32 tensors: found ${t.dtype}`);
+  }
+  for (const t of maps) {
+    if (t && !tf.util.arraysEqual(t.shape, x!.shape)) {
+      fail(`maps shaped as x [${x!.shape}]: found [${t.shape}]`);
+    }
+  }
+  for (const t of vectors) {
+    if (t && (t.shape.length !== 1 || t.shape[0] !== c)) {
+      fail(`per-channel vectors [${c}]: found [${t.shape}]`);
     }
   }
 }
@@ -251,7 +268,10 @@ function batchNormTraining(dnnl: Dnnl): tf.KernelFunc {
       tf.TensorInfo | undefined
     >;
     const { epsilon, relu } = args.attrs as unknown as BatchNormTrainingAttrs;
-    checkBatchNormInputs(BATCH_NORM_TRAINING, x, gamma, beta, residual);
+    if (!gamma || !beta) {
+      throw new TypeError(`${BATCH_NORM_TRAINING} needs 'gamma' and 'beta'`);
+    }
+    checkBatchNormInputs(BATCH_NORM_TRAINING, x, [residual], [gamma, beta]);
     const bn = batchNormShape(x!, epsilon);
     const backend = args.backend as unknown as WasmBackendLike;
     const y = backend.makeOutput([...x!.shape], "float32");
@@ -293,20 +313,16 @@ function batchNormTrainingGrad(dnnl: Dnnl): tf.KernelFunc {
       tf.TensorInfo | undefined
     >;
     const { epsilon, relu } = args.attrs as unknown as BatchNormTrainingAttrs;
-    checkBatchNormInputs(
-      BATCH_NORM_TRAINING_GRAD,
-      dy,
-      x,
+    if (!dy || !mean || !variance || !gamma || (relu && !y)) {
+      throw new TypeError(
+        `${BATCH_NORM_TRAINING_GRAD} needs 'dy', 'mean', 'variance', 'gamma' and, with a ReLU, the forward output 'y'`,
+      );
+    }
+    checkBatchNormInputs(BATCH_NORM_TRAINING_GRAD, x, [dy, y], [
       mean,
       variance,
       gamma,
-      y,
-    );
-    if (relu && !y) {
-      throw new TypeError(
-        `${BATCH_NORM_TRAINING_GRAD} with a ReLU needs the forward output 'y'`,
-      );
-    }
+    ]);
     const bn = batchNormShape(x!, epsilon);
     const backend = args.backend as unknown as WasmBackendLike;
     const dx = backend.makeOutput([...x!.shape], "float32");

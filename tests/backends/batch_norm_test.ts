@@ -4,6 +4,8 @@ import { selectBackend, setWasmAcceleration } from "../../backends/mod.ts";
 import {
   BATCH_NORM_TRAINING,
   BATCH_NORM_TRAINING_GRAD,
+  batchNormTraining,
+  batchNormTrainingGrad,
   batchNormTrainingRouted,
 } from "../../backends/_batch_norm.ts";
 import { openDnnl } from "../../backends/_dnnl.ts";
@@ -170,4 +172,38 @@ Deno.test({
     assert.equal(routed(), true);
   });
   assert.equal(routed(), false); // cpu
+});
+
+Deno.test({
+  name:
+    "the oneDNN batch norm kernels refuse mismatched inputs with a TypeError, leaking nothing",
+  ignore,
+}, async () => {
+  await withOnednn(() => {
+    const x = tf.zeros([1, 2, 2, 3]) as tf.Tensor4D;
+    const g3 = tf.ones([3]) as tf.Tensor1D;
+    const g4 = tf.ones([4]) as tf.Tensor1D;
+    const r = tf.zeros([1, 2, 3, 3]) as tf.Tensor4D;
+    const ids = tf.engine().backend.numDataIds();
+    const attrs = { epsilon: 1e-5, relu: true };
+    assert.throws(
+      () => batchNormTraining({ x, gamma: g4, beta: g4 }, attrs),
+      /per-channel vectors \[3\]: found \[4\]/,
+    );
+    assert.throws(
+      () => batchNormTraining({ x, gamma: g3, beta: g3, residual: r }, attrs),
+      /maps shaped as x/,
+    );
+    assert.throws(
+      () =>
+        batchNormTrainingGrad(
+          { dy: x, x, mean: g3, variance: g3, gamma: g3, y: r },
+          attrs,
+        ),
+      /maps shaped as x/,
+    );
+    assert.equal(tf.engine().backend.numDataIds(), ids);
+    tf.dispose([x, g3, g4, r]);
+    return Promise.resolve();
+  });
 });
