@@ -46,8 +46,9 @@ export interface EncoderOptions {
   /**
    * Ratio of input to feature-map size. The stages' strides are replaced by
    * dilation from the last stage backwards (torchvision's
-   * `replace_stride_with_dilation`) until the ratio is reached: 32, 16 or 8
-   * with the ImageNet stem, 8, 4 or 2 with the CIFAR stem.
+   * `replace_stride_with_dilation`) until the ratio is reached: 32, 16, 8 or 4
+   * with the ImageNet stem, 8, 4, 2 or 1 with the CIFAR stem (1: no stage
+   * strides, every feature map at the input's size).
    * @default {32 for "imagenet", 8 for "cifar"}
    */
   outputStride?: number;
@@ -159,7 +160,7 @@ function resolveOptions(options: EncoderOptions): EncoderConfig {
   }
   const natural = stem === "imagenet" ? 32 : 8;
   const outputStride = options.outputStride ?? natural;
-  const allowed = [natural, natural / 2, natural / 4];
+  const allowed = [natural, natural / 2, natural / 4, natural / 8];
   if (!allowed.includes(outputStride)) {
     throw new RangeError(
       `Cannot ${fn} as 'outputStride' must be ${

@@ -107,8 +107,8 @@ export interface ModelConfig {
   widthMultiplier: number;
   /** `imagenet` (7×7/2 + max-pool, the supplement) or `cifar` (3×3/1, the authors' code). */
   stem: "imagenet" | "cifar";
-  /** Encoder output stride: 8, 16 or 32 with the ImageNet stem; 2, 4 or 8 with the CIFAR stem. */
-  outputStride: 2 | 4 | 8 | 16 | 32;
+  /** Encoder output stride: 4, 8, 16 or 32 with the ImageNet stem; 1, 2, 4 or 8 with the CIFAR stem. */
+  outputStride: 1 | 2 | 4 | 8 | 16 | 32;
   /** ASPP branch channels (paper: 512). */
   asppChannels: number;
   /** ASPP atrous rates (paper: 6, 12, 18). */
@@ -833,7 +833,7 @@ export function validateConfig(
     max: 4,
   });
   oneOf(c.model.stem, "model.stem", ["imagenet", "cifar"]);
-  const strides = c.model.stem === "cifar" ? [2, 4, 8] : [8, 16, 32];
+  const strides = c.model.stem === "cifar" ? [1, 2, 4, 8] : [4, 8, 16, 32];
   if (!strides.includes(c.model.outputStride)) {
     fail(
       "model.outputStride",

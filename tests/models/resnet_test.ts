@@ -85,9 +85,11 @@ Deno.test("createEncoder() gives the output stride asked for, per stem", () => {
       ["imagenet", 32, 64, 2],
       ["imagenet", 16, 64, 4],
       ["imagenet", 8, 64, 8],
+      ["imagenet", 4, 64, 16],
       ["cifar", 8, 32, 4],
       ["cifar", 4, 32, 8],
       ["cifar", 2, 32, 16],
+      ["cifar", 1, 32, 32],
     ] as const
   ) {
     const e = createEncoder({ ...TINY, stem, outputStride: os });
@@ -316,7 +318,7 @@ Deno.test("createEncoder() rejects bad options and inputs, naming them", () => {
   assert.throws(() => createEncoder({ stem: "cifar", outputStride: 16 }), {
     name: "RangeError",
     message:
-      /'outputStride' must be 8, 4, 2 with the "cifar" stem: current value is 16/,
+      /'outputStride' must be 8, 4, 2, 1 with the "cifar" stem: current value is 16/,
   });
   assert.throws(() => createEncoder({ widthMultiplier: 0 }), {
     name: "RangeError",

@@ -72,6 +72,27 @@ Deno.test("mergeConfig() rejects values of the wrong type or range", () => {
   });
 });
 
+Deno.test("mergeConfig() takes every output stride the stem allows, down to 1 with the CIFAR stem", () => {
+  for (const os of [1, 2, 4, 8] as const) {
+    assert.equal(
+      mergeConfig(PRESETS.tiny, { model: { outputStride: os } }).model
+        .outputStride,
+      os,
+    );
+  }
+  assert.throws(
+    () => mergeConfig(PRESETS.tiny, { model: { outputStride: 16 } }),
+    {
+      message:
+        /'model.outputStride': expected one of 1, 2, 4, 8 with the cifar stem: current value is 16/,
+    },
+  );
+  assert.throws(
+    () => mergeConfig(PRESETS["paper-r50"], { model: { outputStride: 2 } }),
+    { message: /expected one of 4, 8, 16, 32 with the imagenet stem/ },
+  );
+});
+
 Deno.test("mergeConfig() checks the stage-1 augmentation fields", () => {
   const ok = mergeConfig(PRESETS.tiny, {
     coarse: { flip: "horizontal", scale: [0.8, 1.2], rotation: 0 },
