@@ -273,44 +273,30 @@ export function batchNorm(
     return relu ? tf.relu(y) : y;
   }
   const n = x.size / x.shape[3];
-  if (batchNormTrainingRouted(x)) return routedBatchNorm(x, bn, n, options);
+  const pass = batchNormTrainingRouted(x)
+    ? kernelPass(bn, n, relu)
+    : opsPass(bn, n, relu);
   const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [xi, gamma, beta] = args as [tf.Tensor4D, tf.Tensor1D, tf.Tensor1D];
     const res = residual ? args[3] as tf.Tensor4D : undefined;
     const save = args[args.length - 1] as tf.GradSaveFunc;
-    // tidy: a custom gradient's intermediates would otherwise live until
-    // the whole forward (or backward) pass ends.
-    const [y, mean, invStd] = tf.tidy(() => {
-      const { mean, variance } = tf.moments(xi, [0, 1, 2]);
-      updateRunningStats(bn, mean, variance, n);
-      const invStd = tf.rsqrt(tf.add(variance, BN_EPS)); // [C]
-      const scale = tf.mul(gamma, invStd);
-      const shift = tf.sub(beta, tf.mul(mean, scale));
-      let linear = tf.add(tf.mul(xi, scale), shift) as tf.Tensor4D;
-      if (res) linear = tf.add(linear, res);
-      return [relu ? tf.relu(linear) : linear, mean, invStd];
-    }) as [tf.Tensor4D, tf.Tensor1D, tf.Tensor1D];
-    save(relu ? [xi, mean, invStd, gamma, y] : [xi, mean, invStd, gamma]);
+    const { y, mean, stat } = pass.forward(xi, gamma, beta, res);
+    save(relu ? [xi, mean, stat, gamma, y] : [xi, mean, stat, gamma]);
     return {
       value: y,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
         tf.tidy(() => {
-          const [xs, mu, inv, g, out] = saved as tf.Tensor4D[];
-          // ReLU passes the gradient where its output is positive.
-          const d = out ? tf.mul(dy, tf.step(out)) : dy;
-          const xHat = tf.mul(tf.sub(xs!, mu!), inv!);
-          const dBeta = tf.sum(d, [0, 1, 2]);
-          const dGamma = tf.sum(tf.mul(d, xHat), [0, 1, 2]);
-          // dx = γ/σ · (d − mean(d) − x̂ · mean(d · x̂))
-          const dx = tf.mul(
-            tf.mul(g!, inv!),
-            tf.sub(
-              d,
-              tf.div(tf.add(dBeta, tf.mul(xHat, dGamma)), n),
-            ),
+          const [dx, dGamma, dBeta, dResidual] = pass.backward(
+            dy as tf.Tensor4D,
+            saved as [
+              tf.Tensor4D,
+              tf.Tensor1D,
+              tf.Tensor1D,
+              tf.Tensor1D,
+              tf.Tensor4D?,
+            ],
           );
-          // The residual's gradient is the masked incoming one.
-          return res ? [dx, dGamma, dBeta, d] : [dx, dGamma, dBeta];
+          return res ? [dx, dGamma, dBeta, dResidual] : [dx, dGamma, dBeta];
         }),
     };
   });
@@ -320,59 +306,94 @@ export function batchNorm(
 }
 
 /**
- * {@linkcode batchNorm} in training mode on the backend's kernel pair: the
- * same saved tensors (input, statistics, γ, and the output with a ReLU).
+ * The two directions of a training batch norm for {@linkcode batchNorm}'s
+ * custom gradient. `forward` updates the running statistics and returns the
+ * output, the batch mean and one more per-channel statistic; `backward`
+ * gets `[x, mean, stat, γ]` (and the output, with a ReLU) and returns
+ * `[dx, dγ, dβ, d]`, `d` being the gradient that reaches the ReLU's input
+ * (the residual's).
  */
-function routedBatchNorm(
-  x: tf.Tensor4D,
+interface TrainingBatchNormPass {
+  forward(
+    x: tf.Tensor4D,
+    gamma: tf.Tensor1D,
+    beta: tf.Tensor1D,
+    residual?: tf.Tensor4D,
+  ): { y: tf.Tensor4D; mean: tf.Tensor1D; stat: tf.Tensor1D };
+  backward(
+    dy: tf.Tensor4D,
+    saved: [tf.Tensor4D, tf.Tensor1D, tf.Tensor1D, tf.Tensor1D, tf.Tensor4D?],
+  ): [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
+}
+
+/** The pass written in tfjs ops; its `stat` is 1/σ. */
+function opsPass(
   bn: BatchNormVars,
   n: number,
-  options: { relu: boolean; residual?: tf.Tensor4D },
-): tf.Tensor4D {
-  const { relu, residual } = options;
+  relu: boolean,
+): TrainingBatchNormPass {
+  return {
+    forward: (xi, gamma, beta, res) => {
+      // tidy: a custom gradient's intermediates would otherwise live until
+      // the whole forward (or backward) pass ends.
+      const [y, mean, invStd] = tf.tidy(() => {
+        const { mean, variance } = tf.moments(xi, [0, 1, 2]);
+        updateRunningStats(bn, mean, variance, n);
+        const invStd = tf.rsqrt(tf.add(variance, BN_EPS)); // [C]
+        const scale = tf.mul(gamma, invStd);
+        const shift = tf.sub(beta, tf.mul(mean, scale));
+        let linear = tf.add(tf.mul(xi, scale), shift) as tf.Tensor4D;
+        if (res) linear = tf.add(linear, res);
+        return [relu ? tf.relu(linear) : linear, mean, invStd];
+      }) as [tf.Tensor4D, tf.Tensor1D, tf.Tensor1D];
+      return { y, mean, stat: invStd };
+    },
+    backward: (dy, [xs, mu, inv, g, out]) => {
+      // ReLU passes the gradient where its output is positive.
+      const d = out ? tf.mul(dy, tf.step(out)) : dy;
+      const xHat = tf.mul(tf.sub(xs, mu), inv);
+      const dBeta = tf.sum(d, [0, 1, 2]);
+      const dGamma = tf.sum(tf.mul(d, xHat), [0, 1, 2]);
+      // dx = γ/σ · (d − mean(d) − x̂ · mean(d · x̂))
+      const dx = tf.mul(
+        tf.mul(g, inv),
+        tf.sub(
+          d,
+          tf.div(tf.add(dBeta, tf.mul(xHat, dGamma)), n),
+        ),
+      );
+      return [dx, dGamma, dBeta, d];
+    },
+  };
+}
+
+/**
+ * The pass on the backend's kernel pair (wasm with oneDNN, see
+ * `backends/_batch_norm.ts`); its `stat` is the batch variance.
+ */
+function kernelPass(
+  bn: BatchNormVars,
+  n: number,
+  relu: boolean,
+): TrainingBatchNormPass {
   const attrs = { epsilon: BN_EPS, relu };
-  const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const [xi, gamma, beta] = args as [tf.Tensor4D, tf.Tensor1D, tf.Tensor1D];
-    const res = residual ? args[3] as tf.Tensor4D : undefined;
-    const save = args[args.length - 1] as tf.GradSaveFunc;
-    const { y, mean, variance } = batchNormTraining(
-      res ? { x: xi, gamma, beta, residual: res } : { x: xi, gamma, beta },
-      attrs,
-    );
-    updateRunningStats(bn, mean, variance, n);
-    save(relu ? [xi, mean, variance, gamma, y] : [xi, mean, variance, gamma]);
-    return {
-      value: y,
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
-        tf.tidy(() => {
-          const [xs, mu, v, g, out] = saved as [
-            tf.Tensor4D,
-            tf.Tensor1D,
-            tf.Tensor1D,
-            tf.Tensor1D,
-            tf.Tensor4D?,
-          ];
-          const d = batchNormTrainingGrad(
-            {
-              dy: dy as tf.Tensor4D,
-              x: xs,
-              mean: mu,
-              variance: v,
-              gamma: g,
-              ...(out ? { y: out } : {}),
-            },
-            attrs,
-          );
-          // The residual's gradient is the one reaching the ReLU's input.
-          return res
-            ? [d.dx, d.dGamma, d.dBeta, d.dRelu ?? dy]
-            : [d.dx, d.dGamma, d.dBeta];
-        }),
-    };
-  });
-  return (residual
-    ? op(x, bn.gamma, bn.beta, residual)
-    : op(x, bn.gamma, bn.beta)) as tf.Tensor4D;
+  return {
+    forward: (x, gamma, beta, residual) => {
+      const { y, mean, variance } = batchNormTraining(
+        residual ? { x, gamma, beta, residual } : { x, gamma, beta },
+        attrs,
+      );
+      updateRunningStats(bn, mean, variance, n);
+      return { y, mean, stat: variance };
+    },
+    backward: (dy, [x, mean, variance, gamma, y]) => {
+      const d = batchNormTrainingGrad(
+        { dy, x, mean, variance, gamma, ...(y ? { y } : {}) },
+        attrs,
+      );
+      return [d.dx, d.dGamma, d.dBeta, d.dRelu ?? dy];
+    },
+  };
 }
 
 /**
