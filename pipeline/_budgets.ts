@@ -27,7 +27,12 @@ import {
 } from "./budget.ts";
 import { applyBudgets } from "./budget.ts";
 import type { PipelineConfig } from "./config.ts";
-import { coarseLabels, coarseStage, paddingMultiple } from "./coarse.ts";
+import {
+  coarseLabels,
+  coarseStage,
+  downsampleSlices,
+  paddingMultiple,
+} from "./coarse.ts";
 import type { PreparedData } from "./prepare.ts";
 import { pretrainStage } from "./pretrain.ts";
 import { foregroundProbability, segmentStage } from "./segment.ts";
@@ -136,8 +141,11 @@ export async function measureStepTimes(
   let coarseForwardMsPerSlice: number | null = null;
   if (config.coarse.masks === null && config.coarse.epochs !== 0) {
     const net = buildCoarseNet(config, channels, maxLabel + 1, seed);
+    const reduced = data.train.map((c) =>
+      downsampleSlices(c, config.coarse.downsample)
+    );
     const spec = coarseStage(config, net, {
-      cases: data.train,
+      cases: reduced,
       nClasses: maxLabel + 1,
       seed,
       flip: plan.flip,
@@ -146,7 +154,7 @@ export async function measureStepTimes(
     try {
       msPerStep.coarse = await timeSteps(spec, steps);
       const m = paddingMultiple(config);
-      const c = data.train[0]!;
+      const c = reduced[0]!;
       const b = config.coarse.batchSize;
       const shape: [number, number, number, number] = [
         b,

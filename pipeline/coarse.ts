@@ -102,6 +102,95 @@ export function sliceBatch(
   return { x, y, channels };
 }
 
+/**
+ * The slices stage 1 sees at `coarse.downsample` = `factor`: each `factor`
+ * × `factor` block of a slice becomes one pixel holding the block's mean
+ * image value (per channel) and its most frequent label (a tie goes to the
+ * lower label). A side that `factor` does not divide is first extended by
+ * repeating its last row or column. Slices (z) are kept. `factor` 1 returns
+ * `c` itself.
+ *
+ * @param c The case at full resolution.
+ * @param factor The in-plane reduction, a positive integer.
+ * @returns The case at `[⌈nx / factor⌉, ⌈ny / factor⌉, nz]`.
+ * @throws {RangeError} If `factor` is not a positive integer.
+ *
+ * @example
+ * ```ts
+ * import { downsampleSlices } from "@agcl/agcl/pipeline";
+ * import assert from "node:assert/strict";
+ *
+ * const c = {
+ *   dims: [3, 2, 1] as [number, number, number],
+ *   channels: 1,
+ *   image: new Float32Array([0, 2, 4, 6, 8, 10]),
+ *   label: new Uint8Array([1, 1, 2, 0, 1, 2]),
+ * };
+ * const low = downsampleSlices(c, 2);
+ * assert.deepEqual(low.dims, [2, 1, 1]);
+ * assert.deepEqual(Array.from(low.image), [4, 7]);
+ * assert.deepEqual(Array.from(low.label!), [1, 2]);
+ * ```
+ */
+export function downsampleSlices<T extends SliceSource>(
+  c: T,
+  factor: number,
+): T {
+  if (!Number.isInteger(factor) || factor < 1) {
+    throw new RangeError(
+      `Cannot downsample slices as 'factor' must be a positive integer: current value is ${factor}`,
+    );
+  }
+  if (factor === 1) return c;
+  const [nx, ny, nz] = c.dims;
+  const ch = c.channels;
+  const lx = Math.ceil(nx / factor), ly = Math.ceil(ny / factor);
+  const image = new Float32Array(lx * ly * nz * ch);
+  const label = c.label ? newLabelMap(lx * ly * nz, maxOf(c.label)) : undefined;
+  const inv = 1 / (factor * factor);
+  const votes = new Map<number, number>();
+  for (let z = 0; z < nz; z++) {
+    for (let r = 0; r < ly; r++) {
+      for (let q = 0; q < lx; q++) {
+        const dst = (z * ly + r) * lx + q;
+        votes.clear();
+        for (let dy = 0; dy < factor; dy++) {
+          const y = Math.min(ny - 1, r * factor + dy);
+          for (let dx = 0; dx < factor; dx++) {
+            const x = Math.min(nx - 1, q * factor + dx);
+            const src = (z * ny + y) * nx + x;
+            for (let k = 0; k < ch; k++) {
+              image[dst * ch + k] = image[dst * ch + k]! +
+                c.image[src * ch + k]! * inv;
+            }
+            if (c.label) {
+              const v = c.label[src]!;
+              votes.set(v, (votes.get(v) ?? 0) + 1);
+            }
+          }
+        }
+        if (label) {
+          let best = -1, bestN = 0;
+          for (const [v, n] of votes) {
+            if (n > bestN || (n === bestN && v < best)) [best, bestN] = [v, n];
+          }
+          label[dst] = best;
+        }
+      }
+    }
+  }
+  const out = { ...c, dims: [lx, ly, nz] as [number, number, number], image };
+  if (label) out.label = label;
+  else delete out.label;
+  return out;
+}
+
+function maxOf(v: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < v.length; i++) if (v[i]! > m) m = v[i]!;
+  return m;
+}
+
 /** Options of {@linkcode coarseProbabilities} and {@linkcode coarseLabels}. */
 export interface CoarseTtaOptions {
   /**
@@ -171,26 +260,41 @@ export interface PredictCoarseOptions extends CoarseTtaOptions {
   maxLabel: number;
   /** Neighbouring slices on each side as extra channels (`coarse.context`). @default {0} */
   context?: number;
+  /**
+   * The in-plane reduction the network was trained at (`coarse.downsample`):
+   * slices are reduced as {@linkcode downsampleSlices} does, and the class
+   * probabilities are resized back (bilinear, half-pixel centres) before
+   * the argmax. @default {1}
+   */
+  downsample?: number;
 }
 
 /**
  * Predicts a case's coarse label map with the stage-1 network (argmax over
  * classes per pixel, slice by slice; with `tta`, of the softmax averaged
- * with the mirrored slices').
+ * with the mirrored slices'; with `downsample`, of the probabilities of the
+ * reduced slices resized back to the case's grid).
  *
  * @param net The stage-1 network.
- * @param c The case.
+ * @param full The case, at full resolution.
  * @param options Padding multiple, slices per forward pass, test-time flip.
  * @returns `[nz, ny, nx]` labels.
  */
 export async function predictCoarse(
   net: DeepLab,
-  c: SliceSource,
+  full: SliceSource,
   options: PredictCoarseOptions,
 ): Promise<LabelMap> {
-  const [nx, ny, nz] = c.dims;
-  const h = roundUp(ny, options.multiple);
-  const w = roundUp(nx, options.multiple);
+  const f = options.downsample ?? 1;
+  const [nx, ny, nz] = full.dims;
+  const { label: _, ...unlabelled } = full;
+  const c = downsampleSlices(unlabelled, f);
+  const [lx, ly] = c.dims;
+  const h = roundUp(ly, options.multiple);
+  const w = roundUp(lx, options.multiple);
+  // Rows of the label batch read back: the padded slice, or the full-size
+  // one the probabilities were resized to.
+  const [oh, ow] = f === 1 ? [h, w] : [ny, nx];
   const out = newLabelMap(nx * ny * nz, options.maxLabel);
   for (let z0 = 0; z0 < nz; z0 += options.batchSize) {
     const picks: [number, number][] = [];
@@ -202,17 +306,21 @@ export async function predictCoarse(
       width: w,
       context: options.context ?? 0,
     });
-    const arg = tf.tidy(() =>
-      coarseLabels(net, tf.tensor4d(x, [picks.length, h, w, channels]), {
-        tta: options.tta ?? false,
-      })
-    );
+    const arg = tf.tidy(() => {
+      const input = tf.tensor4d(x, [picks.length, h, w, channels]);
+      const tta = options.tta ?? false;
+      if (f === 1) return coarseLabels(net, input, { tta });
+      const p = coarseProbabilities(net, input, { tta })
+        .slice([0, 0, 0, 0], [-1, ly, lx, -1]) as tf.Tensor4D;
+      return tf.image.resizeBilinear(p, [ly * f, lx * f], false, true)
+        .slice([0, 0, 0, 0], [-1, ny, nx, -1]).argMax(-1);
+    });
     const labels = await arg.data();
     arg.dispose();
     picks.forEach(([, z], b) => {
       for (let r = 0; r < ny; r++) {
         for (let col = 0; col < nx; col++) {
-          out[(z * ny + r) * nx + col] = labels[(b * h + r) * w + col]!;
+          out[(z * ny + r) * nx + col] = labels[(b * oh + r) * ow + col]!;
         }
       }
     });

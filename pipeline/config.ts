@@ -198,6 +198,15 @@ export interface CoarseConfig {
    * first convolution; `deno task predict` stacks the same way.
    */
   context: number;
+  /**
+   * In-plane reduction of stage 1's slices: `2` trains and predicts on
+   * slices with half the rows and columns (2×2 blocks averaged; labels by
+   * majority) and resizes the class probabilities back to full size before
+   * the argmax, so stage 1 is a coarse map at about a quarter of the cost
+   * and stage 3 refines it at full resolution (the paper's split: a coarse
+   * localiser, then per-target refinement). `1` keeps full resolution.
+   */
+  downsample: number;
   /** Random rotation of training slices, uniform in ±degrees (0 = off). */
   rotation: number;
   /** Random zoom range of training slices (`[1, 1]` = off). */
@@ -458,6 +467,7 @@ const TINY: PipelineConfig = {
     flip: "auto",
     tta: "auto",
     context: 0,
+    downsample: 1,
     rotation: 10,
     scale: [0.9, 1.1],
     translate: 0.05,
@@ -534,6 +544,7 @@ function paper(backbone: 50 | 101): PipelineConfig {
       flip: "auto",
       tta: "auto",
       context: 0,
+      downsample: 1,
       rotation: 10,
       scale: [0.9, 1.1],
       translate: 0.05,
@@ -890,6 +901,7 @@ export function validateConfig(
   oneOf(c.coarse.flip, "coarse.flip", ["auto", "none", "horizontal"]);
   oneOf(c.coarse.tta, "coarse.tta", ["auto", "none", "flip"]);
   num(c.coarse.context, "coarse.context", { int: true, min: 0, max: 4 });
+  num(c.coarse.downsample, "coarse.downsample", { int: true, min: 1, max: 8 });
   num(c.coarse.rotation, "coarse.rotation", { min: 0, max: 180 });
   if (
     !Array.isArray(c.coarse.scale) || c.coarse.scale.length !== 2 ||

@@ -24,6 +24,7 @@ export * from "./environment.ts";
 export * from "./predict.ts";
 export * from "./evaluate_files.ts";
 export {
+  downsampleSlices,
   resolveCoarseFlip,
   type ResolveCoarseFlipOptions,
   resolveCoarseTta,

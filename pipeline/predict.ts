@@ -119,6 +119,7 @@ async function attentionOf(
       maxLabel,
       tta: m.coarseTta,
       context: m.config.coarse.context,
+      downsample: m.config.coarse.downsample,
     });
     if (m.largestComponent.length > 0) {
       attention = keepLargestComponents(attention, c.dims, {

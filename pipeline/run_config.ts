@@ -55,7 +55,7 @@ export async function readRunConfig(runDir: string): Promise<{
  * wall-clock `budget`, the low-level skip from `layer1`, stage 2's views
  * mirrored (`pretrain.flip: "horizontal"`), stage 1 predicting without a
  * test-time flip (`coarse.tta: "none"`) from one slice (`coarse.context:
- * 0`), stage 3's lr constant
+ * 0`) at full resolution (`coarse.downsample: 1`), stage 3's lr constant
  * (`segment.schedule: "constant"`), a two-class decoder (`segment.head:
  * "binary"`), and a bare intensity mode with the
  * default window and percentiles.
@@ -80,6 +80,8 @@ export function upgradeSavedConfig(plain: Record<string, unknown>): void {
   // Written before `coarse.tta` / `coarse.context`: stage 1 predicted each
   // slice once, from that slice alone.
   fill("coarse", { tta: "none", context: 0 });
+  // Written before `coarse.downsample`: stage 1 ran at full resolution.
+  fill("coarse", { downsample: 1 });
   // Written before `pretrain.flip`: every view was mirrored with p = 0.5.
   fill("pretrain", { flip: "horizontal" });
   // Written before `segment.schedule` (stage 3's lr was constant) or

@@ -16,6 +16,7 @@ import {
 } from "./attention.ts";
 import {
   coarseStage,
+  downsampleSlices,
   paddingMultiple,
   predictCoarse,
   resolveCoarseFlip,
@@ -237,6 +238,17 @@ export async function runStage1(
   }
   const maxLabel = Math.max(...data.targets.map((t) => t.id));
   const channels = data.train[0]!.channels;
+  // The slices the network trains and is watched on (`coarse.downsample`),
+  // each case reduced once.
+  const reduced = new Map<string, PreparedCase>();
+  const reduce = (c: PreparedCase): PreparedCase => {
+    let r = reduced.get(c.id);
+    if (!r) {
+      r = downsampleSlices(c, config.coarse.downsample);
+      reduced.set(c.id, r);
+    }
+    return r;
+  };
   const predictInto = async (net: DeepLab, cases: PreparedCase[]) => {
     const bar = new Progress("coarse attention", cases.length, {
       mode: ctx.progress,
@@ -248,6 +260,7 @@ export async function runStage1(
         maxLabel,
         tta: plan.tta,
         context: config.coarse.context,
+        downsample: config.coarse.downsample,
       });
       coarse.set(
         c.id,
@@ -280,7 +293,7 @@ export async function runStage1(
         namedVariables({ "": net }),
         () => {
           const spec = coarseStage(config, net, {
-            cases,
+            cases: cases.map(reduce),
             nClasses: maxLabel + 1,
             seed: (seeds.shuffle + salt) >>> 0,
             flip,
@@ -289,7 +302,7 @@ export async function runStage1(
           });
           // The final network is watched on the evaluation cases' slices.
           const check = stage === "coarse"
-            ? coarseValidator(net, data.evaluation, {
+            ? coarseValidator(net, data.evaluation.map(reduce), {
               multiple: paddingMultiple(config),
               targets: data.targets,
               context: config.coarse.context,

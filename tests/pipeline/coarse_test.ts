@@ -5,6 +5,7 @@ import {
   coarseLabels,
   coarseProbabilities,
   coarseStage,
+  downsampleSlices,
   inverseSqrtClassWeights,
   predictCoarse,
   resolveCoarseFlip,
@@ -430,6 +431,92 @@ Deno.test("predictCoarse() with tta labels each slice by the mean softmax; no te
     assertNoLeak(() => coarseProbabilities(net, input, { tta: true }));
     assertNoLeak(() => coarseLabels(net, input, { tta: true }));
     input.dispose();
+  } finally {
+    net.dispose();
+  }
+});
+
+Deno.test("downsampleSlices() averages each block's pixels per channel and takes its majority label, repeating the last row and column of a ragged side", () => {
+  // [nx 3, ny 3, nz 2], 2 channels; factor 2 → [2, 2, 2].
+  const [nx, ny, nz] = [3, 3, 2];
+  const image = new Float32Array(nx * ny * nz * 2);
+  for (let i = 0; i < nx * ny * nz; i++) {
+    image[2 * i] = i;
+    image[2 * i + 1] = -i;
+  }
+  const label = new Uint8Array([
+    ...[1, 2, 2, 2, 1, 0, 3, 3, 0], // z 0
+    ...[0, 0, 5, 4, 4, 5, 0, 0, 0], // z 1
+  ]);
+  const low = downsampleSlices(
+    { dims: [nx, ny, nz], channels: 2, image, label },
+    2,
+  );
+  assert.deepEqual(low.dims, [2, 2, 2]);
+  // Block (z 0, row 0, col 0) = pixels 0, 1, 3, 4; (row 0, col 1) = pixels
+  // 2, 2, 5, 5 (column 2 repeated); (row 1, col 0) = 6, 7, 6, 7.
+  const mean = (...v: number[]) => v.reduce((a, b) => a + b) / v.length;
+  const want = [
+    mean(0, 1, 3, 4),
+    mean(2, 2, 5, 5),
+    mean(6, 7, 6, 7),
+    mean(8, 8, 8, 8),
+    mean(9, 10, 12, 13),
+    mean(11, 11, 14, 14),
+    mean(15, 16, 15, 16),
+    mean(17, 17, 17, 17),
+  ];
+  want.forEach((v, i) => {
+    assert.ok(Math.abs(low.image[2 * i]! - v) < 1e-5, `pixel ${i}`);
+    assert.ok(Math.abs(low.image[2 * i + 1]! + v) < 1e-5, `pixel ${i}`);
+  });
+  // Votes: {1, 2, 2, 1} → tie, the lower label 1; {2, 2, 0, 0} → 0;
+  // {3, 3, 3, 3} → 3; {0} × 4 → 0; z 1: {0, 0, 4, 4} → 0; {5, 5, 5, 5} →
+  // 5; {0, 0, 0, 0}; {0}.
+  assert.deepEqual(Array.from(low.label!), [1, 0, 3, 0, 0, 5, 0, 0]);
+  // Factor 1 is the case itself; an unlabelled case stays unlabelled.
+  const c = {
+    dims: [nx, ny, nz] as [number, number, number],
+    channels: 2,
+    image,
+  };
+  assert.equal(downsampleSlices(c, 1), c);
+  assert.equal("label" in downsampleSlices(c, 3), false);
+  assert.deepEqual(downsampleSlices(c, 3).dims, [1, 1, 2]);
+  assert.throws(() => downsampleSlices(c, 0), {
+    name: "RangeError",
+    message: /'factor' must be a positive integer: current value is 0/,
+  });
+});
+
+Deno.test("predictCoarse() with downsample labels full-size slices by the reduced slices' probabilities resized back; no tensor leaks", async () => {
+  const net = buildCoarseNet(PRESETS.tiny, 1, 3, 7);
+  try {
+    const c = tinyCases()[0]!; // [16, 12, 3] → [8, 6, 3], rows padded to 8
+    const [nx, ny, nz] = c.dims;
+    const options = { multiple: 8, batchSize: 2, maxLabel: 2, downsample: 2 };
+    for (const tta of [false, true]) {
+      const map = await predictCoarse(net, c, { ...options, tta });
+      assert.equal(map.length, nx * ny * nz);
+      const low = downsampleSlices(c, 2);
+      const { x } = sliceBatch([low], [[0, 0], [0, 1], [0, 2]], {
+        height: 8,
+        width: 8,
+      });
+      const t = tf.tidy(() => {
+        const p = coarseProbabilities(net, tf.tensor4d(x, [nz, 8, 8, 1]), {
+          tta,
+        }).slice([0, 0, 0, 0], [-1, 6, 8, -1]) as tf.Tensor4D;
+        return tf.image.resizeBilinear(p, [12, 16], false, true).argMax(-1);
+      });
+      const want = await t.data();
+      t.dispose();
+      assert.deepEqual(Array.from(map), Array.from(want));
+      await assertNoLeakAsync(async () => {
+        await predictCoarse(net, c, { ...options, tta });
+        return [];
+      });
+    }
   } finally {
     net.dispose();
   }

@@ -136,6 +136,14 @@ Deno.test("mergeConfig() checks the stage-1 augmentation fields", () => {
     () => mergeConfig(PRESETS.tiny, { coarse: { context: 5 } }),
     { message: /'coarse.context': expected <= 4: current value is 5/ },
   );
+  assert.throws(
+    () => mergeConfig(PRESETS.tiny, { coarse: { downsample: 0 } }),
+    { message: /'coarse.downsample': expected >= 1: current value is 0/ },
+  );
+  assert.throws(
+    () => mergeConfig(PRESETS.tiny, { coarse: { downsample: 1.5 } }),
+    { message: /'coarse.downsample': expected an integer/ },
+  );
   assert.throws(() => mergeConfig(PRESETS.tiny, { coarse: { jitter: 1 } }), {
     message: /'coarse.jitter': expected one of "auto", true, false/,
   });

@@ -39,15 +39,17 @@ Deno.test("readRunConfig() reads a run from before model.lowLevelSource as a lay
   }
 });
 
-Deno.test("readRunConfig() reads a run from before coarse.tta and coarse.context as predicting from one slice without the test-time flip", async () => {
+Deno.test("readRunConfig() reads a run from before coarse.tta, coarse.context and coarse.downsample as predicting from one full-size slice without the test-time flip", async () => {
   const dir = await Deno.makeTempDir();
   try {
-    const { tta: _, context: _c, ...coarse } = PRESETS.tiny.coarse;
+    const { tta: _, context: _c, downsample: _d, ...coarse } =
+      PRESETS.tiny.coarse;
     const saved = { ...PRESETS.tiny, coarse, coarseFlipResolved: true };
     await Deno.writeTextFile(join(dir, "config.json"), JSON.stringify(saved));
     const r = await readRunConfig(dir);
     assert.equal(r.config.coarse.tta, "none");
     assert.equal(r.config.coarse.context, 0);
+    assert.equal(r.config.coarse.downsample, 1);
     assert.equal("tta" in (r.saved.coarse as object), false);
   } finally {
     await Deno.remove(dir, { recursive: true });

@@ -6,7 +6,7 @@ import { parseTrainArgs } from "../../cli/train.ts";
 const MICRO =
   new URL("../testdata/micro_config.json", import.meta.url).pathname;
 
-Deno.test("runPipeline() cross-fits the training attention and records the stage evidence; a decoder with a class per target and stage 1's test-time flip predict again from model/", async () => {
+Deno.test("runPipeline() cross-fits the training attention and records the stage evidence; a decoder with a class per target and stage 1's test-time flip on reduced slices predict again from model/", async () => {
   const out = await Deno.makeTempDir();
   try {
     // 6 phantom cases: 4 training cases, two per domain, so 2 folds work.
@@ -24,6 +24,9 @@ Deno.test("runPipeline() cross-fits the training attention and records the stage
       // Asked for: "auto" would not flip the phantom's sided labels.
       "--set",
       "coarse.tta=flip",
+      // Stage 1 on 24×24 slices of the 48×48 phantom, resized back.
+      "--set",
+      "coarse.downsample=2",
     ]);
     const lines: string[] = [];
     const result = await runPipeline(config, {
@@ -143,8 +146,9 @@ Deno.test("runPipeline() cross-fits the training attention and records the stage
       model.nets.segment.options.nClasses,
       Object.keys(metrics.targets).length + 1,
     );
-    // predict flips stage 1's slices as the run did.
+    // predict flips and reduces stage 1's slices as the run did.
     assert.equal(model.coarseTta, true);
+    assert.equal(model.pipeline.coarse.downsample, 2);
     const image: string = metrics.cases[0].image;
     const id = basename(image).replace(/\.nii(\.gz)?$/, "");
     const again = join(out, `again-${id}.nii.gz`);
