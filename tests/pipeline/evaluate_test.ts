@@ -143,4 +143,51 @@ Deno.test("underTrainedWarnings() names the setting to raise for a stage whose l
   assert.deepEqual(underTrainedWarnings(noisy(0.02)), [
     "the coarse loss was still falling at the end of its stage (0.389 → 0.363 over its last two tenths): raise coarse.epochs",
   ]);
+  // Under a decaying lr (the last below half the first) the windows are
+  // fifths. 100 steps whose loss falls 1 → 0.8 until step 79 and then stays
+  // (the cosine's tail): its last two tenths are equal, its last two fifths
+  // 0.824 → 0.800 (-2.9 %), no warning; falling until step 89, fifths
+  // 0.844 → 0.805 (-4.6 %), none either; falling 1.2 → 0.8 to the last
+  // step, fifths 0.919 → 0.838 (-8.8 %): under-trained.
+  const cosine = (i: number) => 0.5 * (1 + Math.cos(Math.PI * i / 100));
+  const tail = (until: number, from: number) =>
+    Array.from({ length: 100 }, (_, i) => ({
+      stage: "segment",
+      loss: from - (from - 0.8) * Math.min(i, until) / until,
+      lr: 3e-3 * cosine(i),
+    }));
+  assert.deepEqual(underTrainedWarnings(tail(79, 1)), []);
+  assert.deepEqual(underTrainedWarnings(tail(89, 1)), []);
+  assert.deepEqual(underTrainedWarnings(tail(99, 1.2)), [
+    "the segment loss was still falling at the end of its stage (0.919 → 0.838 over its last two fifths): raise segment.epochs or segment.stepsPerEpoch",
+  ]);
+  // The brain atlas's stage 1 under the cosine (1350 steps): flat over its
+  // last two tenths, 7.7 % down over its last two fifths.
+  const tenths = [
+    2.3824,
+    1.5071,
+    1.126,
+    0.9971,
+    0.8912,
+    0.8108,
+    0.7808,
+    0.7194,
+    0.6953,
+    0.6896,
+  ];
+  const brain = tenths.flatMap((m, t) =>
+    Array.from({ length: 135 }, (_, i) => ({
+      stage: "coarse",
+      loss: m + (i % 2 ? 0.05 : -0.05),
+      lr: 3e-3 * cosine((t * 135 + i) * 100 / 1350),
+    }))
+  );
+  assert.deepEqual(underTrainedWarnings(brain), [
+    "the coarse loss was still falling at the end of its stage (0.750 → 0.692 over its last two fifths): raise coarse.epochs",
+  ]);
+  // The same losses under a constant lr are judged by tenths: 0.8 % apart.
+  assert.deepEqual(
+    underTrainedWarnings(brain.map((e) => ({ ...e, lr: 3e-3 }))),
+    [],
+  );
 });
