@@ -29,5 +29,6 @@ export {
   type ResolveCoarseFlipOptions,
   resolveCoarseTta,
   resolveJitter,
+  type SliceSource,
 } from "./coarse.ts";
 export { crossfitFolds } from "./stage1.ts";
