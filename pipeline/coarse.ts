@@ -17,7 +17,7 @@ import { type DeepLab, namedVariables, pickTrainable } from "./_models.ts";
 import { optimizeStep, roundUp, stageEpochs } from "./_train_util.ts";
 
 import type { LabelMap } from "../data/mod.ts";
-import { newLabelMap } from "./_arrays.ts";
+import { maxValue, newLabelMap } from "./_arrays.ts";
 
 /** What slices are cut from: a canonical image, with an optional label map. */
 export interface SliceSource {
@@ -146,7 +146,9 @@ export function downsampleSlices<T extends SliceSource>(
   const ch = c.channels;
   const lx = Math.ceil(nx / factor), ly = Math.ceil(ny / factor);
   const image = new Float32Array(lx * ly * nz * ch);
-  const label = c.label ? newLabelMap(lx * ly * nz, maxOf(c.label)) : undefined;
+  const label = c.label
+    ? newLabelMap(lx * ly * nz, maxValue(c.label))
+    : undefined;
   const inv = 1 / (factor * factor);
   const votes = new Map<number, number>();
   for (let z = 0; z < nz; z++) {
@@ -183,12 +185,6 @@ export function downsampleSlices<T extends SliceSource>(
   if (label) out.label = label;
   else delete out.label;
   return out;
-}
-
-function maxOf(v: ArrayLike<number>): number {
-  let m = 0;
-  for (let i = 0; i < v.length; i++) if (v[i]! > m) m = v[i]!;
-  return m;
 }
 
 /** Options of {@linkcode coarseProbabilities} and {@linkcode coarseLabels}. */
