@@ -463,7 +463,7 @@ const TINY: PipelineConfig = {
     lowLevelSkip: true,
     dilate: 1,
     trainAttention: "crossfit",
-    folds: 3,
+    folds: 2,
     flip: "auto",
     tta: "auto",
     context: 0,
