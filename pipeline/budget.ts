@@ -221,7 +221,7 @@ function sized(
  *
  * // 6 training cases of 12 slices, 9 organs in 360 (organ, slice) pairs.
  * const b = sizeBudgets(PRESETS.tiny, { trainingSlices: 72, targets: 9, targetSlices: 360 });
- * assert.deepEqual([b.coarse.epochs, b.coarse.steps], [30, 540]);
+ * assert.deepEqual([b.coarse.epochs, b.coarse.steps], [60, 1080]);
  * assert.deepEqual([b.pretrain.epochs, b.pretrain.stepsPerEpoch], [4, 100]);
  * assert.deepEqual([b.segment.epochs, b.segment.stepsPerEpoch], [20, 50]);
  * ```
@@ -375,10 +375,10 @@ export interface MinutesFit {
  * import assert from "node:assert/strict";
  *
  * const sized = sizeBudgets(PRESETS.tiny, { trainingSlices: 72, targets: 9, targetSlices: 360 });
- * // 540 + 400 + 1000 steps at 100 ms = 194 s; 60 s fixed; 2 min in all.
+ * // 1080 + 400 + 1000 steps at 100 ms = 248 s; 60 s fixed; 3 min in all.
  * const step = { msPerStep: 100 };
  * const fit = fitMinutes(sized, {
- *   minutes: 2,
+ *   minutes: 3,
  *   fixedSeconds: 60,
  *   timing: {
  *     coarse: { ...step, stepsPerEpoch: 18 },
@@ -386,7 +386,7 @@ export interface MinutesFit {
  *     segment: { ...step, stepsPerEpoch: 50 },
  *   },
  * });
- * assert.ok(fit.seconds.total <= 120);
+ * assert.ok(fit.seconds.total <= 180);
  * assert.equal(fit.budgets.segment.setBy, "minutes");
  * assert.ok(fit.budgets.segment.epochs < 20);
  * ```

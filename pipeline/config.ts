@@ -593,11 +593,11 @@ function paper(backbone: 50 | 101): PipelineConfig {
  * The presets: `tiny` (a CPU demo on an 8-case 128×128×12 phantom, 2
  * cases held out: ResNet-18 at width 1/8 with the CIFAR stem, 32×32
  * patches, a coarse DeepLabv3+ with class-weighted cross-entropy, batch
- * Dice and slice augmentation, cross-fitted (3-fold) training attention
+ * Dice and slice augmentation, cross-fitted (2-fold) training attention
  * grown by 1 pixel, pre-training on batches balanced by (domain, target)
  * in pairs, target-Dice decoder training with the low-level skip, fusion
  * up to 4 pixels beyond the attention; every stage's epochs `"auto"`,
- * sized from the data: on the phantom 30 coarse epochs under a cosine lr,
+ * sized from the data: on the phantom 60 coarse epochs under a cosine lr,
  * 400 pre-training steps and 1000 decoder steps; about 7 minutes on 2
  * idle cores with oneDNN),
  * `paper-r50` and `paper-r101` (the paper's
