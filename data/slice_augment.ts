@@ -33,6 +33,17 @@ export interface SliceAugmentOptions {
   scale?: [number, number];
   /** Largest shift along each axis, as a fraction of that side. @default {0} */
   translate?: number;
+  /**
+   * Elastic deformation: each of `elasticGrid` × `elasticGrid` control
+   * points spread over the slice (corners included) moves by an offset
+   * uniform in ±`elastic` × the slice's shorter side along each axis, and
+   * every pixel moves by the bilinear blend of its four surrounding points'
+   * offsets (a smooth warp, as MONAI's `Rand2DElastic`). `0` is off.
+   * @default {0}
+   */
+  elastic?: number;
+  /** Control points per side of the elastic warp (at least 2). @default {4} */
+  elasticGrid?: number;
   /** CT/MRI intensity transform (non-RGB images), as in {@linkcode augmentPatch}; `false` = off. @default {false} */
   intensity?: IntensityOptions | false;
   /** RGB colour jitter (3-channel images), as in {@linkcode augmentPatch}; `false` = off. @default {false} */
@@ -54,6 +65,13 @@ export interface SliceTransform {
   shift: [number, number];
   /** Left-right mirror. */
   flip: boolean;
+  /**
+   * Elastic warp: offsets in pixels (`dx` columns, `dy` rows) of a
+   * `[rows, columns]` grid of control points spread over the output slice,
+   * corners included; output pixel `q` reads as if it sat at `q` plus the
+   * bilinear blend of the offsets around it. Absent when not applied.
+   */
+  elastic?: { grid: [number, number]; dx: Float32Array; dy: Float32Array };
   /** CT/MRI intensity `v' = scale · sign(v)|v|^gamma + shift`; absent when not applied. */
   intensity?: NonNullable<ViewTransform["intensity"]>;
   /** RGB colour jitter; absent when not applied. */
@@ -70,7 +88,8 @@ export interface SampleSliceTransformOptions extends SliceAugmentOptions {
 
 /**
  * Draws one slice transform from `prng`, in a fixed order (zoom, angle,
- * shift, flip, then intensity or colour), so a seed fixes every transform.
+ * shift, flip, intensity or colour, then the elastic warp), so a seed fixes
+ * every transform.
  * Draws are made only for the transforms that are on.
  *
  * @param prng The generator (advanced by the draws).
@@ -115,6 +134,16 @@ export function sampleSliceTransform(
     action,
     hi: 1,
   });
+  const elastic = checkUpTo(options.elastic ?? 0, "elastic", {
+    action,
+    hi: 0.5,
+  });
+  const grid = options.elasticGrid ?? 4;
+  if (!Number.isInteger(grid) || grid < 2) {
+    throw new RangeError(
+      `Cannot augment slices as 'elasticGrid' must be an integer >= 2: current value is ${grid}`,
+    );
+  }
   const resolved = resolveAugmentOptions({
     crop: false,
     rotation: false,
@@ -139,7 +168,49 @@ export function sampleSliceTransform(
   }
   if (flipP > 0) t.flip = prng.next() < flipP;
   drawJitter(prng, resolved, channels, t);
+  // Drawn last, so that turning it on leaves every other draw as it was.
+  if (elastic > 0) {
+    const m = elastic * Math.min(size[0], size[1]);
+    const dx = new Float32Array(grid * grid);
+    const dy = new Float32Array(grid * grid);
+    for (let k = 0; k < grid * grid; k++) {
+      dx[k] = prng.uniform(-m, m);
+      dy[k] = prng.uniform(-m, m);
+    }
+    t.elastic = { grid: [grid, grid], dx, dy };
+  }
   return t;
+}
+
+/**
+ * The elastic warp's offset at output pixel centre (`x`, `y`) of an
+ * `h` × `w` slice, written to `out` as `[dx, dy]`.
+ */
+function elasticOffset(
+  e: NonNullable<SliceTransform["elastic"]>,
+  x: number,
+  y: number,
+  h: number,
+  w: number,
+  out: Float64Array,
+): void {
+  const [gh, gw] = e.grid;
+  const gy = Math.min(Math.max(y / h * (gh - 1), 0), gh - 1);
+  const gx = Math.min(Math.max(x / w * (gw - 1), 0), gw - 1);
+  const r0 = Math.min(Math.floor(gy), gh - 2);
+  const c0 = Math.min(Math.floor(gx), gw - 2);
+  const fy = gy - r0;
+  const fx = gx - c0;
+  const a = r0 * gw + c0;
+  const b = a + gw;
+  const w00 = (1 - fy) * (1 - fx);
+  const w01 = (1 - fy) * fx;
+  const w10 = fy * (1 - fx);
+  const w11 = fy * fx;
+  out[0] = w00 * e.dx[a]! + w01 * e.dx[a + 1]! + w10 * e.dx[b]! +
+    w11 * e.dx[b + 1]!;
+  out[1] = w00 * e.dy[a]! + w01 * e.dy[a + 1]! + w10 * e.dy[b]! +
+    w11 * e.dy[b + 1]!;
 }
 
 /** A label map as {@linkcode augmentSlice} reads and writes it. */
@@ -207,6 +278,17 @@ export function augmentSlice<L extends SliceLabels>(
       }`,
     );
   }
+  if (t.elastic) {
+    const [gh, gw] = t.elastic.grid;
+    if (
+      !(gh >= 2 && gw >= 2) || t.elastic.dx.length !== gh * gw ||
+      t.elastic.dy.length !== gh * gw
+    ) {
+      throw new TypeError(
+        `Cannot augment slice as its elastic warp must hold a grid of at least 2 × 2 offsets in dx and dy: current grid [${t.elastic.grid}], lengths ${t.elastic.dx.length}, ${t.elastic.dy.length}`,
+      );
+    }
+  }
   const img = out.image ?? new Float32Array(n * ch);
   const lab = labels === null
     ? null
@@ -219,10 +301,12 @@ export function augmentSlice<L extends SliceLabels>(
   const fs = t.flip ? -1 : 1;
   const src: Plane = { image, base: 0, nx: w, ny: h, channels: ch };
   const inside = t.color && ch === 3 ? new Uint8Array(n) : null;
+  const d = new Float64Array(2);
   for (let i = 0; i < h; i++) {
-    const qy = i + 0.5 - cy - t.shift[1];
     for (let j = 0; j < w; j++) {
-      const qx = fs * (j + 0.5 - cx - t.shift[0]);
+      if (t.elastic) elasticOffset(t.elastic, j + 0.5, i + 0.5, h, w, d);
+      const qy = i + 0.5 + d[1]! - cy - t.shift[1];
+      const qx = fs * (j + 0.5 + d[0]! - cx - t.shift[0]);
       const X = cx + cos * qx - sin * qy;
       const Y = cy + sin * qx + cos * qy;
       const o = i * w + j;

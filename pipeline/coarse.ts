@@ -482,6 +482,7 @@ export function coarseStage(
     degrees: co.rotation,
     scale: co.scale,
     translate: co.translate,
+    elastic: co.elastic,
     intensity: jitter ? {} : false as const,
     color: jitter ? {} : false as const,
   };
@@ -489,6 +490,7 @@ export function coarseStage(
     ? inverseSqrtClassWeights(cases, nClasses)
     : null;
   const augmenting = flip || co.rotation > 0 || co.translate > 0 ||
+    co.elastic > 0 ||
     co.scale[0] !== 1 || co.scale[1] !== 1 || jitter;
   const variables = namedVariables({ "": net });
   const trainable = pickTrainable(variables, net.trainableVariables());

@@ -214,6 +214,12 @@ export interface CoarseConfig {
   /** Random shift of training slices, as a fraction of each side (0 = off). */
   translate: number;
   /**
+   * Random elastic warp of training slices: a 4 × 4 grid of control points
+   * each moved by up to this fraction of the slice's shorter side along
+   * each axis, blended bilinearly in between (0 = off).
+   */
+  elastic: number;
+  /**
    * Random intensity (scale, shift, gamma) or colour (RGB) jitter of
    * training slices: `true`, `false`, or `"auto"` = on unless the images are
    * mapped through a fixed HU window (CT intensities are calibrated, so
@@ -471,6 +477,7 @@ const TINY: PipelineConfig = {
     rotation: 10,
     scale: [0.9, 1.1],
     translate: 0.05,
+    elastic: 0,
     jitter: "auto",
     classWeights: "inverse-sqrt",
   },
@@ -548,6 +555,7 @@ function paper(backbone: 50 | 101): PipelineConfig {
       rotation: 10,
       scale: [0.9, 1.1],
       translate: 0.05,
+      elastic: 0,
       jitter: "auto",
       classWeights: "none",
     },
@@ -916,6 +924,7 @@ export function validateConfig(
     );
   }
   num(c.coarse.translate, "coarse.translate", { min: 0, max: 0.5 });
+  num(c.coarse.elastic, "coarse.elastic", { min: 0, max: 0.5 });
   oneOf(c.coarse.jitter, "coarse.jitter", ["auto", true, false]);
   oneOf(c.coarse.classWeights, "coarse.classWeights", [
     "none",

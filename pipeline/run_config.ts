@@ -82,6 +82,8 @@ export function upgradeSavedConfig(plain: Record<string, unknown>): void {
   fill("coarse", { tta: "none", context: 0 });
   // Written before `coarse.downsample`: stage 1 ran at full resolution.
   fill("coarse", { downsample: 1 });
+  // Written before `coarse.elastic`: no elastic warp.
+  fill("coarse", { elastic: 0 });
   // Written before `pretrain.flip`: every view was mirrored with p = 0.5.
   fill("pretrain", { flip: "horizontal" });
   // Written before `segment.schedule` (stage 3's lr was constant) or

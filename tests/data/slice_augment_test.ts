@@ -312,3 +312,138 @@ Deno.test("augmentSliceBatch: each slice gets its own draw, in place, equal to a
     /Cannot augment slice batch as x must hold \[3,6,7,2\]/,
   );
 });
+
+Deno.test("augmentSlice: an elastic warp of zero offsets is the identity, a constant offset a shift", () => {
+  const { image, labels } = ramp(4, 6);
+  const zero = {
+    ...ID,
+    elastic: {
+      grid: [3, 3] as [number, number],
+      dx: new Float32Array(9),
+      dy: new Float32Array(9),
+    },
+  };
+  const r = augmentSlice(image, labels, {
+    size: [4, 6],
+    channels: 1,
+    transform: zero,
+  });
+  assert.deepEqual([...r.image], [...image]);
+  assert.deepEqual([...r.labels!], [...labels]);
+  // Every point moved by (+2 columns, +1 row): output (r, c) reads source
+  // (r + 1, c + 2), with 0 / fill beyond the slice, exactly as a shift of
+  // (−2, −1) pixels.
+  const moved = {
+    ...ID,
+    elastic: {
+      grid: [2, 2] as [number, number],
+      dx: new Float32Array(4).fill(2),
+      dy: new Float32Array(4).fill(1),
+    },
+  };
+  const shifted = { ...ID, shift: [-2, -1] as [number, number] };
+  const a = augmentSlice(image, labels, {
+    size: [4, 6],
+    channels: 1,
+    transform: moved,
+    fill: -1,
+  });
+  const b = augmentSlice(image, labels, {
+    size: [4, 6],
+    channels: 1,
+    transform: shifted,
+    fill: -1,
+  });
+  assert.deepEqual([...a.image], [...b.image]);
+  assert.deepEqual([...a.labels!], [...b.labels!]);
+  assert.equal(a.image[0], image[1 * 6 + 2]);
+  assert.equal(a.labels![3 * 6 + 5], -1);
+});
+
+Deno.test("augmentSlice: an elastic warp blends its control points' offsets bilinearly", () => {
+  // A 1×9 ramp, grid 2×2: dx 0 at the left column of points, 4 at the
+  // right. Output pixel centre x = c + 0.5 moves by 4x/9 and samples the
+  // ramp (value = column) at x + 4x/9 − 0.5 between pixel centres, the
+  // last pixel blending with the 0 beyond the slice.
+  const w = 9;
+  const image = Float32Array.from({ length: w }, (_, c) => c);
+  const t = {
+    ...ID,
+    elastic: {
+      grid: [2, 2] as [number, number],
+      dx: new Float32Array([0, 4, 0, 4]),
+      dy: new Float32Array(4),
+    },
+  };
+  const r = augmentSlice(image, null, {
+    size: [1, w],
+    channels: 1,
+    transform: t,
+  });
+  for (let c = 0; c < w; c++) {
+    const x = c + 0.5;
+    const u = x + 4 * x / w - 0.5;
+    const want = u > w - 1 ? (u < w ? (w - 1) * (w - u) : 0) : u;
+    assert.ok(
+      Math.abs(r.image[c]! - Math.max(0, want)) < 1e-4,
+      `column ${c}: ${r.image[c]} against ${want}`,
+    );
+  }
+  assert.equal(r.labels, null);
+});
+
+Deno.test("sampleSliceTransform: the elastic warp is drawn last, within its range, and leaves the other draws alone", () => {
+  const opts = {
+    flipP: 0.5,
+    degrees: 15,
+    translate: 0.1,
+    intensity: {},
+    size: [10, 20] as [number, number],
+    channels: 1,
+  };
+  for (let seed = 0; seed < 50; seed++) {
+    const plain = sampleSliceTransform(new Prng(seed), opts);
+    const warped = sampleSliceTransform(new Prng(seed), {
+      ...opts,
+      elastic: 0.1,
+      elasticGrid: 5,
+    });
+    const { elastic, ...rest } = warped;
+    assert.deepEqual(rest, plain);
+    assert.deepEqual(elastic!.grid, [5, 5]);
+    assert.equal(elastic!.dx.length, 25);
+    // ±0.1 × the shorter side (10 rows) = ±1 pixel.
+    for (const v of [...elastic!.dx, ...elastic!.dy]) {
+      assert.ok(Math.abs(v) <= 1);
+    }
+  }
+  assert.throws(
+    () => sampleSliceTransform(new Prng(0), { ...opts, elastic: 0.6 }),
+    /'elastic' must be in \[0, 0\.5\]: current value is 0\.6/,
+  );
+  assert.throws(
+    () =>
+      sampleSliceTransform(new Prng(0), {
+        ...opts,
+        elastic: 0.1,
+        elasticGrid: 1,
+      }),
+    /'elasticGrid' must be an integer >= 2: current value is 1/,
+  );
+  assert.throws(
+    () =>
+      augmentSlice(new Float32Array(4), null, {
+        size: [2, 2],
+        channels: 1,
+        transform: {
+          ...ID,
+          elastic: {
+            grid: [2, 2],
+            dx: new Float32Array(3),
+            dy: new Float32Array(4),
+          },
+        },
+      }),
+    /elastic warp must hold a grid of at least 2 × 2 offsets/,
+  );
+});

@@ -114,6 +114,10 @@ Deno.test("mergeConfig() checks the stage-1 augmentation fields", () => {
     () => mergeConfig(PRESETS.tiny, { coarse: { translate: 0.7 } }),
     { message: /'coarse.translate': expected <= 0.5: current value is 0.7/ },
   );
+  assert.throws(
+    () => mergeConfig(PRESETS.tiny, { coarse: { elastic: -0.1 } }),
+    { message: /'coarse.elastic': expected >= 0: current value is -0.1/ },
+  );
   assert.equal(PRESETS.tiny.coarse.tta, "auto");
   assert.equal(
     mergeConfig(PRESETS.tiny, { coarse: { tta: "flip" } }).coarse.tta,

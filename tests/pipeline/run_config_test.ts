@@ -39,10 +39,10 @@ Deno.test("readRunConfig() reads a run from before model.lowLevelSource as a lay
   }
 });
 
-Deno.test("readRunConfig() reads a run from before coarse.tta, coarse.context and coarse.downsample as predicting from one full-size slice without the test-time flip", async () => {
+Deno.test("readRunConfig() reads a run from before coarse.tta, coarse.context, coarse.downsample and coarse.elastic as predicting from one full-size slice without the test-time flip, trained without a warp", async () => {
   const dir = await Deno.makeTempDir();
   try {
-    const { tta: _, context: _c, downsample: _d, ...coarse } =
+    const { tta: _, context: _c, downsample: _d, elastic: _e, ...coarse } =
       PRESETS.tiny.coarse;
     const saved = { ...PRESETS.tiny, coarse, coarseFlipResolved: true };
     await Deno.writeTextFile(join(dir, "config.json"), JSON.stringify(saved));
@@ -50,6 +50,7 @@ Deno.test("readRunConfig() reads a run from before coarse.tta, coarse.context an
     assert.equal(r.config.coarse.tta, "none");
     assert.equal(r.config.coarse.context, 0);
     assert.equal(r.config.coarse.downsample, 1);
+    assert.equal(r.config.coarse.elastic, 0);
     assert.equal("tta" in (r.saved.coarse as object), false);
   } finally {
     await Deno.remove(dir, { recursive: true });
