@@ -38,7 +38,7 @@ export interface SliceAugmentOptions {
    * points spread over the slice (corners included) moves by an offset
    * uniform in ±`elastic` × the slice's shorter side along each axis, and
    * every pixel moves by the bilinear blend of its four surrounding points'
-   * offsets (a smooth warp, as MONAI's `Rand2DElastic`). `0` is off.
+   * offsets: a smooth warp, the idea of MONAI's `Rand2DElastic`. `0` is off.
    * @default {0}
    */
   elastic?: number;
