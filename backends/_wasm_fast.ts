@@ -6,8 +6,9 @@
  * but the last (per-channel reductions, which upstream transposes first),
  * MaxPoolGrad, Reverse and Slice (element-wise loops upstream; block copies
  * here: the atrous-convolution gradient flips 3×3×512×512 filters and
- * slices shifted maps) and Transpose of the last two axes (blocked). Other
- * shapes fall through to the kernel below.
+ * slices shifted maps), Concat and SplitV (run copies: DeepLabv3+'s skip
+ * concatenation and its gradient) and Transpose of the last two axes
+ * (blocked). Other shapes fall through to the kernel below.
  *
  * @module
  */
@@ -330,6 +331,115 @@ function slice(original: tf.KernelFunc): tf.KernelFunc {
   };
 }
 
+/**
+ * Copies `rows` runs of `len` elements, run `r` from `src + r * srcStride`
+ * to `dst + r * dstStride` (within the one heap view): an element loop for
+ * short runs, where a call per run would cost more than the copy.
+ */
+function copyRuns(
+  h: Float32Array | Int32Array,
+  src: number,
+  srcStride: number,
+  dst: number,
+  dstStride: number,
+  rows: number,
+  len: number,
+): void {
+  if (len >= 64) {
+    for (let r = 0; r < rows; r++) {
+      const s = src + r * srcStride;
+      h.copyWithin(dst + r * dstStride, s, s + len);
+    }
+    return;
+  }
+  for (let r = 0; r < rows; r++) {
+    const s = src + r * srcStride;
+    const d = dst + r * dstStride;
+    for (let j = 0; j < len; j++) h[d + j] = h[s + j]!;
+  }
+}
+
+/**
+ * Concat as one run copy per input and outer index. Upstream's wasm kernel
+ * makes a typed-array view per run, which dominates when the concatenated
+ * axis is the short last one (DeepLabv3+'s decoder concatenates its
+ * low-level skip along the channels: about 8× an element-wise op).
+ */
+function concat(original: tf.KernelFunc): tf.KernelFunc {
+  return (args) => {
+    const inputs = args.inputs as unknown as tf.TensorInfo[];
+    const dtype = inputs[0]?.dtype;
+    if (
+      (dtype !== "float32" && dtype !== "int32") ||
+      inputs.some((t) => t.dtype !== dtype)
+    ) {
+      return original(args);
+    }
+    const shapes = inputs.map((t) => t.shape);
+    const axis = tf.util.parseAxisParam(
+      ((args.attrs ?? {}) as Attrs).axis as number,
+      shapes[0]!,
+    )[0]!;
+    const parts = inputs.filter((t) => sizeOf(t.shape) > 0);
+    if (parts.length < 2) return original(args);
+    tf.backend_util.assertParamsConsistent(shapes, axis);
+    const outShape = tf.backend_util.computeOutShape(shapes, axis);
+    const backend = args.backend as unknown as WasmBackendLike;
+    const out = backend.makeOutput(outShape, dtype);
+    const h = view(backend, dtype)!;
+    const oo = offsetOf(backend, out);
+    const outer = sizeOf(outShape.slice(0, axis));
+    const width = sizeOf(outShape.slice(axis));
+    let at = 0;
+    for (const t of parts) {
+      const inner = sizeOf(t.shape.slice(axis));
+      copyRuns(h, offsetOf(backend, t), inner, oo + at, width, outer, inner);
+      at += inner;
+    }
+    return out;
+  };
+}
+
+/** SplitV as one run copy per output and outer index (see {@linkcode concat}). */
+function splitV(original: tf.KernelFunc): tf.KernelFunc {
+  return (args) => {
+    const { x } = args.inputs as { x: tf.TensorInfo };
+    if (
+      (x.dtype !== "float32" && x.dtype !== "int32") || x.shape.length === 0
+    ) {
+      return original(args);
+    }
+    const a = (args.attrs ?? {}) as Attrs;
+    const axis = tf.util.parseAxisParam(a.axis as number, x.shape)[0]!;
+    const sizes = tf.backend_util.prepareSplitSize(
+      x as unknown as tf.Tensor,
+      a.numOrSizeSplits as number | number[],
+      axis,
+    );
+    const backend = args.backend as unknown as WasmBackendLike;
+    const outs = sizes.map((n) => {
+      const shape = [...x.shape];
+      shape[axis] = n;
+      return backend.makeOutput(shape, x.dtype);
+    });
+    // Views and offsets after every output exists: making one may grow
+    // (and so move) the heap.
+    const h = view(backend, x.dtype)!;
+    const xo = offsetOf(backend, x);
+    const outer = sizeOf(x.shape.slice(0, axis));
+    const width = sizeOf(x.shape.slice(axis));
+    let at = 0;
+    outs.forEach((o) => {
+      const inner = sizeOf(o.shape.slice(axis));
+      if (inner > 0) {
+        copyRuns(h, xo + at, width, offsetOf(backend, o), inner, outer, inner);
+      }
+      at += inner;
+    });
+    return outs;
+  };
+}
+
 /** Transpose that swaps the last two axes only: blocked matrix transposes. */
 function transpose(original: tf.KernelFunc): tf.KernelFunc {
   return (args) => {
@@ -390,5 +500,7 @@ export const WASM_FAST_PATCHES: readonly KernelPatch[] = [
   { kernelName: "MaxPoolGrad", wrap: maxPoolGrad },
   { kernelName: "Reverse", wrap: reverse },
   { kernelName: "Slice", wrap: slice },
+  { kernelName: "Concat", wrap: concat },
+  { kernelName: "SplitV", wrap: splitV },
   { kernelName: "Transpose", wrap: transpose },
 ];

@@ -477,6 +477,55 @@ export function registerParitySuite(tag: string, ignore: boolean): void {
     },
   );
 
+  Deno.test(
+    { name: `concat and split on wasm (${tag}) match cpu`, ignore },
+    async () => {
+      const prng = new Prng(31);
+      for (let i = 0; i < 8; i++) {
+        const shape = [
+          1 + prng.int(3),
+          1 + prng.int(4),
+          1 + prng.int(5),
+          1 + prng.int(70),
+        ];
+        const axis = i % 4;
+        const other = [...shape];
+        other[axis] = 1 + prng.int(3);
+        const empty = [...shape];
+        empty[axis] = 0;
+        const xs = randn(prng, shape.reduce((a, b) => a * b, 1));
+        const ys = randn(prng, other.reduce((a, b) => a * b, 1));
+        const f = () => {
+          const x = tf.tensor(xs, shape);
+          const y = tf.tensor(ys, other);
+          const both = tf.concat([x, tf.zeros(empty), y, x], axis);
+          const n = both.shape[axis]!;
+          return [
+            both,
+            tf.concat([tf.cast(x, "int32"), tf.cast(y, "int32")], axis - 4),
+            ...tf.split(both, [1, -1, n > 2 ? 1 : 0], axis),
+            ...tf.split(tf.cast(both, "int32"), [n - 1, 1], axis),
+            ...tf.split(x, shape[axis] === 1 ? 1 : [1, shape[axis]! - 1], axis),
+            // The gradient of a concat is a split, and of a split a concat.
+            tf.grad((v: tf.Tensor) =>
+              tf.sum(tf.mul(tf.concat([v, y, v], axis), 1.5))
+            )(x),
+            tf.grad((v: tf.Tensor) => {
+              const [p, q] = tf.split(v, [1, -1], axis);
+              return tf.add(tf.sum(tf.mul(p!, 2)), tf.sum(tf.square(q!)));
+            })(tf.concat([x, y], axis)),
+          ];
+        };
+        assertParity(
+          await runOn("wasm", f),
+          await runOn("cpu", f),
+          `concat/split ${shape} axis ${axis}`,
+        );
+      }
+      await selectBackend("cpu");
+    },
+  );
+
   Deno.test({
     name: `per-channel sum/mean of large tensors on wasm (${tag}) match cpu`,
     ignore,
