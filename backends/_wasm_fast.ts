@@ -7,8 +7,9 @@
  * MaxPoolGrad, Reverse and Slice (element-wise loops upstream; block copies
  * here: the atrous-convolution gradient flips 3×3×512×512 filters and
  * slices shifted maps), Concat and SplitV (run copies: DeepLabv3+'s skip
- * concatenation and its gradient) and Transpose of the last two axes
- * (blocked). Other shapes fall through to the kernel below.
+ * concatenation and its gradient), Transpose of the last two axes
+ * (blocked) and Identity (shared memory, not a copy). Other shapes fall
+ * through to the kernel below.
  *
  * @module
  */
@@ -486,6 +487,22 @@ function transpose(original: tf.KernelFunc): tf.KernelFunc {
   };
 }
 
+/**
+ * Identity (`clone`, and every tensor a custom gradient saves for its
+ * backward pass) as a second reference to the same memory, as `Reshape`
+ * already is on wasm and `Identity` is on cpu; upstream's wasm kernel
+ * copies the whole tensor. Kernels never write into their inputs, so the
+ * two tensors stay equal.
+ */
+function identity(original: tf.KernelFunc): tf.KernelFunc {
+  return (args) => {
+    const { x } = args.inputs as { x: tf.TensorInfo };
+    if (x.dtype === "string") return original(args);
+    (args.backend as unknown as WasmBackendLike).incRef(x.dataId);
+    return { dataId: x.dataId, shape: [...x.shape], dtype: x.dtype };
+  };
+}
+
 /** The fast paths, as a patch table over the wasm backend's kernels. */
 export const WASM_FAST_PATCHES: readonly KernelPatch[] = [
   { kernelName: "Tile", wrap: tile },
@@ -502,5 +519,6 @@ export const WASM_FAST_PATCHES: readonly KernelPatch[] = [
   { kernelName: "Slice", wrap: slice },
   { kernelName: "Concat", wrap: concat },
   { kernelName: "SplitV", wrap: splitV },
+  { kernelName: "Identity", wrap: identity },
   { kernelName: "Transpose", wrap: transpose },
 ];

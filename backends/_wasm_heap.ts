@@ -11,6 +11,8 @@ export interface WasmBackendLike {
   dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
   makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
   disposeData(dataId: object): boolean;
+  /** Counts one more tensor on `dataId`'s memory (as `Reshape` does). */
+  incRef(dataId: object): void;
 }
 
 /** Arguments tfjs passes to a kernel function. */

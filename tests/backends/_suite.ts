@@ -526,6 +526,46 @@ export function registerParitySuite(tag: string, ignore: boolean): void {
     },
   );
 
+  Deno.test(
+    {
+      name: `clone on wasm (${tag}) shares memory until both are gone`,
+      ignore,
+    },
+    async () => {
+      await selectBackend("wasm", { purpose: "train" });
+      const before = tf.memory();
+      const a = tf.tensor([1, 2, 3, 4], [2, 2]);
+      const i = tf.tensor([5, 6], [2], "int32");
+      const b = a.clone();
+      const j = tf.clone(i);
+      // One more tensor each, no new buffer: the clone is a reference.
+      assert.equal(tf.memory().numTensors, before.numTensors + 4);
+      assert.equal(tf.memory().numDataBuffers, before.numDataBuffers + 2);
+      a.dispose();
+      i.dispose();
+      assert.deepEqual([...await b.data()], [1, 2, 3, 4]);
+      assert.deepEqual(b.shape, [2, 2]);
+      assert.deepEqual([...await j.data()], [5, 6]);
+      assert.equal(j.dtype, "int32");
+      // An op on the clone leaves the memory it shared alone.
+      const c = tf.tensor([7, 8, 9, 10], [2, 2]);
+      const d = c.clone();
+      const e = tf.add(d, 1);
+      assert.deepEqual([...await c.data()], [7, 8, 9, 10]);
+      assert.deepEqual([...await e.data()], [8, 9, 10, 11]);
+      tf.dispose([b, j, c, d, e]);
+      assert.equal(tf.memory().numTensors, before.numTensors);
+      assert.equal(tf.memory().numDataBuffers, before.numDataBuffers);
+      // Strings keep upstream's copy.
+      const t = tf.tensor(["x"]);
+      const u = t.clone();
+      t.dispose();
+      assert.deepEqual(await u.data(), ["x"]);
+      u.dispose();
+      await selectBackend("cpu");
+    },
+  );
+
   Deno.test({
     name: `per-channel sum/mean of large tensors on wasm (${tag}) match cpu`,
     ignore,
