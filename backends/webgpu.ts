@@ -61,10 +61,16 @@ function load(): Promise<unknown> {
   nativeOrder();
   // Importing the package registers the "webgpu" backend and its kernels;
   // its resize gradients are wrong for half-pixel centres and some aligned
-  // corners, so ours take those calls (_resize_grad.ts).
+  // corners, so ours take those calls (_resize_grad.ts), and its AddN drops
+  // inputs past the device's buffer limit (_webgpu_fixes.ts).
   loaded ??= (async () => {
     await import("@tensorflow/tfjs-backend-webgpu");
     (await import("./_resize_grad.ts")).registerResizeGradKernels("webgpu");
+    const { applyPatches } = await import("./_patches.ts");
+    applyPatches(
+      "webgpu",
+      (await import("./_webgpu_fixes.ts")).WEBGPU_FIX_PATCHES,
+    );
   })();
   return loaded;
 }
