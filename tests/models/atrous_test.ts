@@ -19,12 +19,16 @@ function seeded(shape: number[], seed: number): tf.Tensor {
   );
 }
 
-// [height, width, rate]: every tap live, some taps dead (partial), centre only.
-const CASES: [number, number, number][] = [[7, 6, 2], [5, 5, 3], [3, 7, 4], [
-  4,
-  4,
-  5,
-]];
+// [height, width, rate]: every tap live, some taps dead (partial), centre
+// only, and every tap live but reading mostly padding (a quarter of the
+// multiply-adds on pixels, as the paper's rate 12 on a 16×16 map).
+const CASES: [number, number, number][] = [
+  [7, 6, 2],
+  [5, 5, 3],
+  [3, 7, 4],
+  [4, 4, 5],
+  [10, 9, 7],
+];
 
 testOnBackends(
   "atrousConv2d() matches tf.conv2d with dilation",
