@@ -66,6 +66,7 @@ export function load(): Promise<unknown> {
       "./_wasm_kernels.ts"
     );
     registerMissing(WASM_TRAINING_KERNELS);
+    registerMissing((await import("./_adam.ts")).ADAM_UPDATE_KERNELS);
     applyPatches("wasm", WASM_FIX_PATCHES);
     (await import("./_resize_grad.ts")).registerResizeGradKernels("wasm");
     applyPatches("wasm", (await import("./_wasm_fast.ts")).WASM_FAST_PATCHES);

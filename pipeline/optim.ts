@@ -7,6 +7,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import { adamUpdate, adamUpdateRouted } from "../backends/_adam.ts";
 
 /** Saved optimiser state: step count and slot values by name. */
 export interface OptimizerState {
@@ -209,6 +210,21 @@ export function createAdam(
           const w = variables[k]!;
           const m = slots[`${k}/m`]!;
           const v = slots[`${k}/v`]!;
+          if (adamUpdateRouted(w)) {
+            // One kernel, the same float32 arithmetic as the ops below.
+            const [w1, m1, v1] = adamUpdate({ w, m, v, g }, {
+              lr,
+              beta1,
+              beta2,
+              epsilon,
+              c1,
+              c2,
+            });
+            m.assign(m1);
+            v.assign(v1);
+            w.assign(w1);
+            continue;
+          }
           const m1 = m.mul(beta1).add(g.mul(1 - beta1));
           const v1 = v.mul(beta2).add(g.square().mul(1 - beta2));
           m.assign(m1);
