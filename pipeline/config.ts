@@ -145,9 +145,14 @@ export interface CoarseConfig {
    * network under a cosine schedule at 0.64.
    */
   schedule: LrSchedule;
-  /** Channel width multiplier of the coarse network. */
+  /**
+   * Channel width multiplier of the coarse network. `tiny` uses 0.25 (16
+   * to 128 channels through ResNet-18's stages): at 0.125 the network
+   * under-fitted its own training slices (the brain atlas's deep grey at
+   * Dice 0.76 after 60 visits).
+   */
   widthMultiplier: number;
-  /** ASPP channels of the coarse network. */
+  /** ASPP channels of the coarse network (`tiny`: 32, scaled with the width). */
   asppChannels: number;
   /** DeepLabv3+ low-level skip in the coarse network (the paper's stage 1 is DeepLabv3+). */
   lowLevelSkip: boolean;
@@ -464,8 +469,8 @@ const TINY: PipelineConfig = {
     batchSize: 4,
     lr: 3e-3,
     schedule: "cosine",
-    widthMultiplier: 0.125,
-    asppChannels: 16,
+    widthMultiplier: 0.25,
+    asppChannels: 32,
     lowLevelSkip: true,
     dilate: 1,
     trainAttention: "crossfit",

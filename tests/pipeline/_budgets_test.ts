@@ -70,7 +70,7 @@ Deno.test("runBudgets() without minutes records the data-sized budgets and measu
   });
   assert.deepEqual(record.stages, sizeBudgets(PRESETS.tiny, record.data));
   assert.equal(record.minutes, null);
-  assert.equal(record.rule.coarse.visits, 60);
+  assert.equal(record.rule.coarse.visits, 40);
 });
 
 Deno.test("runBudgets() with minutes records the measured times, fixed costs and fit", async () => {
@@ -96,10 +96,10 @@ Deno.test("runBudgets() with minutes records the measured times, fixed costs and
   assert.equal(m.fixedSeconds.reserve, RESERVE * 120);
   assert.equal(m.fixedSeconds.elapsed, 5);
   assert.deepEqual(m.stepsPerEpoch, { coarse: 2, pretrain: 100, segment: 50 });
-  // Data-sized: 540 coarse epochs of 2 steps (the floor of 1080 steps:
-  // 216 s), 400 (40 s) and 1000 (50 s) steps: 306 s, more than the ~103 s
-  // left, so each is shortened (by 103 / 306 ≈ 0.34).
-  assert.ok(m.factor! < 0.4 && m.factor! > 0.3);
+  // Data-sized: 360 coarse epochs of 2 steps (the floor of 720 steps:
+  // 144 s), 400 (40 s) and 1000 (50 s) steps: 234 s, more than the ~103 s
+  // left, so each is shortened (by 103 / 234 ≈ 0.44).
+  assert.ok(m.factor! < 0.5 && m.factor! > 0.4);
   for (const s of ["coarse", "pretrain", "segment"] as const) {
     assert.equal(record.stages[s].setBy, "minutes", s);
     assert.ok(record.stages[s].epochs < m.dataSized[s].epochs, s);
@@ -173,11 +173,11 @@ Deno.test({
         targets: 9,
         targetSlices: b.data.targetSlices,
       });
-      // 3 seconds cannot hold the 270 data-sized coarse epochs (1080 steps
+      // 3 seconds cannot hold the 180 data-sized coarse epochs (720 steps
       // of 4 slices): the floor.
-      assert.equal(b.minutes.dataSized.coarse.epochs, 270);
+      assert.equal(b.minutes.dataSized.coarse.epochs, 180);
       assert.equal(b.stages.coarse.setBy, "minutes");
-      assert.equal(b.stages.coarse.epochs, Math.ceil(0.25 * 270));
+      assert.equal(b.stages.coarse.epochs, Math.ceil(0.25 * 180));
       assert.ok(b.stages.coarse.msPerStep > 0);
       assert.equal(b.stages.pretrain.setBy, "config");
       assert.equal(b.stages.pretrain.epochs, 2);

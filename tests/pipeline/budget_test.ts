@@ -26,29 +26,28 @@ type Row = [
 // pairs; Task104_Digits: 264 training canvases, 10 digits in 453 pairs;
 // Task101_BrainAAL8: 1 training volume of 90 slices, 8 regions in 281
 // pairs. The expected values follow BUDGET_RULE by hand, e.g. digits
-// coarse ⌈60 × 264 / 4⌉ = 3960 steps, above the ceiling of 3000 → 45
-// epochs of 66 (2970, rounded down); segment ⌈5 × 453 × 4 / 8⌉ = 1133
-// steps → 23 epochs of 50.
+// coarse ⌈40 × 264 / 4⌉ = 2640 steps → 40 epochs of 66; segment
+// ⌈5 × 453 × 4 / 8⌉ = 1133 steps → 23 epochs of 50.
 const TABLE: Row[] = [
   ["phantom", { trainingSlices: 72, targets: 9, targetSlices: 360 }, {
-    coarse: [60, 18],
+    coarse: [40, 18],
     pretrain: [4, 100],
     segment: [20, 50],
   }],
   ["Task104 digits", { trainingSlices: 264, targets: 10, targetSlices: 453 }, {
-    coarse: [45, 66],
+    coarse: [40, 66],
     pretrain: [5, 100],
     segment: [23, 50],
   }],
-  // ⌈60 × 90 / 4⌉ = 1350 steps → 59 epochs of 23.
+  // ⌈40 × 90 / 4⌉ = 900 steps → 40 epochs of 23.
   ["Task101 brain", { trainingSlices: 90, targets: 8, targetSlices: 281 }, {
-    coarse: [59, 23],
+    coarse: [40, 23],
     pretrain: [4, 100],
     segment: [20, 50],
   }],
-  // ⌈60 × 36 / 4⌉ = 540 steps, below the floor of 1080: 120 epochs of 9.
+  // ⌈40 × 36 / 4⌉ = 360 steps, below the floor of 720: 80 epochs of 9.
   ["two tiny volumes", { trainingSlices: 36, targets: 2, targetSlices: 72 }, {
-    coarse: [120, 9],
+    coarse: [80, 9],
     pretrain: [4, 100],
     segment: [20, 50],
   }],
@@ -74,14 +73,14 @@ for (const [name, size, want] of TABLE) {
   });
 }
 
-Deno.test("sizeBudgets() gives the phantom 60 coarse epochs and the tiny preset's former counts of stages 2 and 3, in words", () => {
+Deno.test("sizeBudgets() gives the phantom 40 coarse epochs and the tiny preset's former counts of stages 2 and 3, in words", () => {
   const b = sizeBudgets(PRESETS.tiny, TABLE[0]![1]);
-  assert.equal(b.coarse.steps, 1080);
+  assert.equal(b.coarse.steps, 720);
   assert.equal(b.pretrain.steps, 400);
   assert.equal(b.segment.steps, 1000);
   assert.equal(
     b.coarse.why,
-    "60 visits × 72 training slices / batch 4 = 1080 steps, within [1080, 3000]: 60 epochs of 18 steps",
+    "40 visits × 72 training slices / batch 4 = 720 steps, within [720, 3000]: 40 epochs of 18 steps",
   );
   assert.match(
     b.segment.why,
@@ -159,7 +158,7 @@ Deno.test("applyBudgets() puts numbers in place of auto without touching the con
   const c = applyBudgets(PRESETS.tiny, b);
   assert.deepEqual(
     [c.coarse.epochs, c.pretrain.epochs, c.segment.epochs],
-    [45, 5, 23],
+    [40, 5, 23],
   );
   assert.equal(PRESETS.tiny.coarse.epochs, "auto");
 });
@@ -312,7 +311,7 @@ Deno.test("fitMinutes() checks its numbers", () => {
   );
 });
 
-Deno.test("sizeBudgets() on the embedded phantom, as prepared by a default run, gives 60 coarse epochs and the tiny preset's former counts of stages 2 and 3", async () => {
+Deno.test("sizeBudgets() on the embedded phantom, as prepared by a default run, gives 40 coarse epochs and the tiny preset's former counts of stages 2 and 3", async () => {
   const dir = await Deno.makeTempDir();
   try {
     const config = PRESETS.tiny;
@@ -327,7 +326,7 @@ Deno.test("sizeBudgets() on the embedded phantom, as prepared by a default run, 
     const b = sizeBudgets(config, size);
     assert.deepEqual(
       BUDGET_STAGES.map((s) => [b[s].epochs, b[s].stepsPerEpoch]),
-      [[60, 18], [4, 100], [20, 50]],
+      [[40, 18], [4, 100], [20, 50]],
     );
   } finally {
     await Deno.remove(dir, { recursive: true });
