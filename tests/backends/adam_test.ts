@@ -74,14 +74,16 @@ Deno.test("adamUpdate on wasm: leak-free, and mismatched inputs are a TypeError 
     const w = tf.tensor([1, 2, 3]);
     const zero = tf.zeros([3]);
     const before = tf.memory().numTensors;
-    const out = adamUpdate({ w, m: zero, v: zero, g: w }, {
+    // The first step's constants: c1 = 1 − 0.9, c2 = 1 − 0.999.
+    const attrs = {
       lr: 0.1,
       beta1: 0.9,
       beta2: 0.999,
       epsilon: 1e-8,
       c1: 0.1,
       c2: 0.001,
-    });
+    };
+    const out = adamUpdate({ w, m: zero, v: zero, g: w }, attrs);
     // First step: every weight moves by lr against its gradient's sign.
     const moved = await out[0].data();
     [0.9, 1.9, 2.9].forEach((e, i) =>
@@ -91,15 +93,7 @@ Deno.test("adamUpdate on wasm: leak-free, and mismatched inputs are a TypeError 
     assert.equal(tf.memory().numTensors, before);
     const short = tf.zeros([2]);
     assert.throws(
-      () =>
-        adamUpdate({ w, m: short, v: zero, g: w }, {
-          lr: 0.1,
-          beta1: 0.9,
-          beta2: 0.999,
-          epsilon: 1e-8,
-          c1: 0.1,
-          c2: 0.001,
-        }),
+      () => adamUpdate({ w, m: short, v: zero, g: w }, attrs),
       {
         name: "TypeError",
         message:
