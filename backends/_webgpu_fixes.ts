@@ -6,8 +6,8 @@
  * - `AddN` binds every input as a storage buffer of one shader; past the
  *   device's `maxStorageBuffersPerShaderStage` (8 by WebGPU's default, the
  *   output included) the extra inputs are dropped without an error: with 8
- *   inputs it returned the sum of the first 7. Here it adds at most
- *   {@linkcode ADDN_CHUNK} inputs per call and then the partial sums.
+ *   inputs it returned the sum of the first 7. Here it keeps a running sum,
+ *   each call adding at most {@linkcode ADDN_CHUNK} tensors.
  *
  * @module
  */
@@ -23,33 +23,23 @@ interface DisposingBackend {
 
 function addN(below: tf.KernelFunc): tf.KernelFunc {
   return (args) => {
-    let parts = args.inputs as unknown as tf.TensorInfo[];
+    const parts = args.inputs as unknown as tf.TensorInfo[];
     if (parts.length <= ADDN_CHUNK) return below(args);
     const backend = args.backend as unknown as DisposingBackend;
-    // Partial sums made here (not the caller's inputs) are freed once used.
-    let made = new Set<tf.TensorInfo>();
-    while (parts.length > 1) {
-      const next: tf.TensorInfo[] = [];
-      const nowMade = new Set<tf.TensorInfo>();
-      for (let i = 0; i < parts.length; i += ADDN_CHUNK) {
-        const group = parts.slice(i, i + ADDN_CHUNK);
-        if (group.length === 1) {
-          next.push(group[0]!);
-          if (made.has(group[0]!)) nowMade.add(group[0]!);
-          continue;
-        }
-        const sum = below({
-          ...args,
-          inputs: group as unknown as tf.NamedTensorInfoMap,
-        }) as tf.TensorInfo;
-        next.push(sum);
-        nowMade.add(sum);
-        for (const g of group) if (made.has(g)) backend.disposeData(g.dataId);
-      }
-      parts = next;
-      made = nowMade;
+    const add = (group: tf.TensorInfo[]) =>
+      below({
+        ...args,
+        inputs: group as unknown as tf.NamedTensorInfoMap,
+      }) as tf.TensorInfo;
+    // A running sum: each call adds the sum so far to the next inputs, and
+    // the sum so far (made here, not the caller's) is freed once used.
+    let sum = add(parts.slice(0, ADDN_CHUNK));
+    for (let i = ADDN_CHUNK; i < parts.length; i += ADDN_CHUNK - 1) {
+      const next = add([sum, ...parts.slice(i, i + ADDN_CHUNK - 1)]);
+      backend.disposeData(sum.dataId);
+      sum = next;
     }
-    return parts[0]!;
+    return sum;
   };
 }
 
