@@ -376,7 +376,7 @@ export interface MinutesFit {
  * import assert from "node:assert/strict";
  *
  * const sized = sizeBudgets(PRESETS.tiny, { trainingSlices: 72, targets: 9, targetSlices: 360 });
- * // 1080 + 400 + 1000 steps at 100 ms = 248 s; 60 s fixed; 3 min in all.
+ * // 720 + 400 + 1000 steps at 100 ms = 212 s; 60 s fixed; 3 min in all.
  * const step = { msPerStep: 100 };
  * const fit = fitMinutes(sized, {
  *   minutes: 3,
